@@ -1,0 +1,241 @@
+"""Emails: who receives each template, what it says (Jinja templates under
+`templates/email/`), and sending through the outbox so that a retry never sends twice."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+
+from scheduler import rules, timeline
+from scheduler.engine import Context, OutgoingMessage
+from scheduler.journey import client_zone, latest_deliverable, month_views, open_hold
+from scheduler.vocab import Template
+from web.models import Admin, Automation, Client, Email, Hold
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@cache
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: Template, context: dict[str, Any]) -> Rendered:
+    """Render `template`'s subject and plain text (`<id>.txt`) and its HTML (`<id>.html`)."""
+    env = environment()
+    text_template = env.get_template(f"email/{template}.txt")
+    blocks = text_template.new_context(context)
+    subject = "".join(text_template.blocks["subject"](blocks))
+    text = "".join(text_template.blocks["body"](blocks))
+    html = env.get_template(f"email/{template}.html").render(context)
+    # One line, whatever a name contains: no header injection through the subject.
+    subject = " ".join(subject.split())
+    return Rendered(subject, text.strip() + "\n", html)
+
+
+def recipients(ctx: Context, client: Client, template: Template) -> list[str]:
+    if rules.to_admins(template):
+        return list(
+            ctx.session.scalars(
+                select(Admin.email).where(Admin.active.is_(True)).order_by(Admin.id)
+            )
+        )
+    return [client.email]
+
+
+def send_for(ctx: Context, automation: Automation, client: Client, template: Template) -> int:
+    """Send the automation's email to each recipient, once. Returns how many it is for."""
+    rows = []
+    for address in recipients(ctx, client, template):
+        key = f"automation:{automation.id}:{address}"
+        row = ctx.session.scalar(select(Email).where(Email.key == key))
+        if row is None:
+            rendered = render(template, context_for(ctx, automation, client, template))
+            row = Email(
+                key=key,
+                automation_id=automation.id,
+                client_id=client.id,
+                to_address=address,
+                template=template,
+                month=automation.month,
+                subject=rendered.subject,
+                text_body=rendered.text,
+                html_body=rendered.html,
+                status="PENDING",
+                message_id=message_id(key, ctx.engine.mail_sender),
+                attempts=0,
+                created_at=ctx.now(),
+            )
+            ctx.session.add(row)
+        rows.append(row)
+    # The outbox rows are committed before anything is sent: after a crash, a re-run sends only
+    # what was not sent.
+    ctx.commit()
+    for row in rows:
+        if row.status == "SENT":
+            continue
+        row.attempts += 1
+        try:
+            ctx.engine.mailer.send(
+                OutgoingMessage(
+                    to=row.to_address,
+                    subject=row.subject,
+                    text=row.text_body,
+                    html=row.html_body,
+                    message_id=row.message_id,
+                )
+            )
+        except Exception as exc:
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            ctx.commit()
+            raise
+        row.status = "SENT"
+        row.sent_at = ctx.now()
+        row.last_error = None
+        ctx.commit()
+    return len(rows)
+
+
+def message_id(key: str, sender: str) -> str:
+    domain = sender.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    return f"<journey.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+# -- what each template is told ----------------------------------------------------------------
+
+
+def day(value: date) -> str:
+    return f"{value:%A}, {value:%B} {value.day}, {value:%Y}"
+
+
+def context_for(
+    ctx: Context, automation: Automation, client: Client, template: Template
+) -> dict[str, Any]:
+    program = ctx.program
+    views = month_views(ctx, client)
+    done, current, percent = rules.progress(views, program)
+    dates = timeline.month_dates(ctx, client)
+    month = automation.month
+    base = ctx.engine.base_url.rstrip("/")
+    info = program.month(month) if month else None
+    deliverable = latest_deliverable(ctx, client, month) if month else None
+    nxt = month + 1 if month and month < program.length else None
+    remaining = [
+        {"month": m.number, "title": m.title, "date": day(dates[m.number])}
+        for m in program.months
+        if not views.get(m.number, rules.MonthView()).done
+    ]
+    context: dict[str, Any] = {
+        "template": str(template),
+        "program": program.name,
+        "program_length": program.length,
+        "client": {
+            "name": client.name,
+            "first_name": client.name.split()[0],
+            "email": client.email,
+            "timezone": client.timezone,
+        },
+        "month": month,
+        "month_title": info.title if info else "",
+        "summary": info.summary.replace("{business}", business(client)) if info else "",
+        "deliverables": list(info.deliverables) if info else [],
+        "achievements": list(info.achievements) if info else [],
+        "prepare": list(info.prepare) if info else [],
+        "due_date": day(dates[month]) if month else "",
+        "progress": {"done": done, "current": current, "percent": percent},
+        "next": (
+            {"month": nxt, "title": program.month(nxt).title, "date": day(dates[nxt])}
+            if nxt
+            else None
+        ),
+        "timeline": remaining,
+        "deliverable": (
+            {
+                "title": deliverable.title,
+                "status": deliverable.status,
+                "version": deliverable.version,
+                "notes": deliverable.reviewer_notes,
+            }
+            if deliverable
+            else None
+        ),
+        "reason": str(automation.payload.get("reason") or ""),
+        "portal_url": f"{base}/portal",
+        "client_url": f"{base}/clients/{client.id}",
+        "hold": None,
+        "failure": None,
+    }
+    if template in (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK):
+        context["hold"] = hold_context(ctx, automation, client, remaining)
+    if template is Template.AUTOMATION_FAILURE:
+        failed = ctx.session.get(Automation, automation.payload.get("automation_id"))
+        context["failure"] = {
+            "id": failed.id if failed else None,
+            "type": failed.type if failed else "",
+            "template": (failed.template or "") if failed else "",
+            "month": failed.month if failed else None,
+            "retries": failed.retry_count if failed else 0,
+            "error": str(automation.payload.get("error") or ""),
+        }
+    return context
+
+
+def hold_context(
+    ctx: Context, automation: Automation, client: Client, remaining: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The hold the email is about, and the timeline it leaves: for a hold with an end date,
+    the remaining months move later by its length."""
+    hold = ctx.session.get(Hold, automation.hold_id) if automation.hold_id else None
+    hold = hold or open_hold(ctx, client)
+    if hold is None:  # welcome back after the hold ended
+        hold = ctx.session.scalar(
+            select(Hold)
+            .where(Hold.client_id == client.id)
+            .order_by(Hold.started_at.desc())
+            .limit(1)
+        )
+    assert hold is not None
+    shift = 0
+    if hold.ended_at is None and hold.until is not None:
+        shift = (hold.until - hold.start_date).days
+    projected = remaining
+    if shift:
+        dates = timeline.month_dates(ctx, client)
+        projected = [
+            dict(line, date=day(dates[line["month"]] + timedelta(days=shift))) for line in remaining
+        ]
+    return {
+        "start": day(hold.start_date),
+        "until": day(hold.until) if hold.until else None,
+        "resume": day(hold.end_date or hold.until) if (hold.end_date or hold.until) else None,
+        "reason": hold.reason,
+        "days": hold.days if hold.days is not None else shift,
+        "timeline": projected,
+        "zone": str(client_zone(client)),
+    }
+
+
+def business(client: Client) -> str:
+    onboarding = client.onboarding or {}
+    return str(onboarding.get("business") or onboarding.get("business_name") or "your business")

@@ -1,0 +1,131 @@
+"""What the engine runs on: the clock, the program, and the outside parts it talks to
+(message transport, mail, deliverable generator), behind small protocols so that tests and the
+simulator can swap the transport and the clock while everything else stays real."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from scheduler.clock import Clock
+from scheduler.program import Month, Program
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+        """Arrange for the automation to be executed at `trigger_at` (or now, if past)."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Mailer(Protocol):
+    def send(self, message: OutgoingMessage) -> None:
+        """Hand the message to the mail server; raise if it was not accepted."""
+        ...
+
+
+@dataclass(frozen=True)
+class EarlierMonth:
+    month: int
+    title: str
+    status: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    client_name: str
+    onboarding: dict[str, object]
+    business_plan: str
+    month: Month
+    program_name: str
+    earlier: Sequence[EarlierMonth]
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Generated:
+    title: str
+    content: str
+
+
+class Generator(Protocol):
+    def generate(self, request: GenerationRequest) -> Generated:
+        """Write the month's deliverable; raise on failure."""
+        ...
+
+
+@dataclass
+class Engine:
+    """The long-lived parts: one per process."""
+
+    clock: Clock
+    program: Program
+    dispatcher: Dispatcher
+    mailer: Mailer
+    generator: Generator
+    send_hour: int = 9
+    base_url: str = "http://127.0.0.1:5000"
+    mail_sender: str = "Journey Engine <journey@localhost>"
+    # Only automations due within the horizon are handed to the broker; the sweep feeds the rest.
+    horizon: timedelta = timedelta(hours=1)
+    # A RUNNING automation whose worker vanished is taken back after its lease.
+    lease: timedelta = timedelta(minutes=10)
+    # A due automation whose message has not run this long after dispatch is sent again.
+    redispatch_after: timedelta = timedelta(minutes=2)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.send_hour <= 23:
+            raise ValueError(f"send hour must be 0-23, not {self.send_hour}")
+
+    def context(self, session: Session) -> Context:
+        return Context(self, session)
+
+
+@dataclass
+class Context:
+    """One unit of work: the engine plus a database session. Dispatches wait for the commit,
+    so a worker never sees a message before the row it points to."""
+
+    engine: Engine
+    session: Session
+    _pending: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+
+    @property
+    def program(self) -> Program:
+        return self.engine.program
+
+    def now(self) -> datetime:
+        return self.engine.clock.now()
+
+    def dispatch_after_commit(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+        self._pending[automation_id] = (version, trigger_at)
+
+    def commit(self) -> None:
+        self.session.commit()
+        pending, self._pending = self._pending, {}
+        for automation_id, (version, trigger_at) in sorted(pending.items(), key=lambda i: i[1][1]):
+            try:
+                self.engine.dispatcher.dispatch(automation_id, version, trigger_at)
+            except Exception:  # the sweep sends it again once it is overdue
+                log.exception("could not dispatch automation %s; the sweep will", automation_id)
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._pending = {}

@@ -1,0 +1,733 @@
+"""The journey's operations: enroll a client and plan the journey, react to events (approval,
+rejection, opening, business plan), and the admin controls (hold, resume, adjust, skip, cancel,
+schedule, trigger now). Each applies the pure rules of `plan` and `rules` to the database and
+leaves the commit to its caller; each is idempotent or refuses with a clear error."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+
+from scheduler import plan, rules
+from scheduler.engine import Context
+from scheduler.vocab import (
+    TEMPLATE_TYPE,
+    AutomationStatus,
+    AutomationType,
+    DeliverableStatus,
+    LogStatus,
+    Source,
+    Template,
+)
+from web.models import Automation, AutomationLog, Client, Deliverable, Hold
+
+
+class JourneyError(Exception):
+    """An operation refused: the message says why, for a person to read."""
+
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Invalid(JourneyError):
+    status = 422
+
+
+class NotFound(JourneyError):
+    status = 404
+
+
+class Conflict(JourneyError):
+    status = 409
+
+
+EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[A-Za-z]{2,}$")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def find_client(ctx: Context, ref: str | int) -> Client:
+    """A client by id or email."""
+    client: Client | None
+    text = str(ref).strip()
+    if text.isdigit():
+        client = ctx.session.get(Client, int(text))
+    else:
+        client = ctx.session.scalar(select(Client).where(Client.email == text.lower()))
+    if client is None:
+        raise NotFound(f"no client {text!r} (give an id or an email)", "client")
+    return client
+
+
+def find_automation(ctx: Context, automation_id: int) -> Automation:
+    automation = ctx.session.get(Automation, automation_id)
+    if automation is None:
+        raise NotFound(f"no automation {automation_id}", "automation")
+    return automation
+
+
+def client_zone(client: Client) -> ZoneInfo:
+    return plan.zone(client.timezone)
+
+
+def local_today(ctx: Context, client: Client) -> date:
+    return plan.local_date(ctx.now(), client_zone(client))
+
+
+def at_send_hour(ctx: Context, client: Client, day: date) -> datetime:
+    return plan.send_instant(day, client_zone(client), ctx.engine.send_hour)
+
+
+def latest_deliverable(ctx: Context, client: Client, month: int) -> Deliverable | None:
+    return ctx.session.scalar(
+        select(Deliverable)
+        .where(Deliverable.client_id == client.id, Deliverable.month == month)
+        .order_by(Deliverable.version.desc())
+        .limit(1)
+    )
+
+
+def month_views(ctx: Context, client: Client) -> dict[int, rules.MonthView]:
+    """Each month's newest deliverable, as the rules see it."""
+    views: dict[int, rules.MonthView] = {}
+    rows = ctx.session.execute(
+        select(Deliverable.month, Deliverable.status, Deliverable.opened_at)
+        .where(Deliverable.client_id == client.id)
+        .order_by(Deliverable.month, Deliverable.version)
+    )
+    for month, status, opened_at in rows:
+        views[month] = rules.MonthView(DeliverableStatus(status), opened_at is not None)
+    return views
+
+
+def open_hold(ctx: Context, client: Client) -> Hold | None:
+    return ctx.session.scalar(
+        select(Hold).where(Hold.client_id == client.id, Hold.ended_at.is_(None)).limit(1)
+    )
+
+
+def pending(ctx: Context, client: Client, **where: Any) -> list[Automation]:
+    query = select(Automation).where(
+        Automation.client_id == client.id, Automation.status == AutomationStatus.SCHEDULED
+    )
+    for name, value in where.items():
+        query = query.where(getattr(Automation, name) == value)
+    return list(ctx.session.scalars(query.order_by(Automation.trigger_at, Automation.id)))
+
+
+# -- the schedule's primitives ---------------------------------------------------------------
+
+
+def log(
+    ctx: Context, automation: Automation, status: LogStatus, detail: str, error: str | None = None
+) -> None:
+    ctx.session.add(
+        AutomationLog(
+            at=ctx.now(),
+            client_id=automation.client_id,
+            automation_id=automation.id,
+            type=automation.type,
+            month=automation.month,
+            template=automation.template,
+            status=status,
+            attempt=automation.retry_count + 1,
+            detail=detail,
+            error=error,
+        )
+    )
+
+
+def schedule(
+    ctx: Context,
+    client: Client,
+    type_: AutomationType,
+    at: datetime,
+    *,
+    source: Source,
+    month: int | None = None,
+    template: Template | None = None,
+    key: str | None = None,
+    payload: dict[str, Any] | None = None,
+    hold: Hold | None = None,
+    planned: bool = False,
+) -> Automation:
+    """Put one automation on the schedule. A `key` the client already has returns the existing
+    automation instead (events and plans never schedule twice). With `planned`, a reminder whose
+    moment has already passed is recorded SKIPPED, never sent late."""
+    if key is not None:
+        existing = ctx.session.scalar(
+            select(Automation).where(Automation.client_id == client.id, Automation.key == key)
+        )
+        if existing is not None:
+            return existing
+    now = ctx.now()
+    automation = Automation(
+        client_id=client.id,
+        hold_id=hold.id if hold else None,
+        type=type_,
+        month=month,
+        template=template,
+        key=key,
+        source=source,
+        status=AutomationStatus.SCHEDULED,
+        version=1,
+        trigger_at=at,
+        retry_count=0,
+        max_retries=ctx.program.schedule.max_retries,
+        payload=payload or {},
+        detail="",
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(automation)
+    ctx.session.flush()
+    if planned and plan.skips_when_late(type_) and at < now:
+        finish(
+            ctx, automation, AutomationStatus.SKIPPED, "its moment had passed when it was planned"
+        )
+    else:
+        send_when_due(ctx, automation)
+    return automation
+
+
+def send_when_due(ctx: Context, automation: Automation) -> None:
+    """Hand the automation to the transport if it falls within the horizon (after commit);
+    otherwise the sweep will when its time comes near."""
+    now = ctx.now()
+    client = automation.client
+    held = client.paused_at is not None and automation.hold_id is None
+    if automation.trigger_at <= now + ctx.engine.horizon and not held:
+        automation.dispatched_at = now
+        ctx.dispatch_after_commit(automation.id, automation.version, automation.trigger_at)
+    else:
+        automation.dispatched_at = None
+
+
+def move(ctx: Context, automation: Automation, at: datetime, *, planned: bool = True) -> None:
+    """Move a scheduled automation to `at`; the messages already sent for it go stale."""
+    automation.trigger_at = at
+    automation.version += 1
+    automation.updated_at = ctx.now()
+    if planned and plan.skips_when_late(AutomationType(automation.type)) and at < ctx.now():
+        finish(
+            ctx, automation, AutomationStatus.SKIPPED, "its moment had passed when it was replanned"
+        )
+    else:
+        send_when_due(ctx, automation)
+
+
+def finish(ctx: Context, automation: Automation, status: AutomationStatus, detail: str) -> None:
+    """End a scheduled automation without running it (skip or cancel), and log why."""
+    automation.status = status
+    automation.version += 1
+    automation.detail = detail
+    automation.lease_until = None
+    automation.dispatched_at = None
+    automation.updated_at = ctx.now()
+    log(ctx, automation, LogStatus(status), detail)
+
+
+def notify(
+    ctx: Context,
+    client: Client,
+    template: Template,
+    key: str,
+    *,
+    month: int | None = None,
+    payload: dict[str, Any] | None = None,
+    hold: Hold | None = None,
+    at: datetime | None = None,
+) -> Automation:
+    """Schedule the automation that sends `template` (now, unless `at` says otherwise)."""
+    return schedule(
+        ctx,
+        client,
+        TEMPLATE_TYPE[template],
+        at or ctx.now(),
+        source=Source.EVENT,
+        month=month,
+        template=template,
+        key=key,
+        payload=payload,
+        hold=hold,
+    )
+
+
+def refresh_progress(ctx: Context, client: Client) -> None:
+    views = month_views(ctx, client)
+    _, current, _ = rules.progress(views, ctx.program)
+    client.current_month = current
+    if rules.complete(views, ctx.program):
+        client.completed_at = client.completed_at or ctx.now()
+    else:
+        client.completed_at = None
+    client.updated_at = ctx.now()
+
+
+# -- enrollment and planning ------------------------------------------------------------------
+
+
+def clean_name(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not name:
+        raise Invalid("name: required", "name")
+    if len(name) > 200:
+        raise Invalid("name: at most 200 characters", "name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise Invalid("name: control characters are not allowed", "name")
+    return name
+
+
+def clean_email(email: str) -> str:
+    email = str(email).strip().lower()
+    if len(email) > 254 or not EMAIL.match(email):
+        raise Invalid(f"email: {email!r} is not an email address", "email")
+    return email
+
+
+def clean_zone(name: str) -> str:
+    try:
+        plan.zone(name)
+    except ValueError as exc:
+        raise Invalid(f"timezone: {exc}", "timezone") from None
+    return name
+
+
+def enroll(
+    ctx: Context,
+    *,
+    name: str,
+    email: str,
+    start_date: date,
+    timezone: str = "UTC",
+    onboarding: dict[str, Any] | None = None,
+    business_plan: str = "",
+) -> Client:
+    """Enroll a client and plan the whole journey from `start_date`."""
+    name, email, timezone = clean_name(name), clean_email(email), clean_zone(timezone)
+    if not isinstance(start_date, date):
+        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+    existing = ctx.session.scalar(select(Client).where(Client.email == email))
+    if existing is not None:
+        raise Conflict(
+            f"a client with email {email} is already enrolled (id {existing.id})", "email"
+        )
+    now = ctx.now()
+    client = Client(
+        name=name,
+        email=email,
+        timezone=timezone,
+        start_date=start_date,
+        current_month=1,
+        held_days=0,
+        onboarding=dict(onboarding or {}),
+        business_plan=business_plan,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.session.add(client)
+    ctx.session.flush()
+    plan_journey(ctx, client)
+    return client
+
+
+def plan_journey(ctx: Context, client: Client) -> None:
+    """Schedule every step of the plan (idempotent: steps already there stay as they are)."""
+    for step in plan.journey_steps(ctx.program):
+        day = plan.step_date(client.start_date, step, ctx.program, client.held_days)
+        schedule(
+            ctx,
+            client,
+            step.type,
+            at_send_hour(ctx, client, day),
+            source=Source.PLAN,
+            month=step.month,
+            template=step.template,
+            key=step.key,
+            planned=True,
+        )
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def check_month(ctx: Context, month: int) -> int:
+    if not isinstance(month, int) or not 1 <= month <= ctx.program.length:
+        raise Invalid(f"month: must be 1-{ctx.program.length}, not {month!r}", "month")
+    return month
+
+
+def require_deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
+    deliverable = latest_deliverable(ctx, client, check_month(ctx, month))
+    if deliverable is None:
+        raise NotFound(f"M{month} of {client.name} has no deliverable yet", "month")
+    return deliverable
+
+
+def approve(ctx: Context, client: Client, month: int) -> Deliverable:
+    """Deliver the month: the client hears now, and celebrates tomorrow at the send hour."""
+    deliverable = require_deliverable(ctx, client, month)
+    if deliverable.status not in (DeliverableStatus.PENDING_REVIEW, DeliverableStatus.REJECTED):
+        raise Conflict(
+            f"M{month} is {deliverable.status}; only a deliverable in review can be approved"
+        )
+    now = ctx.now()
+    deliverable.status = DeliverableStatus.DELIVERED
+    deliverable.reviewed_at = deliverable.delivered_at = now
+    notify(
+        ctx,
+        client,
+        Template.DELIVERABLE_READY,
+        f"ready:{month}:v{deliverable.version}",
+        month=month,
+    )
+    day = local_today(ctx, client) + timedelta(days=ctx.program.schedule.celebration_days_after)
+    template = rules.celebration_for(month, ctx.program)
+    notify(
+        ctx, client, template, f"celebrate:{month}", month=month, at=at_send_hour(ctx, client, day)
+    )
+    refresh_progress(ctx, client)
+    return deliverable
+
+
+def reject(ctx: Context, client: Client, month: int, notes: str = "") -> Deliverable:
+    """Send the month back; admins are reminded in a few days if it is still rejected."""
+    deliverable = require_deliverable(ctx, client, month)
+    if deliverable.status != DeliverableStatus.PENDING_REVIEW:
+        raise Conflict(
+            f"M{month} is {deliverable.status}; only a deliverable in review can be rejected"
+        )
+    deliverable.status = DeliverableStatus.REJECTED
+    deliverable.reviewer_notes = str(notes or "").strip()
+    deliverable.reviewed_at = ctx.now()
+    day = local_today(ctx, client) + timedelta(
+        days=ctx.program.schedule.revision_reminder_days_after
+    )
+    notify(
+        ctx,
+        client,
+        Template.REVISION_REMINDER,
+        f"revision:{month}:v{deliverable.version}",
+        month=month,
+        at=at_send_hour(ctx, client, day),
+    )
+    return deliverable
+
+
+def open_deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
+    """The client opened the month: recorded once; its overdue reminder and escalation stop."""
+    deliverable = require_deliverable(ctx, client, month)
+    if deliverable.status != DeliverableStatus.DELIVERED:
+        raise Conflict(
+            f"M{month} is {deliverable.status}, not delivered: the client cannot open it"
+        )
+    if deliverable.opened_at is None:
+        deliverable.opened_at = ctx.now()
+    for automation in pending(ctx, client, month=month):
+        if automation.template in (Template.REMINDER_OVERDUE, Template.ADMIN_ESCALATION):
+            finish(ctx, automation, AutomationStatus.CANCELLED, f"the client opened M{month}")
+    return deliverable
+
+
+def approve_business_plan(ctx: Context, client: Client) -> Automation | None:
+    """The business plan is approved: month 1 is generated at once if it has not been."""
+    client.business_plan_approved_at = client.business_plan_approved_at or ctx.now()
+    client.updated_at = ctx.now()
+    if latest_deliverable(ctx, client, 1) is not None:
+        return None
+    running = ctx.session.scalar(
+        select(Automation).where(
+            Automation.client_id == client.id,
+            Automation.type == AutomationType.GENERATE_DELIVERABLE,
+            Automation.month == 1,
+            Automation.status == AutomationStatus.RUNNING,
+        )
+    )
+    if running is not None:
+        return running
+    waiting = pending(ctx, client, type=AutomationType.GENERATE_DELIVERABLE, month=1)
+    if waiting:
+        if waiting[0].trigger_at > ctx.now():
+            move(ctx, waiting[0], ctx.now(), planned=False)
+        return waiting[0]
+    return schedule(
+        ctx,
+        client,
+        AutomationType.GENERATE_DELIVERABLE,
+        ctx.now(),
+        source=Source.EVENT,
+        month=1,
+        key="business-plan:1",
+    )
+
+
+def generate_by_hand(ctx: Context, client: Client, month: int, notes: str = "") -> Automation:
+    """An admin generates the month now: its scheduled generation is cancelled. A month that
+    already has a deliverable is never generated twice (a rejected one gets a new version)."""
+    check_month(ctx, month)
+    refuse_on_hold(client)
+    latest = latest_deliverable(ctx, client, month)
+    if latest is not None and latest.status != DeliverableStatus.REJECTED:
+        raise Conflict(
+            f"M{month} already has a deliverable ({latest.status}); it is never generated twice"
+        )
+    running = ctx.session.scalar(
+        select(func.count()).where(
+            Automation.client_id == client.id,
+            Automation.type == AutomationType.GENERATE_DELIVERABLE,
+            Automation.month == month,
+            Automation.status == AutomationStatus.RUNNING,
+        )
+    )
+    if running:
+        raise Conflict(f"M{month} is being generated right now")
+    version = latest.version + 1 if latest else 1
+    for automation in pending(ctx, client, type=AutomationType.GENERATE_DELIVERABLE, month=month):
+        if automation.key != f"manual:{month}:v{version}":
+            finish(ctx, automation, AutomationStatus.CANCELLED, f"M{month} generated by hand")
+    return schedule(
+        ctx,
+        client,
+        AutomationType.GENERATE_DELIVERABLE,
+        ctx.now(),
+        source=Source.MANUAL,
+        month=month,
+        key=f"manual:{month}:v{version}",
+        payload={"manual": True, "version": version, "notes": str(notes or "").strip()},
+    )
+
+
+# -- admin controls ----------------------------------------------------------------------------
+
+
+def refuse_on_hold(client: Client) -> None:
+    if client.paused_at is not None:
+        raise Conflict(f"{client.name} is on hold: resume the journey first")
+
+
+def pause(ctx: Context, client: Client, *, until: date | None = None, reason: str = "") -> Hold:
+    """Put the client on hold: nothing of the journey fires until they resume."""
+    if client.completed_at is not None:
+        raise Conflict(f"{client.name} has completed the program; there is nothing to pause")
+    if client.paused_at is not None:
+        raise Conflict(f"{client.name} is already on hold since {client.paused_at:%Y-%m-%d}")
+    today = local_today(ctx, client)
+    if until is not None and until <= today:
+        raise Invalid(f"until: must be after today ({today}) in the client's time zone", "until")
+    now = ctx.now()
+    hold = Hold(
+        client_id=client.id,
+        reason=str(reason or "").strip(),
+        started_at=now,
+        start_date=today,
+        until=until,
+    )
+    ctx.session.add(hold)
+    client.paused_at = now
+    client.updated_at = now
+    ctx.session.flush()
+    # Every message already sent for the client's pending automations goes stale.
+    ctx.session.execute(
+        update(Automation)
+        .where(
+            Automation.client_id == client.id,
+            Automation.status == AutomationStatus.SCHEDULED,
+        )
+        .values(version=Automation.version + 1, dispatched_at=None, updated_at=now),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    notify(ctx, client, Template.PAUSE_CONFIRMATION, f"hold:{hold.id}:confirm", hold=hold)
+    if until is not None:
+        schedule(
+            ctx,
+            client,
+            AutomationType.UPDATE_STATUS,
+            at_send_hour(ctx, client, until),
+            source=Source.EVENT,
+            key=f"hold:{hold.id}:end",
+            payload={"status": "ACTIVE"},
+            hold=hold,
+        )
+        remind = until - timedelta(days=ctx.program.schedule.resume_reminder_days_before)
+        schedule(
+            ctx,
+            client,
+            AutomationType.SEND_REMINDER,
+            at_send_hour(ctx, client, remind),
+            source=Source.EVENT,
+            template=Template.RESUME_REMINDER,
+            key=f"hold:{hold.id}:remind",
+            hold=hold,
+            planned=True,
+        )
+    return hold
+
+
+def resume(ctx: Context, client: Client, *, ended_by: str = "admin") -> Hold:
+    """End the hold: every pending automation moves later by the whole local days paused."""
+    hold = open_hold(ctx, client)
+    if client.paused_at is None or hold is None:
+        raise Conflict(f"{client.name} is not on hold")
+    today = local_today(ctx, client)
+    days = plan.days_between(hold.start_date, today)
+    now = ctx.now()
+    hold.ended_at, hold.end_date, hold.days, hold.ended_by = now, today, days, ended_by
+    client.paused_at = None
+    client.held_days += days
+    client.updated_at = now
+    tz = client_zone(client)
+    for automation in pending(ctx, client):
+        if automation.hold_id == hold.id:
+            finish(ctx, automation, AutomationStatus.CANCELLED, "the hold ended")
+        else:
+            move(ctx, automation, plan.shift_local(automation.trigger_at, tz, days))
+    notify(ctx, client, Template.WELCOME_BACK, f"hold:{hold.id}:welcome", payload={"days": days})
+    return hold
+
+
+def adjust(ctx: Context, client: Client, start_date: date) -> int:
+    """Move the program start: every pending step of the plan is recomputed from the new date
+    (holds already taken still count). Returns how many automations moved."""
+    if not isinstance(start_date, date):
+        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+    if client.completed_at is not None:
+        raise Conflict(f"{client.name} has completed the program; the start date is history")
+    if start_date == client.start_date:
+        return 0
+    client.start_date = start_date
+    client.updated_at = ctx.now()
+    steps = plan.step_by_key(ctx.program)
+    moved = 0
+    plan_rows = ctx.session.scalars(
+        select(Automation).where(
+            Automation.client_id == client.id,
+            Automation.source == Source.PLAN,
+            Automation.status.in_([AutomationStatus.SCHEDULED, AutomationStatus.SKIPPED]),
+        )
+    ).all()
+    for automation in plan_rows:
+        step = steps.get(automation.key or "")
+        if step is None:
+            continue
+        day = plan.step_date(start_date, step, ctx.program, client.held_days)
+        at = at_send_hour(ctx, client, day)
+        if automation.status == AutomationStatus.SCHEDULED:
+            move(ctx, automation, at)
+            moved += 1
+        elif automation.executed_at is None and at >= ctx.now():
+            # Skipped only because its moment had passed: the new start brings it back.
+            automation.status = AutomationStatus.SCHEDULED
+            automation.detail = ""
+            move(ctx, automation, at)
+            moved += 1
+    return moved
+
+
+def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
+    """The month counts as done, without celebration; its automations are cancelled."""
+    check_month(ctx, month)
+    latest = latest_deliverable(ctx, client, month)
+    if latest is not None and latest.status in rules.DONE:
+        raise Conflict(f"M{month} is already {latest.status}")
+    for automation in pending(ctx, client, month=month):
+        if automation.hold_id is None:
+            finish(ctx, automation, AutomationStatus.CANCELLED, f"M{month} skipped")
+    now = ctx.now()
+    if latest is None:
+        latest = Deliverable(
+            client_id=client.id,
+            month=month,
+            version=1,
+            title=ctx.program.month(month).title,
+            content="",
+            created_at=now,
+        )
+        ctx.session.add(latest)
+    latest.status = DeliverableStatus.SKIPPED
+    latest.reviewed_at = now
+    ctx.session.flush()
+    refresh_progress(ctx, client)
+    return latest
+
+
+def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an admin") -> None:
+    if automation.status != AutomationStatus.SCHEDULED:
+        raise Conflict(
+            f"automation {automation.id} is {automation.status}; "
+            "only a scheduled one can be cancelled"
+        )
+    finish(ctx, automation, AutomationStatus.CANCELLED, reason)
+
+
+def trigger_now(ctx: Context, automation: Automation) -> None:
+    """Run a scheduled automation now, or run a failed one again (with fresh retries)."""
+    if automation.hold_id is None:
+        refuse_on_hold(automation.client)
+    if automation.status == AutomationStatus.FAILED:
+        automation.status = AutomationStatus.SCHEDULED
+        automation.retry_count = 0
+        automation.error = None
+        automation.detail = "run again by an admin"
+    elif automation.status != AutomationStatus.SCHEDULED:
+        raise Conflict(
+            f"automation {automation.id} is {automation.status}; "
+            "only a scheduled or failed one can be run now"
+        )
+    move(ctx, automation, ctx.now(), planned=False)
+
+
+def schedule_by_hand(
+    ctx: Context,
+    client: Client,
+    type_: str,
+    *,
+    at: datetime | None = None,
+    month: int | None = None,
+    template: str | None = None,
+) -> Automation:
+    """An admin adds one automation to the client's schedule."""
+    try:
+        kind = AutomationType(type_)
+    except ValueError:
+        names = ", ".join(t.value for t in AutomationType if t is not AutomationType.UPDATE_STATUS)
+        raise Invalid(f"type: unknown automation type {type_!r} (one of {names})", "type") from None
+    if kind is AutomationType.UPDATE_STATUS:
+        raise Invalid("type: holds end through pause/resume, not by hand", "type")
+    if month is not None:
+        check_month(ctx, month)
+    chosen: Template | None = None
+    if kind is AutomationType.GENERATE_DELIVERABLE:
+        if month is None:
+            raise Invalid("month: a generation needs a month", "month")
+        if template:
+            raise Invalid("template: a generation sends no template", "template")
+    else:
+        try:
+            chosen = Template(template or "")
+        except ValueError:
+            raise Invalid(f"template: unknown template {template!r}", "template") from None
+        if TEMPLATE_TYPE[chosen] is not kind:
+            raise Invalid(
+                f"template: {chosen} is sent by {TEMPLATE_TYPE[chosen]}, not {kind}", "template"
+            )
+        if chosen in (
+            Template.WEEKLY_DIGEST,
+            Template.AUTOMATION_FAILURE,
+            Template.RESUME_REMINDER,
+        ):
+            raise Invalid(f"template: {chosen} is sent by the engine itself", "template")
+        if month is None and chosen not in (Template.PAUSE_CONFIRMATION, Template.WELCOME_BACK):
+            raise Invalid(f"month: {chosen} is about a month; give one", "month")
+    when = at or ctx.now()
+    if when < ctx.now() - timedelta(minutes=1):
+        raise Invalid("at: must not be in the past", "at")
+    return schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)

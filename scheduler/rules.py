@@ -1,0 +1,135 @@
+"""The journey's decisions, as pure functions: whether an automation still has a reason to
+act when its moment comes, who hears about it, what a month's completion brings, and when a
+failed action is tried again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler.program import Program
+from scheduler.vocab import ADMIN_TEMPLATES, AutomationType, DeliverableStatus, Template
+
+DONE = (DeliverableStatus.DELIVERED, DeliverableStatus.SKIPPED)
+
+
+@dataclass(frozen=True)
+class MonthView:
+    """What the rules know about one month: its newest deliverable's status, and whether the
+    client has opened it."""
+
+    status: DeliverableStatus | None = None
+    opened: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    run: bool
+    reason: str
+
+
+def run(reason: str) -> Verdict:
+    return Verdict(True, reason)
+
+
+def skip(reason: str) -> Verdict:
+    return Verdict(False, reason)
+
+
+def decide(
+    type_: AutomationType,
+    template: Template | None,
+    month: int | None,
+    this: MonthView,
+    previous: MonthView | None,
+    *,
+    hold_active: bool = False,
+) -> Verdict:
+    """Should this automation act now? `this` is its month, `previous` the month before."""
+    m = f"M{month}" if month else "the journey"
+    if type_ is AutomationType.GENERATE_DELIVERABLE:
+        if this.status is not None:
+            return skip(f"a deliverable for {m} already exists ({this.status})")
+        if previous is not None and not previous.done:
+            return run(f"generate {m}; M{month - 1} is not delivered yet, admins are alerted")
+        return run(f"generate {m}")
+    if type_ is AutomationType.UPDATE_STATUS:
+        return run("end the hold") if hold_active else skip("the hold has already ended")
+    if template is Template.RESUME_REMINDER:
+        return run("the hold ends soon") if hold_active else skip("the hold has already ended")
+    if template is Template.REMINDER_UPCOMING:
+        if this.status is DeliverableStatus.DELIVERED:
+            return skip(f"{m} is already delivered")
+        if this.status is DeliverableStatus.SKIPPED:
+            return skip(f"{m} was skipped")
+        return run(f"{m} is coming soon")
+    if template is Template.REMINDER_OVERDUE:
+        if this.status is not DeliverableStatus.DELIVERED:
+            return skip(f"{m} is not delivered yet ({this.status or 'not generated'})")
+        if this.opened:
+            return skip(f"the client has already opened {m}")
+        return run(f"{m} is delivered and not opened")
+    if type_ is AutomationType.ESCALATE_TO_ADMIN and template is Template.ADMIN_ESCALATION:
+        if this.status is DeliverableStatus.SKIPPED:
+            return skip(f"{m} was skipped")
+        if this.opened:
+            return skip(f"the client has opened {m}")
+        state = {
+            None: "not generated",
+            DeliverableStatus.GENERATING: "still generating",
+            DeliverableStatus.PENDING_REVIEW: "still in review",
+            DeliverableStatus.REJECTED: "rejected, awaiting revision",
+            DeliverableStatus.DELIVERED: "delivered, not opened",
+        }[this.status]
+        return run(f"{m} is overdue: {state}")
+    if template is Template.REVISION_REMINDER:
+        if this.status is DeliverableStatus.REJECTED:
+            return run(f"{m} is still rejected")
+        return skip(f"{m} is no longer rejected ({this.status or 'not generated'})")
+    return run(f"send {template}" if template else f"run {type_}")
+
+
+def escalate_behind(previous: MonthView | None) -> bool:
+    """Generating a month alerts admins when the month before is neither delivered nor skipped."""
+    return previous is not None and not previous.done
+
+
+def celebration_for(month: int, program: Program) -> Template:
+    """Completing a month: the program-complete celebration for the last month, the halfway
+    one for the halfway month, the month-complete one otherwise."""
+    if month == program.length:
+        return Template.PROGRAM_COMPLETE
+    if month == program.schedule.halfway_month:
+        return Template.HALFWAY
+    return Template.MONTH_COMPLETE
+
+
+def to_admins(template: Template) -> bool:
+    return template in ADMIN_TEMPLATES
+
+
+def retry_at(
+    now: datetime, retries_so_far: int, max_retries: int, program: Program
+) -> datetime | None:
+    """When a failed action is tried again, or None when its retries are used up."""
+    if retries_so_far >= max_retries:
+        return None
+    return now + timedelta(minutes=program.schedule.retry_delay_minutes)
+
+
+def progress(months: Mapping[int, MonthView], program: Program) -> tuple[int, int, int]:
+    """(months done, current month, percent done). The current month is the latest month that
+    has a deliverable (generated, delivered or skipped), or 1 before any."""
+    done = sum(1 for view in months.values() if view.done)
+    started = [m for m, view in months.items() if view.status is not None]
+    current = max(started, default=1)
+    return done, min(current, program.length), round(100 * done / program.length)
+
+
+def complete(months: Mapping[int, MonthView], program: Program) -> bool:
+    return all(months.get(m, MonthView()).done for m in range(1, program.length + 1))

@@ -1,0 +1,102 @@
+"""The sweep: runs every minute (periodiq in production, a timer thread in embedded mode) and
+is safe to run concurrently. It takes back automations whose worker died, and hands to the
+transport what falls due within the horizon and has no message in flight, or whose message was
+lost (still pending well after its moment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+
+from scheduler.engine import Context
+from scheduler.execute import expired_leases
+from scheduler.vocab import AutomationStatus
+from web.models import Automation, Client
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    at: datetime
+    reclaimed: int
+    dispatched: int
+    overdue: int
+
+
+def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
+    now = ctx.now()
+    reclaimed = expired_leases(ctx)
+    ctx.commit()
+    horizon = now + ctx.engine.horizon
+    stale = now - ctx.engine.redispatch_after
+    due = (
+        select(Automation.id, Automation.version, Automation.trigger_at)
+        .join(Client, Client.id == Automation.client_id)
+        .where(
+            Automation.status == AutomationStatus.SCHEDULED,
+            Automation.trigger_at <= horizon,
+            or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
+            or_(
+                Automation.dispatched_at.is_(None),
+                and_(Automation.trigger_at <= stale, Automation.dispatched_at <= stale),
+            ),
+        )
+        .order_by(Automation.trigger_at)
+        .limit(batch)
+    )
+    rows = ctx.session.execute(due).all()
+    dispatched = 0
+    for automation_id, version, trigger_at in rows:
+        # Only one sweeper wins each row (compare-and-set on version and dispatch time).
+        won = ctx.session.execute(
+            update(Automation)
+            .where(
+                Automation.id == automation_id,
+                Automation.version == version,
+                Automation.status == AutomationStatus.SCHEDULED,
+                or_(Automation.dispatched_at.is_(None), Automation.dispatched_at <= stale),
+            )
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won:
+            ctx.dispatch_after_commit(automation_id, version, trigger_at)
+            dispatched += 1
+    ctx.commit()
+    return SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
+
+
+def overdue_count(ctx: Context, now: datetime) -> int:
+    """Automations of active clients due more than the re-dispatch delay ago and still waiting."""
+    stale = now - ctx.engine.redispatch_after
+    return int(
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(Automation)
+            .join(Client, Client.id == Automation.client_id)
+            .where(
+                Automation.status == AutomationStatus.SCHEDULED,
+                Automation.trigger_at <= stale,
+                or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
+            )
+        )
+        or 0
+    )
+
+
+def forget_dispatches(ctx: Context) -> int:
+    """The in-process broker starts empty: whatever an earlier process dispatched is gone, so
+    every pending automation counts as not dispatched (the next sweep sends what is due)."""
+    result = ctx.session.execute(
+        update(Automation)
+        .where(
+            Automation.status == AutomationStatus.SCHEDULED, Automation.dispatched_at.is_not(None)
+        )
+        .values(dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    ctx.commit()
+    return result.rowcount

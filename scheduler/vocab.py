@@ -1,0 +1,105 @@
+"""The names the engine speaks: automation types and statuses, deliverable statuses, templates."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AutomationType(StrEnum):
+    GENERATE_DELIVERABLE = "GENERATE_DELIVERABLE"
+    SEND_REMINDER = "SEND_REMINDER"
+    SEND_NOTIFICATION = "SEND_NOTIFICATION"
+    SEND_CELEBRATION = "SEND_CELEBRATION"
+    ESCALATE_TO_ADMIN = "ESCALATE_TO_ADMIN"
+    UPDATE_STATUS = "UPDATE_STATUS"
+
+
+class AutomationStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+PENDING = (AutomationStatus.SCHEDULED,)
+FINISHED = (
+    AutomationStatus.COMPLETED,
+    AutomationStatus.SKIPPED,
+    AutomationStatus.FAILED,
+    AutomationStatus.CANCELLED,
+)
+
+
+class LogStatus(StrEnum):
+    """What one execution, skip or cancellation came to (one `automation_logs` row)."""
+
+    COMPLETED = "COMPLETED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    CANCELLED = "CANCELLED"
+
+
+class Source(StrEnum):
+    """Who put an automation on the schedule."""
+
+    PLAN = "PLAN"  # the journey plan made at enrollment
+    EVENT = "EVENT"  # a rule reacting to an event (approval, hold, failure...)
+    MANUAL = "MANUAL"  # an admin, by hand
+
+
+class DeliverableStatus(StrEnum):
+    GENERATING = "GENERATING"
+    PENDING_REVIEW = "PENDING_REVIEW"
+    DELIVERED = "DELIVERED"
+    REJECTED = "REJECTED"
+    SKIPPED = "SKIPPED"
+
+
+class Template(StrEnum):
+    REMINDER_UPCOMING = "REMINDER_UPCOMING"
+    DELIVERABLE_READY = "DELIVERABLE_READY"
+    REMINDER_OVERDUE = "REMINDER_OVERDUE"
+    ADMIN_ESCALATION = "ADMIN_ESCALATION"
+    MONTH_COMPLETE = "MONTH_COMPLETE"
+    HALFWAY = "HALFWAY"
+    PROGRAM_COMPLETE = "PROGRAM_COMPLETE"
+    PAUSE_CONFIRMATION = "PAUSE_CONFIRMATION"
+    RESUME_REMINDER = "RESUME_REMINDER"
+    WELCOME_BACK = "WELCOME_BACK"
+    REVISION_REMINDER = "REVISION_REMINDER"
+    REVIEW_NEEDED = "REVIEW_NEEDED"
+    AUTOMATION_FAILURE = "AUTOMATION_FAILURE"
+    WEEKLY_DIGEST = "WEEKLY_DIGEST"
+
+
+# Who receives each template: the client, or the admins.
+ADMIN_TEMPLATES = frozenset(
+    {
+        Template.ADMIN_ESCALATION,
+        Template.REVISION_REMINDER,
+        Template.REVIEW_NEEDED,
+        Template.AUTOMATION_FAILURE,
+        Template.WEEKLY_DIGEST,
+    }
+)
+
+# The automation type that carries each template.
+TEMPLATE_TYPE: dict[Template, AutomationType] = {
+    Template.REMINDER_UPCOMING: AutomationType.SEND_REMINDER,
+    Template.REMINDER_OVERDUE: AutomationType.SEND_REMINDER,
+    Template.RESUME_REMINDER: AutomationType.SEND_REMINDER,
+    Template.REVISION_REMINDER: AutomationType.SEND_REMINDER,
+    Template.DELIVERABLE_READY: AutomationType.SEND_NOTIFICATION,
+    Template.REVIEW_NEEDED: AutomationType.SEND_NOTIFICATION,
+    Template.PAUSE_CONFIRMATION: AutomationType.SEND_NOTIFICATION,
+    Template.WELCOME_BACK: AutomationType.SEND_NOTIFICATION,
+    Template.AUTOMATION_FAILURE: AutomationType.SEND_NOTIFICATION,
+    Template.WEEKLY_DIGEST: AutomationType.SEND_NOTIFICATION,
+    Template.MONTH_COMPLETE: AutomationType.SEND_CELEBRATION,
+    Template.HALFWAY: AutomationType.SEND_CELEBRATION,
+    Template.PROGRAM_COMPLETE: AutomationType.SEND_CELEBRATION,
+    Template.ADMIN_ESCALATION: AutomationType.ESCALATE_TO_ADMIN,
+}

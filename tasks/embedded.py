@@ -1,0 +1,55 @@
+"""Embedded mode (no REDIS_URL): a Dramatiq worker on the in-process broker and a timer thread
+running the sweep, inside the web process, so that one command runs everything."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq import Worker
+from flask import Flask
+
+from tasks import runtime
+
+log = logging.getLogger(__name__)
+
+
+class Embedded:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.worker: Worker | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from scheduler.sweep import forget_dispatches
+        from tasks import actors  # noqa: F401  (declares the actors on the broker)
+
+        runtime.bind(self.app)
+        with runtime.context() as ctx:
+            forget_dispatches(ctx)
+        self.worker = Worker(dramatiq.get_broker(), worker_threads=2, worker_timeout=100)
+        self.worker.start()
+        self.thread = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
+        self.thread.start()
+        log.info("embedded worker and sweep started")
+
+    def _sweep_loop(self) -> None:
+        from scheduler.sweep import sweep
+
+        interval = float(self.app.config["SWEEP_INTERVAL_SECONDS"])
+        while not self.stopping.is_set():
+            try:
+                with runtime.context() as ctx:
+                    sweep(ctx)
+            except Exception:
+                log.exception("sweep failed; trying again in %.0f s", interval)
+            self.stopping.wait(interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.worker is not None:
+            self.worker.stop(timeout=5000)
+        if self.thread is not None:
+            self.thread.join(timeout=5)

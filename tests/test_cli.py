@@ -1,0 +1,104 @@
+"""The `journey` command: each operator command works, and bad input gets a message and a
+non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from web.cli import cli
+
+
+@pytest.fixture
+def run(harness):
+    runner = harness.app.test_cli_runner()
+
+    def invoke(*args: str):
+        result = runner.invoke(cli, list(args))
+        assert "Traceback" not in (result.output or "")
+        return result
+
+    return invoke
+
+
+def test_enroll_show_and_control_a_journey(run, harness):
+    out = run(
+        "clients",
+        "add",
+        "Sarah Johnson",
+        "sarah@example.com",
+        "--start-date",
+        "2026-01-10",
+        "--timezone",
+        "America/New_York",
+    )
+    assert out.exit_code == 0, out.output
+    assert "32 automations scheduled" in out.output
+    out = run("timeline", "sarah@example.com")
+    assert out.exit_code == 0 and "M1  Sat Jan 10 2026" in out.output
+    out = run("timeline", "1", "--json")
+    data = json.loads(out.output)
+    assert [m["date"] for m in data["months"]][:2] == ["2026-01-10", "2026-02-09"]
+    assert run("pause", "1", "--until", "2026-01-20", "--reason", "trip").exit_code == 0
+    out = run("pause", "1")
+    assert out.exit_code == 1 and "already on hold" in out.output
+    assert run("resume", "1").exit_code == 0
+    assert run("adjust", "1", "--start-date", "2026-01-12").exit_code == 0
+    assert run("skip", "1", "8").exit_code == 0
+    out = run("generate", "1", "2")
+    assert out.exit_code == 0 and "queued" in out.output
+    out = run("automations", "list", "--client", "1", "--status", "CANCELLED", "--json")
+    cancelled = [json.loads(line) for line in out.output.splitlines()]
+    assert {c["month"] for c in cancelled} >= {8}
+    first = cancelled[0]["id"]
+    out = run("automations", "cancel", str(first))
+    assert out.exit_code == 1 and "only a scheduled one" in out.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["clients", "add", "X", "x@example.com", "--start-date", "2026-02-30"], "2026-02-30"),
+        (
+            [
+                "clients",
+                "add",
+                "X",
+                "x@example.com",
+                "--start-date",
+                "2026-02-01",
+                "--timezone",
+                "Moon/Base",
+            ],
+            "unknown time zone",
+        ),
+        (
+            ["clients", "add", "X", "not-an-email", "--start-date", "2026-02-01"],
+            "not an email address",
+        ),
+        (["timeline", "nobody@example.com"], "no client"),
+        (["approve", "1", "1"], "no client"),
+        (["automations", "trigger", "999"], "no automation 999"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(run, args, words):
+    out = run(*args)
+    assert out.exit_code != 0
+    assert words in out.output
+
+
+def test_admins_and_demo(run, harness):
+    assert "added" in run("admins", "add", "lead@example.com", "--name", "Lead").output
+    assert "already exists" in run("admins", "add", "lead@example.com").output
+    out = run("demo", "--if-empty")
+    assert out.exit_code == 0 and "Diego Santos" in out.output
+    assert "already exist" in run("demo", "--if-empty").output
+    out = run("clients", "list", "--json")
+    statuses = {
+        json.loads(line)["name"]: json.loads(line)["status"] for line in out.output.splitlines()
+    }
+    assert statuses["Chloé Dubois"] == "on hold"
+    assert statuses["Diego Santos"] == "completed"
+    assert harness.clock.now().date() == date(2026, 1, 1)

@@ -1,0 +1,92 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import event
+from sqlalchemy.engine import Engine as SAEngine
+
+from scheduler.clock import Clock, SystemClock
+from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
+from scheduler.generator import BuiltinGenerator
+from scheduler.program import load_program
+from web.config import from_env
+from web.extensions import db, mail, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+MIGRATIONS = ROOT / "migrations"
+
+
+def create_app(
+    config: dict[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
+    dispatcher: Dispatcher | None = None,
+    mailer: Mailer | None = None,
+    generator: Generator | None = None,
+) -> Flask:
+    """Build the app. `config` overrides the environment; the keyword arguments swap the
+    engine's outside parts (tests and the simulator use them)."""
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES))
+    app.config.from_mapping(from_env(app.instance_path))
+    app.config.update(config or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    mail.init_app(app)
+
+    from tasks import broker
+
+    broker.setup(app.config["REDIS_URL"])
+    clock = clock or SystemClock()
+    if dispatcher is None:
+        from tasks.dispatch import DramatiqDispatcher
+
+        dispatcher = DramatiqDispatcher(clock)
+    if mailer is None:
+        from web.mailer import FlaskMailer
+
+        mailer = FlaskMailer(app)
+    app.extensions["journey"] = Engine(
+        clock=clock,
+        program=load_program(app.config["PROGRAM_FILE"]),
+        dispatcher=dispatcher,
+        mailer=mailer,
+        generator=generator or BuiltinGenerator(),
+        send_hour=app.config["SEND_HOUR"],
+        base_url=app.config["BASE_URL"],
+        mail_sender=app.config["MAIL_DEFAULT_SENDER"],
+        horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
+    )
+
+    from web import main
+
+    app.register_blueprint(main.bp)
+    return app
+
+
+def journey_context() -> Context:
+    """The unit of work for the current request or command (one per app context)."""
+    if "journey" not in g:
+        g.journey = current_app.extensions["journey"].context(db.session)
+    return g.journey
+
+
+@event.listens_for(SAEngine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: enforce foreign keys, let writers wait for each other, and let readers read
+    while a writer writes."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

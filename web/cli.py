@@ -1,0 +1,582 @@
+"""The `journey` command: every operator command, over the app factory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from flask.cli import FlaskGroup
+from sqlalchemy import func, select
+
+from scheduler import journey as ops
+from scheduler import timeline
+from scheduler.program import ProgramError, load_program
+from scheduler.vocab import AutomationStatus
+from web import create_app, journey_context
+from web.config import ConfigError
+from web.extensions import db
+from web.models import Admin, Automation, Client
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def friendly(fn: F) -> F:
+    """Turn the engine's refusals into a message and a non-zero exit, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ops.JourneyError as exc:
+            db.session.rollback()
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2 if isinstance(exc, ops.Invalid) else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def app_factory() -> Any:
+    try:
+        return create_app()
+    except (ConfigError, ProgramError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+cli = FlaskGroup(
+    name="journey",
+    create_app=app_factory,
+    help="Journey Engine: plan and carry out every client's journey.",
+)
+
+
+def main() -> None:
+    cli.main(prog_name="journey")
+
+
+def as_date(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+def commit() -> None:
+    journey_context().commit()
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def clients() -> None:
+    """Enroll and list clients."""
+
+
+@clients.command("add")
+@click.argument("name")
+@click.argument("email")
+@click.option("--start-date", type=DATE, required=True, help="Program start, YYYY-MM-DD.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option("--onboarding", type=click.File("r"), help="JSON file of onboarding answers.")
+@click.option("--business-plan", type=click.File("r"), help="Text file of the business plan.")
+@friendly
+def clients_add(
+    name: str, email: str, start_date: datetime, timezone: str, onboarding: Any, business_plan: Any
+) -> None:
+    """Enroll a client and plan the whole journey."""
+    answers: dict[str, Any] = {}
+    if onboarding is not None:
+        try:
+            answers = json.load(onboarding)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--onboarding") from None
+        if not isinstance(answers, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--onboarding")
+    client = ops.enroll(
+        journey_context(),
+        name=name,
+        email=email,
+        start_date=start_date.date(),
+        timezone=timezone,
+        onboarding=answers,
+        business_plan=business_plan.read() if business_plan else "",
+    )
+    commit()
+    planned = db.session.scalar(
+        select(func.count()).where(
+            Automation.client_id == client.id, Automation.status == AutomationStatus.SCHEDULED
+        )
+    )
+    click.echo(
+        f"enrolled {client.name} <{client.email}> as client {client.id}: "
+        f"{planned} automations scheduled"
+    )
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per client.")
+def clients_list(as_json: bool) -> None:
+    """List every client."""
+    for c in db.session.scalars(select(Client).order_by(Client.id)):
+        status = "completed" if c.completed_at else "on hold" if c.paused_at else "active"
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "email": c.email,
+                        "timezone": c.timezone,
+                        "start_date": c.start_date.isoformat(),
+                        "current_month": c.current_month,
+                        "status": status,
+                    }
+                )
+            )
+        else:
+            click.echo(f"{c.id:>5}  {c.name:<28} {c.email:<32} M{c.current_month}  {status}")
+
+
+# -- the journey -------------------------------------------------------------------------------
+
+
+@cli.command("timeline")
+@click.argument("client")
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@friendly
+def timeline_cmd(client: str, as_json: bool) -> None:
+    """Show a client's journey: months, the next 30 days, history."""
+    ctx = journey_context()
+    t = timeline.build(ctx, ops.find_client(ctx, client))
+    c = t.client
+    if as_json:
+        click.echo(json.dumps(timeline_json(t), indent=2))
+        return
+    state = "completed" if c.completed_at else "ON HOLD" if c.paused_at else "active"
+    click.echo(f"{c.name} <{c.email}>  ·  {c.timezone}  ·  start {c.start_date}  ·  {state}")
+    click.echo(
+        f"current month M{t.current}  ·  {t.done}/{len(t.months)} months done ({t.percent}%)"
+        f"  ·  {c.held_days} day(s) on hold so far"
+    )
+    click.echo("")
+    for m in t.months:
+        opened = "  (opened)" if m.opened else ""
+        click.echo(f"  M{m.month}  {m.date:%a %b %d %Y}  {m.title:<28} {m.state}{opened}")
+    click.echo("\nnext 30 days:")
+    for a in t.upcoming:
+        click.echo(f"  {a.trigger_at:%Y-%m-%d %H:%M} UTC  #{a.id:<6} {describe(a)}")
+    if not t.upcoming:
+        click.echo("  nothing scheduled")
+    if t.holds:
+        click.echo("\nholds:")
+        for h in t.holds:
+            end = (
+                f"{h.end_date} ({h.days} days)"
+                if h.ended_at
+                else (f"until {h.until}" if h.until else "open-ended")
+            )
+            click.echo(f"  {h.start_date} → {end}  {h.reason}")
+    click.echo("\nhistory (latest first):")
+    for entry in t.history[:20]:
+        month = f" M{entry.month}" if entry.month else ""
+        click.echo(
+            f"  {entry.at:%Y-%m-%d %H:%M} UTC  {entry.type}{month} {entry.template or ''}  "
+            f"{entry.status}: {entry.detail}"
+        )
+    if not t.history:
+        click.echo("  nothing has run yet")
+
+
+def describe(a: Automation) -> str:
+    month = f" M{a.month}" if a.month else ""
+    template = f" {a.template}" if a.template else ""
+    return f"{a.type}{month}{template}"
+
+
+def timeline_json(t: timeline.Timeline) -> dict[str, Any]:
+    c = t.client
+    return {
+        "client": {
+            "id": c.id,
+            "name": c.name,
+            "email": c.email,
+            "timezone": c.timezone,
+            "start_date": c.start_date.isoformat(),
+            "paused": c.paused_at is not None,
+            "completed": c.completed_at is not None,
+            "held_days": c.held_days,
+        },
+        "current_month": t.current,
+        "months_done": t.done,
+        "percent": t.percent,
+        "months": [
+            {
+                "month": m.month,
+                "title": m.title,
+                "date": m.date.isoformat(),
+                "state": m.state,
+                "opened": m.opened,
+            }
+            for m in t.months
+        ],
+        "upcoming": [automation_json(a) for a in t.upcoming],
+        "holds": [
+            {
+                "start_date": h.start_date.isoformat(),
+                "until": h.until.isoformat() if h.until else None,
+                "end_date": h.end_date.isoformat() if h.end_date else None,
+                "days": h.days,
+                "reason": h.reason,
+            }
+            for h in t.holds
+        ],
+    }
+
+
+def automation_json(a: Automation) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "client_id": a.client_id,
+        "type": a.type,
+        "month": a.month,
+        "template": a.template,
+        "status": a.status,
+        "trigger_at": a.trigger_at.isoformat(),
+        "source": a.source,
+        "retry_count": a.retry_count,
+        "detail": a.detail,
+        "error": a.error,
+    }
+
+
+@cli.command("approve")
+@click.argument("client")
+@click.argument("month", type=int)
+@friendly
+def approve_cmd(client: str, month: int) -> None:
+    """Approve a month's deliverable: delivered to the client now."""
+    ctx = journey_context()
+    d = ops.approve(ctx, ops.find_client(ctx, client), month)
+    commit()
+    click.echo(f"M{month} v{d.version} delivered")
+
+
+@cli.command("reject")
+@click.argument("client")
+@click.argument("month", type=int)
+@click.option("--notes", default="", help="What to change.")
+@friendly
+def reject_cmd(client: str, month: int, notes: str) -> None:
+    """Reject a month's deliverable, with notes."""
+    ctx = journey_context()
+    d = ops.reject(ctx, ops.find_client(ctx, client), month, notes)
+    commit()
+    click.echo(f"M{month} v{d.version} rejected")
+
+
+@cli.command("generate")
+@click.argument("client")
+@click.argument("month", type=int)
+@click.option("--notes", default="", help="Guidance for this version.")
+@friendly
+def generate_cmd(client: str, month: int, notes: str) -> None:
+    """Generate a month's deliverable by hand, now (cancels its scheduled generation)."""
+    ctx = journey_context()
+    a = ops.generate_by_hand(ctx, ops.find_client(ctx, client), month, notes)
+    commit()
+    click.echo(f"generation of M{month} queued as automation {a.id}")
+
+
+@cli.command("opened")
+@click.argument("client")
+@click.argument("month", type=int)
+@friendly
+def opened_cmd(client: str, month: int) -> None:
+    """Record that the client opened a month's deliverable."""
+    ctx = journey_context()
+    ops.open_deliverable(ctx, ops.find_client(ctx, client), month)
+    commit()
+    click.echo(f"M{month} marked opened")
+
+
+@cli.command("business-plan-approved")
+@click.argument("client")
+@friendly
+def business_plan_cmd(client: str) -> None:
+    """Record the business plan's approval: month 1 is generated at once if it has not been."""
+    ctx = journey_context()
+    a = ops.approve_business_plan(ctx, ops.find_client(ctx, client))
+    commit()
+    click.echo("business plan approved" + (f"; M1 generation is automation {a.id}" if a else ""))
+
+
+@cli.command("pause")
+@click.argument("client")
+@click.option("--until", type=DATE, help="Local date the hold ends by itself, YYYY-MM-DD.")
+@click.option("--reason", default="", help="Why (shown to admins and in the email).")
+@friendly
+def pause_cmd(client: str, until: datetime | None, reason: str) -> None:
+    """Put a client on hold: nothing fires until the hold ends."""
+    ctx = journey_context()
+    hold = ops.pause(ctx, ops.find_client(ctx, client), until=as_date(until), reason=reason)
+    commit()
+    click.echo(f"on hold from {hold.start_date}" + (f" until {hold.until}" if hold.until else ""))
+
+
+@cli.command("resume")
+@click.argument("client")
+@friendly
+def resume_cmd(client: str) -> None:
+    """End a client's hold: the journey moves later by the days paused."""
+    ctx = journey_context()
+    hold = ops.resume(ctx, ops.find_client(ctx, client))
+    commit()
+    click.echo(f"resumed: the journey moved {hold.days} day(s) later")
+
+
+@cli.command("adjust")
+@click.argument("client")
+@click.option("--start-date", type=DATE, required=True, help="New program start, YYYY-MM-DD.")
+@friendly
+def adjust_cmd(client: str, start_date: datetime) -> None:
+    """Change the program start date: every pending step is recomputed."""
+    ctx = journey_context()
+    moved = ops.adjust(ctx, ops.find_client(ctx, client), start_date.date())
+    commit()
+    click.echo(f"start date is now {start_date:%Y-%m-%d}; {moved} automation(s) moved")
+
+
+@cli.command("skip")
+@click.argument("client")
+@click.argument("month", type=int)
+@friendly
+def skip_cmd(client: str, month: int) -> None:
+    """Skip a month: its automations are cancelled and it counts as done."""
+    ctx = journey_context()
+    ops.skip_month(ctx, ops.find_client(ctx, client), month)
+    commit()
+    click.echo(f"M{month} skipped")
+
+
+# -- automations -------------------------------------------------------------------------------
+
+
+@cli.group()
+def automations() -> None:
+    """List, cancel, trigger and schedule automations."""
+
+
+@automations.command("list")
+@click.option("--client", help="Client id or email.")
+@click.option("--status", type=click.Choice([s.value for s in AutomationStatus]))
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def automations_list(client: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List automations, soonest first."""
+    query = select(Automation).order_by(Automation.trigger_at, Automation.id).limit(limit)
+    if client:
+        query = query.where(Automation.client_id == ops.find_client(journey_context(), client).id)
+    if status:
+        query = query.where(Automation.status == status)
+    for a in db.session.scalars(query):
+        if as_json:
+            click.echo(json.dumps(automation_json(a)))
+        else:
+            click.echo(
+                f"#{a.id:<6} {a.trigger_at:%Y-%m-%d %H:%M} UTC  client {a.client_id:<5} "
+                f"{describe(a):<45} {a.status}"
+            )
+
+
+@automations.command("cancel")
+@click.argument("automation_id", type=int)
+@friendly
+def automations_cancel(automation_id: int) -> None:
+    """Cancel one scheduled automation."""
+    ctx = journey_context()
+    ops.cancel(ctx, ops.find_automation(ctx, automation_id))
+    commit()
+    click.echo(f"automation {automation_id} cancelled")
+
+
+@automations.command("trigger")
+@click.argument("automation_id", type=int)
+@friendly
+def automations_trigger(automation_id: int) -> None:
+    """Run a scheduled (or failed) automation now."""
+    ctx = journey_context()
+    ops.trigger_now(ctx, ops.find_automation(ctx, automation_id))
+    commit()
+    click.echo(f"automation {automation_id} runs now")
+
+
+@automations.command("schedule")
+@click.argument("client")
+@click.option("--type", "type_", required=True, help="e.g. SEND_REMINDER, GENERATE_DELIVERABLE.")
+@click.option("--template", help="The email template, for email automations.")
+@click.option("--month", type=int)
+@click.option(
+    "--at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    help="When, in UTC (default: now).",
+)
+@friendly
+def automations_schedule(
+    client: str, type_: str, template: str | None, month: int | None, at: datetime | None
+) -> None:
+    """Schedule one automation by hand."""
+    ctx = journey_context()
+    a = ops.schedule_by_hand(
+        ctx,
+        ops.find_client(ctx, client),
+        type_.upper(),
+        month=month,
+        template=template.upper() if template else None,
+        at=at.replace(tzinfo=UTC) if at else None,
+    )
+    commit()
+    click.echo(f"automation {a.id} scheduled for {a.trigger_at:%Y-%m-%d %H:%M} UTC")
+
+
+# -- admins, operations ------------------------------------------------------------------------
+
+
+@cli.group()
+def admins() -> None:
+    """The people who receive reviews, escalations and failures."""
+
+
+@admins.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--timezone", default="UTC", show_default=True)
+@friendly
+def admins_add(email: str, name: str, timezone: str) -> None:
+    """Add an admin (idempotent)."""
+    address = ops.clean_email(email)
+    ops.clean_zone(timezone)
+    admin = db.session.scalar(select(Admin).where(Admin.email == address))
+    if admin is None:
+        admin = Admin(
+            email=address,
+            name=name,
+            timezone=timezone,
+            active=True,
+            created_at=journey_context().now(),
+        )
+        db.session.add(admin)
+        db.session.commit()
+        click.echo(f"admin {address} added")
+    else:
+        click.echo(f"admin {address} already exists")
+
+
+@admins.command("list")
+def admins_list() -> None:
+    for a in db.session.scalars(select(Admin).order_by(Admin.id)):
+        click.echo(f"{a.id:>4}  {a.email:<32} {a.name}  {'active' if a.active else 'inactive'}")
+
+
+@cli.command("sweep")
+def sweep_cmd() -> None:
+    """Run one sweep now (hand due automations to the workers)."""
+    from scheduler.sweep import sweep
+
+    report = sweep(journey_context())
+    click.echo(
+        f"dispatched {report.dispatched}, reclaimed {report.reclaimed}, overdue {report.overdue}"
+    )
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve_cmd(host: str, port: int) -> None:
+    """Serve the app with an embedded worker and sweep (the no-Redis, one-process mode)."""
+    from flask import current_app
+    from werkzeug.serving import run_simple
+
+    from tasks.embedded import Embedded
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    embedded = None
+    if not app.config["REDIS_URL"]:
+        embedded = Embedded(app)
+        embedded.start()
+    else:
+        click.echo("REDIS_URL is set: run `dramatiq tasks.worker` and `periodiq tasks.worker` too")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command("demo")
+@click.option("--if-empty", is_flag=True, help="Only when there is no client yet.")
+def demo_cmd(if_empty: bool) -> None:
+    """Load a few demo clients at different points of their journey."""
+    from web.demo import load_demo
+
+    if if_empty and db.session.scalar(select(func.count()).select_from(Client)):
+        click.echo("demo: clients already exist, nothing loaded")
+        return
+    names = load_demo(journey_context())
+    click.echo(f"demo: enrolled {', '.join(names)}")
+
+
+@cli.group()
+def program() -> None:
+    """The program definition (months, offsets)."""
+
+
+@program.command("check", with_appcontext=False)
+@click.argument("path", type=click.Path(dir_okay=False))
+def program_check(path: str) -> None:
+    """Validate a program file."""
+    try:
+        p = load_program(path)
+    except ProgramError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"ok: {p.name}, {p.length} months")
+
+
+@program.command("show")
+def program_show() -> None:
+    """Print the program in use."""
+    p = journey_context().program
+    click.echo(f"{p.name} ({p.length} months)")
+    for m in p.months:
+        click.echo(f"  M{m.number}  {m.title}: {', '.join(m.deliverables)}")
+    click.echo(f"schedule: {p.schedule}")
+
+
+@cli.command("simulate", with_appcontext=False)
+@click.argument("scenario", type=click.Path(dir_okay=False, allow_dash=True))
+def simulate_cmd(scenario: str) -> None:
+    """Run a scenario through the real engine on simulated time; print JSON lines."""
+    from scheduler.simulate import ScenarioError, load_scenario, simulate
+
+    try:
+        text = sys.stdin.read() if scenario == "-" else Path(scenario).read_text(encoding="utf-8")
+        parsed = load_scenario(text)
+    except OSError as exc:
+        click.echo(f"error: cannot read {scenario}: {exc.strerror}", err=True)
+        sys.exit(2)
+    except ScenarioError as exc:
+        click.echo(f"error: {scenario}: {exc}", err=True)
+        sys.exit(2)
+    for line in simulate(parsed):
+        click.echo(json.dumps(line, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

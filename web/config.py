@@ -1,0 +1,75 @@
+"""Configuration from the environment (a `.env` file in the working directory is read first).
+Every setting is documented in docs/configuration.md."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+
+class ConfigError(ValueError):
+    """A setting has a value the engine cannot use; the message names it."""
+
+
+def database_url(value: str | None, instance_path: str) -> str:
+    """The SQLAlchemy URL: a SQLite file in the instance folder by default; PaaS-style
+    `postgres://` URLs use the psycopg driver."""
+    if not value:
+        return f"sqlite:///{Path(instance_path) / 'journey.sqlite3'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    return value
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value}: must be between {low} and {high}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: must be true or false")
+
+
+def from_env(instance_path: str) -> dict[str, Any]:
+    load_dotenv(override=False)
+    mail_server = os.environ.get("MAIL_SERVER") or None
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "dev-only-secret-change-me",
+        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),
+        "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
+        "BASE_URL": (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 60, 1, 24 * 60),
+        "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
+        "MAIL_SERVER": mail_server,
+        "MAIL_PORT": _int("MAIL_PORT", 25, 1, 65535),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": _flag("MAIL_USE_TLS", False),
+        "MAIL_USE_SSL": _flag("MAIL_USE_SSL", False),
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER")
+        or "Journey Engine <journey@localhost>",
+        "MAIL_TIMEOUT_SECONDS": _int("MAIL_TIMEOUT_SECONDS", 30, 1, 600),
+        # Without a mail server, emails are kept in the outbox and logged, not sent.
+        "MAIL_SUPPRESS_SEND": mail_server is None,
+    }

@@ -1,0 +1,55 @@
+"""Sending email with Flask-Mail over SMTP, with a timeout on every connection."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from flask import Flask
+from flask_mail import Connection, Message
+
+from scheduler.engine import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+
+class TimedConnection(Connection):
+    """Flask-Mail's connection, but one that cannot hang forever on a silent server."""
+
+    timeout: float = 30.0
+
+    def configure_host(self) -> smtplib.SMTP | smtplib.SMTP_SSL:
+        smtp = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp(self.mail.server, self.mail.port, timeout=self.timeout)
+        host.set_debuglevel(int(self.mail.debug))
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+class FlaskMailer:
+    """The engine's mailer: one SMTP conversation per message (the outbox decides what to send)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def send(self, message: OutgoingMessage) -> None:
+        state = self.app.extensions["mail"]
+        msg = Message(
+            subject=message.subject,
+            recipients=[message.to],
+            body=message.text,
+            html=message.html,
+            sender=self.app.config["MAIL_DEFAULT_SENDER"],
+            extra_headers=dict(message.headers),
+        )
+        msg.msgId = message.message_id
+        if state.suppress:
+            log.info("email (not sent: no MAIL_SERVER) to %s: %s", message.to, message.subject)
+            return
+        connection = TimedConnection(state)
+        connection.timeout = float(self.app.config["MAIL_TIMEOUT_SECONDS"])
+        with connection as conn:
+            conn.send(msg)

@@ -1,0 +1,260 @@
+"""The data model (SQLAlchemy 2, typed). Every instant is stored in UTC and comes back
+timezone-aware; local calendar dates (start dates, hold dates) are plain dates in the client's
+own time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+ID = BigInteger().with_variant(Integer, "sqlite")
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Admin(Base):
+    """Someone who runs the program: receives reviews, escalations and failures."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    start_date: Mapped[date] = mapped_column(Date)
+    current_month: Mapped[int] = mapped_column(Integer, default=1)
+    # Set while the client is on hold (the open hold is the one with no `ended_at`).
+    paused_at: Mapped[datetime | None]
+    # Whole local days of every hold taken so far; each pushed the journey later.
+    held_days: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime | None]
+    onboarding: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    business_plan: Mapped[str] = mapped_column(Text, default="")
+    business_plan_approved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    holds: Mapped[list[Hold]] = relationship(
+        back_populates="client", order_by="Hold.started_at", cascade="all, delete-orphan"
+    )
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+
+class Hold(Base):
+    """One pause of a client's journey: when, why, until when, and how many days it cost."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]
+    start_date: Mapped[date] = mapped_column(Date)  # local date the hold began
+    until: Mapped[date | None] = mapped_column(Date)  # planned local end date, if any
+    ended_at: Mapped[datetime | None]
+    end_date: Mapped[date | None] = mapped_column(Date)  # local date it ended
+    days: Mapped[int | None] = mapped_column(Integer)  # whole days the journey moved
+    ended_by: Mapped[str | None] = mapped_column(String(20))  # "admin" or "schedule"
+
+    client: Mapped[Client] = relationship(back_populates="holds")
+
+
+class Deliverable(Base):
+    __tablename__ = "deliverables"
+    __table_args__ = (UniqueConstraint("client_id", "month", "version"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    month: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    reviewer_notes: Mapped[str] = mapped_column(Text, default="")
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)  # generated by an admin's hand
+    automation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automations.id", ondelete="SET NULL")
+    )
+    generated_at: Mapped[datetime | None]
+    reviewed_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Automation(Base):
+    """One scheduled action. This table is the source of truth: the broker only delivers.
+
+    `version` changes whenever the automation is moved, cancelled or retried; a message carries
+    the version it was sent for, so a stale message finds nothing to claim.
+    """
+
+    __tablename__ = "automations"
+    __table_args__ = (
+        UniqueConstraint("client_id", "key"),
+        Index("ix_automations_client_id_status", "client_id", "status"),
+        # The sweep: due automations (partial: only the pending ones are indexed).
+        Index(
+            "ix_automations_due",
+            "trigger_at",
+            postgresql_where=text("status = 'SCHEDULED'"),
+            sqlite_where=text("status = 'SCHEDULED'"),
+        ),
+        Index(
+            "ix_automations_running",
+            "lease_until",
+            postgresql_where=text("status = 'RUNNING'"),
+            sqlite_where=text("status = 'RUNNING'"),
+        ),
+        Index("ix_automations_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(String(40))
+    month: Mapped[int | None] = mapped_column(Integer)
+    template: Mapped[str | None] = mapped_column(String(40))
+    # Names the automation among the client's so that planning and events never make two.
+    key: Mapped[str | None] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    trigger_at: Mapped[datetime]
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=3)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lease_until: Mapped[datetime | None]  # while RUNNING: taken back after this
+    dispatched_at: Mapped[datetime | None]  # a message for this version was sent then
+    executed_at: Mapped[datetime | None]
+    detail: Mapped[str] = mapped_column(Text, default="")  # why it ended as it did
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    client: Mapped[Client] = relationship()
+
+
+class AutomationLog(Base):
+    """Every execution, skip, retry, failure and cancellation, with its reason."""
+
+    __tablename__ = "automation_logs"
+    __table_args__ = (
+        Index("ix_automation_logs_client_id_at", "client_id", "at"),
+        Index("ix_automation_logs_at", "at"),
+        Index("ix_automation_logs_status_at", "status", "at"),
+        Index("ix_automation_logs_automation_id", "automation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[datetime]
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    automation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automations.id", ondelete="SET NULL")
+    )
+    type: Mapped[str] = mapped_column(String(40))
+    month: Mapped[int | None] = mapped_column(Integer)
+    template: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Email(Base):
+    """The outbox: one row per message, keyed so that a retried automation never sends twice."""
+
+    __tablename__ = "emails"
+    __table_args__ = (
+        Index("ix_emails_client_id_created_at", "client_id", "created_at"),
+        Index("ix_emails_automation_id", "automation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    automation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automations.id", ondelete="SET NULL")
+    )
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    to_address: Mapped[str] = mapped_column(String(254))
+    template: Mapped[str] = mapped_column(String(40))
+    month: Mapped[int | None] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="PENDING")  # PENDING, SENT
+    message_id: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
