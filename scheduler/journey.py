@@ -6,11 +6,13 @@ leaves the commit to its caller; each is idempotent or refuses with a clear erro
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from scheduler import plan, rules
 from scheduler.engine import Context
@@ -169,8 +171,37 @@ def schedule(
         )
         if existing is not None:
             return existing
+    automation = new_automation(
+        ctx,
+        client,
+        type_,
+        at,
+        source=source,
+        month=month,
+        template=template,
+        key=key,
+        payload=payload,
+        hold=hold,
+    )
+    place(ctx, [automation], planned=planned)
+    return automation
+
+
+def new_automation(
+    ctx: Context,
+    client: Client,
+    type_: AutomationType,
+    at: datetime,
+    *,
+    source: Source,
+    month: int | None = None,
+    template: Template | None = None,
+    key: str | None = None,
+    payload: dict[str, Any] | None = None,
+    hold: Hold | None = None,
+) -> Automation:
     now = ctx.now()
-    automation = Automation(
+    return Automation(
         client_id=client.id,
         hold_id=hold.id if hold else None,
         type=type_,
@@ -188,15 +219,25 @@ def schedule(
         created_at=now,
         updated_at=now,
     )
-    ctx.session.add(automation)
+
+
+def place(ctx: Context, automations: list[Automation], *, planned: bool) -> None:
+    """Insert new automations (one flush), then skip the late reminders among them or hand
+    them to the transport."""
+    ctx.session.add_all(automations)
     ctx.session.flush()
-    if planned and plan.skips_when_late(type_) and at < now:
-        finish(
-            ctx, automation, AutomationStatus.SKIPPED, "its moment had passed when it was planned"
-        )
-    else:
-        send_when_due(ctx, automation)
-    return automation
+    now = ctx.now()
+    for automation in automations:
+        late = automation.trigger_at < now
+        if planned and late and plan.skips_when_late(AutomationType(automation.type)):
+            finish(
+                ctx,
+                automation,
+                AutomationStatus.SKIPPED,
+                "its moment had passed when it was planned",
+            )
+        else:
+            send_when_due(ctx, automation)
 
 
 def send_when_due(ctx: Context, automation: Automation) -> None:
@@ -302,6 +343,18 @@ def clean_zone(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Enrollment:
+    """One client to enroll."""
+
+    name: str
+    email: str
+    start_date: date
+    timezone: str = "UTC"
+    onboarding: dict[str, Any] = field(default_factory=dict)
+    business_plan: str = ""
+
+
 def enroll(
     ctx: Context,
     *,
@@ -313,48 +366,178 @@ def enroll(
     business_plan: str = "",
 ) -> Client:
     """Enroll a client and plan the whole journey from `start_date`."""
-    name, email, timezone = clean_name(name), clean_email(email), clean_zone(timezone)
-    if not isinstance(start_date, date):
-        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
-    existing = ctx.session.scalar(select(Client).where(Client.email == email))
-    if existing is not None:
-        raise Conflict(
-            f"a client with email {email} is already enrolled (id {existing.id})", "email"
+    person = Enrollment(name, email, start_date, timezone, dict(onboarding or {}), business_plan)
+    return enroll_many(ctx, [person])[0]
+
+
+def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
+    """Enroll clients and plan their journeys: all of them, or (on any bad row) none."""
+    cleaned: list[Enrollment] = []
+    seen: set[str] = set()
+    for row, person in enumerate(people, start=1):
+        try:
+            if not isinstance(person.start_date, date):
+                raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+            email = clean_email(person.email)
+            if email in seen:
+                raise Conflict(f"email {email} appears twice", "email")
+            seen.add(email)
+            cleaned.append(
+                Enrollment(
+                    clean_name(person.name),
+                    email,
+                    person.start_date,
+                    clean_zone(person.timezone),
+                    dict(person.onboarding or {}),
+                    str(person.business_plan or ""),
+                )
+            )
+        except JourneyError as exc:
+            if len(people) > 1:
+                exc.message = f"row {row}: {exc.message}"
+                exc.args = (exc.message,)
+            raise
+    taken: dict[str, int] = {}
+    emails = sorted(seen)
+    for i in range(0, len(emails), 1000):
+        taken |= dict(
+            ctx.session.execute(
+                select(Client.email, Client.id).where(Client.email.in_(emails[i : i + 1000]))
+            ).all()
         )
+    if taken:
+        email, found = next(iter(sorted(taken.items())))
+        raise Conflict(f"a client with email {email} is already enrolled (id {found})", "email")
     now = ctx.now()
-    client = Client(
-        name=name,
-        email=email,
-        timezone=timezone,
-        start_date=start_date,
-        current_month=1,
-        held_days=0,
-        onboarding=dict(onboarding or {}),
-        business_plan=business_plan,
-        created_at=now,
-        updated_at=now,
-    )
-    ctx.session.add(client)
-    ctx.session.flush()
-    plan_journey(ctx, client)
-    return client
+    rows = [
+        {
+            "name": p.name,
+            "email": p.email,
+            "timezone": p.timezone,
+            "start_date": p.start_date,
+            "current_month": 1,
+            "held_days": 0,
+            "onboarding": p.onboarding,
+            "business_plan": p.business_plan,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for p in cleaned
+    ]
+    # Core executemany: one multi-row INSERT per batch on every backend.
+    connection = ctx.session.connection()
+    made = {
+        email: client_id
+        for email, client_id in connection.execute(
+            insert(Client.__table__).returning(Client.email, Client.id), rows
+        ).all()
+    }
+    ids = [made[p.email] for p in cleaned]
+    loaded: dict[int, Client] = {}
+    for i in range(0, len(ids), 1000):
+        chunk = select(Client).where(Client.id.in_(ids[i : i + 1000]))
+        loaded |= {c.id: c for c in ctx.session.scalars(chunk)}
+    clients = [loaded[i] for i in ids]
+    plan_journey(ctx, clients, fresh=True)
+    return clients
 
 
-def plan_journey(ctx: Context, client: Client) -> None:
-    """Schedule every step of the plan (idempotent: steps already there stay as they are)."""
-    for step in plan.journey_steps(ctx.program):
-        day = plan.step_date(client.start_date, step, ctx.program, client.held_days)
-        schedule(
-            ctx,
-            client,
-            step.type,
-            at_send_hour(ctx, client, day),
-            source=Source.PLAN,
-            month=step.month,
-            template=step.template,
-            key=step.key,
-            planned=True,
+def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False) -> int:
+    """Schedule every step of the clients' plans in one bulk insert. Idempotent: steps a client
+    already has stay as they are (`fresh` says the clients are new and have none). Returns how
+    many automations it scheduled."""
+    have: set[tuple[int, str | None]] = set()
+    if not fresh:
+        ids = [c.id for c in clients]
+        for i in range(0, len(ids), 1000):
+            have |= set(
+                ctx.session.execute(
+                    select(Automation.client_id, Automation.key).where(
+                        Automation.client_id.in_(ids[i : i + 1000]),
+                        Automation.source == Source.PLAN,
+                    )
+                ).all()
+            )
+    now = ctx.now()
+    soon = now + ctx.engine.horizon
+    steps = plan.journey_steps(ctx.program)
+    rows: list[dict[str, Any]] = []
+    for client in clients:
+        tz = client_zone(client)
+        held = client.paused_at is not None
+        for step in steps:
+            if (client.id, step.key) in have:
+                continue
+            day = plan.step_date(client.start_date, step, ctx.program, client.held_days)
+            at = plan.send_instant(day, tz, ctx.engine.send_hour)
+            late = at < now and plan.skips_when_late(step.type)
+            rows.append(
+                {
+                    "client_id": client.id,
+                    "type": step.type.value,
+                    "month": step.month,
+                    "template": step.template.value if step.template else None,
+                    "key": step.key,
+                    "source": Source.PLAN.value,
+                    "status": (
+                        AutomationStatus.SKIPPED if late else AutomationStatus.SCHEDULED
+                    ).value,
+                    "version": 1,
+                    "trigger_at": at,
+                    "retry_count": 0,
+                    "max_retries": ctx.program.schedule.max_retries,
+                    "payload": {},
+                    "detail": LATE if late else "",
+                    "dispatched_at": now if not late and not held and at <= soon else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not rows:
+        return 0
+    # A plain executemany (no RETURNING) is the fast path on every driver; the ids are read
+    # back only for the few rows that need them (skipped now, or dispatched now).
+    ctx.session.connection().execute(insert(Automation.__table__), rows)
+    wanted = [r for r in rows if r["status"] == AutomationStatus.SKIPPED or r["dispatched_at"]]
+    ids: dict[tuple[int, str], int] = {}
+    clients_wanted = sorted({r["client_id"] for r in wanted})
+    for i in range(0, len(clients_wanted), 1000):
+        found = ctx.session.execute(
+            select(Automation.client_id, Automation.key, Automation.id).where(
+                Automation.client_id.in_(clients_wanted[i : i + 1000]),
+                Automation.source == Source.PLAN,
+                or_(
+                    Automation.status == AutomationStatus.SKIPPED,
+                    Automation.dispatched_at.is_not(None),
+                ),
+            )
         )
+        ids |= {(client_id, key): automation_id for client_id, key, automation_id in found.all()}
+    logs = []
+    for row in wanted:
+        automation_id = ids[row["client_id"], row["key"]]
+        if row["status"] == AutomationStatus.SKIPPED:
+            logs.append(
+                {
+                    "at": now,
+                    "client_id": row["client_id"],
+                    "automation_id": automation_id,
+                    "type": row["type"],
+                    "month": row["month"],
+                    "template": row["template"],
+                    "status": LogStatus.SKIPPED.value,
+                    "attempt": 1,
+                    "detail": LATE,
+                }
+            )
+        elif row["dispatched_at"] is not None:
+            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"])
+    if logs:
+        ctx.session.connection().execute(insert(AutomationLog.__table__), logs)
+    return len(rows)
+
+
+LATE = "its moment had passed when it was planned"
 
 
 # -- events ------------------------------------------------------------------------------------

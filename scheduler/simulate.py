@@ -290,6 +290,7 @@ def simulate(
     app.extensions["journey"].horizon = scenario.until - scenario.now + timedelta(days=1)
     runtime.bind(app)
     from tasks.actors import run_automation  # declared on the broker create_app installed
+
     keys: dict[int, str] = {}
     ids: dict[str, int] = {}
     names: dict[str, str] = {}

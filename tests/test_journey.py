@@ -83,7 +83,7 @@ def test_enrollment_refuses_bad_input_and_duplicates(harness):
 
 def test_planning_twice_schedules_nothing_more(harness):
     client = harness.enroll(date(2026, 1, 5))
-    harness.do(ops.plan_journey, client)
+    assert harness.do(ops.plan_journey, [client]) == 0
     assert len(harness.automations(client)) == 32
 
 
