@@ -563,8 +563,11 @@ def program_show() -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False, allow_dash=True))
 def simulate_cmd(scenario: str) -> None:
     """Run a scenario through the real engine on simulated time; print JSON lines."""
+    import logging
+
     from scheduler.simulate import ScenarioError, load_scenario, simulate
 
+    logging.getLogger("scheduler").setLevel(logging.ERROR)  # outcomes are in the output
     try:
         text = sys.stdin.read() if scenario == "-" else Path(scenario).read_text(encoding="utf-8")
         parsed = load_scenario(text)
@@ -574,7 +577,7 @@ def simulate_cmd(scenario: str) -> None:
     except ScenarioError as exc:
         click.echo(f"error: {scenario}: {exc}", err=True)
         sys.exit(2)
-    for line in simulate(parsed):
+    for line in simulate(parsed, lambda message: click.echo(f"warning: {message}", err=True)):
         click.echo(json.dumps(line, ensure_ascii=False))
 
 
