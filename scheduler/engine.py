@@ -85,8 +85,9 @@ class Engine:
     mail_sender: str = "Journey Engine <journey@localhost>"
     # Only automations due within the horizon are handed to the broker; the sweep feeds the rest.
     horizon: timedelta = timedelta(hours=1)
-    # A RUNNING automation whose worker vanished is taken back after its lease.
-    lease: timedelta = timedelta(minutes=10)
+    # A RUNNING automation whose worker vanished is taken back after its lease (longer than
+    # the actor's time limit, so a live worker never loses its automation).
+    lease: timedelta = timedelta(minutes=5)
     # A due automation whose message has not run this long after dispatch is sent again.
     redispatch_after: timedelta = timedelta(minutes=2)
 

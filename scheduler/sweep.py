@@ -33,7 +33,7 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     horizon = now + ctx.engine.horizon
     stale = now - ctx.engine.redispatch_after
     due = (
-        select(Automation.id, Automation.version, Automation.trigger_at)
+        select(Automation.id)
         .join(Client, Client.id == Automation.client_id)
         .where(
             Automation.status == AutomationStatus.SCHEDULED,
@@ -47,24 +47,27 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
         .order_by(Automation.trigger_at)
         .limit(batch)
     )
-    rows = ctx.session.execute(due).all()
-    dispatched = 0
-    for automation_id, version, trigger_at in rows:
-        # Only one sweeper wins each row (compare-and-set on version and dispatch time).
-        won = ctx.session.execute(
+    ids = list(ctx.session.scalars(due))
+    # One compare-and-set for the batch: a row another sweeper has just dispatched no longer
+    # matches, so each automation is dispatched by one sweeper only.
+    won = (
+        ctx.session.execute(
             update(Automation)
             .where(
-                Automation.id == automation_id,
-                Automation.version == version,
+                Automation.id.in_(ids),
                 Automation.status == AutomationStatus.SCHEDULED,
                 or_(Automation.dispatched_at.is_(None), Automation.dispatched_at <= stale),
             )
             .values(dispatched_at=now)
+            .returning(Automation.id, Automation.version, Automation.trigger_at)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if won:
-            ctx.dispatch_after_commit(automation_id, version, trigger_at)
-            dispatched += 1
+        ).all()
+        if ids
+        else []
+    )
+    for automation_id, version, trigger_at in won:
+        ctx.dispatch_after_commit(automation_id, version, trigger_at)
+    dispatched = len(won)
     ctx.commit()
     return SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
 

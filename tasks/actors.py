@@ -14,7 +14,8 @@ from tasks import runtime
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name="automations", max_retries=0, time_limit=15 * 60 * 1000)
+# The time limit stays under the shortest lease (AUTOMATION_LEASE_SECONDS, default 300 s).
+@dramatiq.actor(queue_name="automations", max_retries=0, time_limit=240_000)
 def run_automation(automation_id: int, version: int) -> None:
     """Execute one automation, if this message still stands for its current version."""
     with runtime.context() as ctx:

@@ -38,6 +38,8 @@ def create_app(
     app.config.update(config or {})
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    else:  # a server database: connections that died (restart, failover) are replaced
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("pool_pre_ping", True)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
@@ -65,6 +67,8 @@ def create_app(
         base_url=app.config["BASE_URL"],
         mail_sender=app.config["MAIL_DEFAULT_SENDER"],
         horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
+        lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
+        redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
     )
 
     from web import main

@@ -61,6 +61,8 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "BASE_URL": (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 60, 1, 24 * 60),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
+        "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 300, 2, 24 * 3600),
+        "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int("MAIL_PORT", 25, 1, 65535),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
