@@ -5,6 +5,8 @@ leaves the commit to its caller; each is idempotent or refuses with a clear erro
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 
 from scheduler import plan, rules
 from scheduler.engine import Context
@@ -460,32 +462,45 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
             )
     now = ctx.now()
     soon = now + ctx.engine.horizon
-    steps = plan.journey_steps(ctx.program)
+    # The steps, as plain values, with their distance from the start (the hot loop of a bulk
+    # enrollment: 32 rows a client).
+    steps = [
+        (
+            step.key,
+            step.type.value,
+            step.month,
+            step.template.value if step.template else None,
+            plan.step_date(EPOCH, step, ctx.program) - EPOCH,
+            plan.skips_when_late(step.type),
+        )
+        for step in plan.journey_steps(ctx.program)
+    ]
+    instant = functools.lru_cache(maxsize=4096)(plan.send_instant)
+    hour = ctx.engine.send_hour
+    max_retries = ctx.program.schedule.max_retries
     rows: list[dict[str, Any]] = []
     for client in clients:
         tz = client_zone(client)
         held = client.paused_at is not None
-        for step in steps:
-            if (client.id, step.key) in have:
+        base = client.start_date + timedelta(days=client.held_days)
+        for key, type_, month, template, offset, time_bound in steps:
+            if (client.id, key) in have:
                 continue
-            day = plan.step_date(client.start_date, step, ctx.program, client.held_days)
-            at = plan.send_instant(day, tz, ctx.engine.send_hour)
-            late = at < now and plan.skips_when_late(step.type)
+            at = instant(base + offset, tz, hour)
+            late = time_bound and at < now
             rows.append(
                 {
                     "client_id": client.id,
-                    "type": step.type.value,
-                    "month": step.month,
-                    "template": step.template.value if step.template else None,
-                    "key": step.key,
-                    "source": Source.PLAN.value,
-                    "status": (
-                        AutomationStatus.SKIPPED if late else AutomationStatus.SCHEDULED
-                    ).value,
+                    "type": type_,
+                    "month": month,
+                    "template": template,
+                    "key": key,
+                    "source": "PLAN",
+                    "status": "SKIPPED" if late else "SCHEDULED",
                     "version": 1,
                     "trigger_at": at,
                     "retry_count": 0,
-                    "max_retries": ctx.program.schedule.max_retries,
+                    "max_retries": max_retries,
                     "payload": {},
                     "detail": LATE if late else "",
                     "dispatched_at": now if not late and not held and at <= soon else None,
@@ -497,7 +512,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
         return 0
     # A plain executemany (no RETURNING) is the fast path on every driver; the ids are read
     # back only for the few rows that need them (skipped now, or dispatched now).
-    ctx.session.connection().execute(insert(Automation.__table__), rows)
+    bulk_insert(ctx, Automation.__table__, rows)
     wanted = [r for r in rows if r["status"] == AutomationStatus.SKIPPED or r["dispatched_at"]]
     ids: dict[tuple[int, str], int] = {}
     clients_wanted = sorted({r["client_id"] for r in wanted})
@@ -538,6 +553,52 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
 
 
 LATE = "its moment had passed when it was planned"
+EPOCH = date(2000, 1, 1)
+
+
+def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (an order of magnitude faster than any INSERT),
+    one executemany elsewhere."""
+    connection = ctx.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        memo: dict[tuple[type, Any], str] = {}  # most values repeat from row to row
+
+        def text(value: Any) -> str:
+            try:
+                return memo[type(value), value]
+            except KeyError:
+                made = memo[type(value), value] = copy_text(value)
+                return made
+            except TypeError:  # unhashable (JSON)
+                return copy_text(value)
+
+        for start in range(0, len(rows), 5000):
+            lines = (
+                "\t".join([text(row[c]) for c in columns]) for row in rows[start : start + 5000]
+            )
+            copy.write("\n".join(lines) + "\n")
+
+
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    return str(value).translate(COPY_ESCAPES)
 
 
 # -- events ------------------------------------------------------------------------------------

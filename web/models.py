@@ -161,8 +161,8 @@ class Automation(Base):
 
     __tablename__ = "automations"
     __table_args__ = (
+        # Also serves every per-client lookup (client_id leads).
         UniqueConstraint("client_id", "key"),
-        Index("ix_automations_client_id_status", "client_id", "status"),
         # The sweep: due automations (partial: only the pending ones are indexed).
         Index(
             "ix_automations_due",
@@ -176,7 +176,6 @@ class Automation(Base):
             postgresql_where=text("status = 'RUNNING'"),
             sqlite_where=text("status = 'RUNNING'"),
         ),
-        Index("ix_automations_status_updated_at", "status", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)

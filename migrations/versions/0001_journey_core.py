@@ -92,10 +92,8 @@ def upgrade():
     sa.UniqueConstraint('client_id', 'key', name=op.f('uq_automations_client_id_key'))
     )
     with op.batch_alter_table('automations', schema=None) as batch_op:
-        batch_op.create_index('ix_automations_client_id_status', ['client_id', 'status'], unique=False)
         batch_op.create_index('ix_automations_due', ['trigger_at'], unique=False, postgresql_where=sa.text("status = 'SCHEDULED'"), sqlite_where=sa.text("status = 'SCHEDULED'"))
         batch_op.create_index('ix_automations_running', ['lease_until'], unique=False, postgresql_where=sa.text("status = 'RUNNING'"), sqlite_where=sa.text("status = 'RUNNING'"))
-        batch_op.create_index('ix_automations_status_updated_at', ['status', 'updated_at'], unique=False)
 
     op.create_table('automation_logs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -191,10 +189,8 @@ def downgrade():
 
     op.drop_table('automation_logs')
     with op.batch_alter_table('automations', schema=None) as batch_op:
-        batch_op.drop_index('ix_automations_status_updated_at')
         batch_op.drop_index('ix_automations_running', postgresql_where=sa.text("status = 'RUNNING'"), sqlite_where=sa.text("status = 'RUNNING'"))
         batch_op.drop_index('ix_automations_due', postgresql_where=sa.text("status = 'SCHEDULED'"), sqlite_where=sa.text("status = 'SCHEDULED'"))
-        batch_op.drop_index('ix_automations_client_id_status')
 
     op.drop_table('automations')
     with op.batch_alter_table('holds', schema=None) as batch_op:
