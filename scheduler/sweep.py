@@ -6,14 +6,15 @@ lost (still pending well after its moment)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from scheduler.engine import Context
 from scheduler.execute import expired_leases
 from scheduler.vocab import AutomationStatus
-from web.models import Automation, Client
+from web.models import Automation, Client, Heartbeat
 
 BATCH = 5000
 
@@ -68,26 +69,49 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     for automation_id, version, trigger_at in won:
         ctx.dispatch_after_commit(automation_id, version, trigger_at)
     dispatched = len(won)
+    report = SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
+    beat(
+        ctx, "sweep", {"dispatched": dispatched, "reclaimed": reclaimed, "overdue": report.overdue}
+    )
     ctx.commit()
-    return SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
+    return report
+
+
+def beat(ctx: Context, name: str, detail: dict[str, int]) -> None:
+    """Record that `name` ran now (concurrent sweepers: the last write wins, which is right)."""
+    now = ctx.now()
+    updated = ctx.session.execute(
+        update(Heartbeat).where(Heartbeat.name == name).values(at=now, detail=detail)
+    ).rowcount
+    if not updated:
+        try:
+            with ctx.session.begin_nested():
+                ctx.session.add(Heartbeat(name=name, at=now, detail=detail))
+        except IntegrityError:  # another sweeper wrote it first
+            pass
 
 
 def overdue_count(ctx: Context, now: datetime) -> int:
-    """Automations of active clients due more than the re-dispatch delay ago and still waiting."""
+    return backlog(ctx, now)[0]
+
+
+def backlog(ctx: Context, now: datetime) -> tuple[int, datetime | None]:
+    """Automations of active clients due more than the re-dispatch delay ago and still waiting:
+    how many, and the oldest trigger time among them."""
     stale = now - ctx.engine.redispatch_after
-    return int(
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(Automation)
-            .join(Client, Client.id == Automation.client_id)
-            .where(
-                Automation.status == AutomationStatus.SCHEDULED,
-                Automation.trigger_at <= stale,
-                or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
-            )
+    count, oldest = ctx.session.execute(
+        select(func.count(), func.min(Automation.trigger_at))
+        .select_from(Automation)
+        .join(Client, Client.id == Automation.client_id)
+        .where(
+            Automation.status == AutomationStatus.SCHEDULED,
+            Automation.trigger_at <= stale,
+            or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
         )
-        or 0
-    )
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:  # an aggregate skips the column's type
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count or 0), oldest
 
 
 def forget_dispatches(ctx: Context) -> int:

@@ -485,14 +485,24 @@ def admins_list() -> None:
 
 
 @cli.command("sweep")
-def sweep_cmd() -> None:
-    """Run one sweep now (hand due automations to the workers)."""
+@click.option("--every", type=click.FloatRange(min=0.1), help="Keep sweeping, every N seconds.")
+def sweep_cmd(every: float | None) -> None:
+    """Run the sweep now: hand due automations to the workers, take back dead workers' ones.
+    (Production runs it every minute from periodiq; --every is a stand-in where periodiq is not.)"""
+    import time
+
     from scheduler.sweep import sweep
 
-    report = sweep(journey_context())
-    click.echo(
-        f"dispatched {report.dispatched}, reclaimed {report.reclaimed}, overdue {report.overdue}"
-    )
+    while True:
+        report = sweep(journey_context())
+        click.echo(
+            f"{report.at:%Y-%m-%d %H:%M:%S} UTC  dispatched {report.dispatched}, "
+            f"reclaimed {report.reclaimed}, overdue {report.overdue}"
+        )
+        if every is None:
+            return
+        db.session.remove()
+        time.sleep(every)
 
 
 @cli.command("serve")

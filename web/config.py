@@ -63,6 +63,7 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
         "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 300, 2, 24 * 3600),
         "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
+        "HEALTH_MAX_LAG_SECONDS": _int("HEALTH_MAX_LAG_SECONDS", 600, 1, 7 * 24 * 3600),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int("MAIL_PORT", 25, 1, 65535),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
