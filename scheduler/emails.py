@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scheduler import rules, timeline
 from scheduler.engine import Context, OutgoingMessage
@@ -110,11 +112,31 @@ def send_for(ctx: Context, automation: Automation, client: Client, template: Tem
             row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             ctx.commit()
             raise
-        row.status = "SENT"
-        row.sent_at = ctx.now()
-        row.last_error = None
-        ctx.commit()
+        record_sent(ctx, row.id, row.attempts)
     return len(rows)
+
+
+def record_sent(ctx: Context, email_id: int, attempts: int) -> None:
+    """The server has the message: write that down, holding on through a database blip (a
+    re-run would send it again) for up to half the automation's lease."""
+    deadline = time.monotonic() + ctx.engine.lease.total_seconds() / 2
+    pause = 0.1
+    while True:
+        try:
+            ctx.session.execute(
+                update(Email)
+                .where(Email.id == email_id)
+                .values(status="SENT", sent_at=ctx.now(), attempts=attempts, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            ctx.commit()
+            return
+        except (OperationalError, InterfaceError):
+            ctx.rollback()
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def message_id(key: str, sender: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from scheduler import emails, journey, rules
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
@@ -58,13 +59,16 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
     assert automation is not None
     try:
         verdict = perform(ctx, automation)
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            # The database went away: not the action's fault. The automation stays RUNNING
+            # and is taken back when its lease expires.
+            raise
+        ctx.rollback()
+        return failed_again(ctx, automation_id, exc)
     except Exception as exc:  # any failure of the action: retry later, then give up loudly
         ctx.rollback()
-        automation = ctx.session.get(Automation, automation_id, populate_existing=True)
-        assert automation is not None
-        failed(ctx, automation, exc)
-        ctx.commit()
-        return automation
+        return failed_again(ctx, automation_id, exc)
     now = ctx.now()
     automation.status = AutomationStatus.COMPLETED if verdict.run else AutomationStatus.SKIPPED
     automation.executed_at = now
@@ -76,6 +80,14 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
     automation.error = None
     automation.updated_at = now
     log(ctx, automation, LogStatus(automation.status), automation.detail)
+    ctx.commit()
+    return automation
+
+
+def failed_again(ctx: Context, automation_id: int, exc: BaseException) -> Automation:
+    automation = ctx.session.get(Automation, automation_id, populate_existing=True)
+    assert automation is not None
+    failed(ctx, automation, exc)
     ctx.commit()
     return automation
 

@@ -374,6 +374,8 @@ def enroll(
 
 def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
     """Enroll clients and plan their journeys: all of them, or (on any bad row) none."""
+    if not people:
+        return []
     cleaned: list[Enrollment] = []
     seen: set[str] = set()
     for row, person in enumerate(people, start=1):

@@ -424,7 +424,9 @@ def automations_trigger(automation_id: int) -> None:
 @click.option("--month", type=int)
 @click.option(
     "--at",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    type=click.DateTime(
+        formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+    ),
     help="When, in UTC (default: now).",
 )
 @friendly
@@ -494,11 +496,17 @@ def sweep_cmd(every: float | None) -> None:
     from scheduler.sweep import sweep
 
     while True:
-        report = sweep(journey_context())
-        click.echo(
-            f"{report.at:%Y-%m-%d %H:%M:%S} UTC  dispatched {report.dispatched}, "
-            f"reclaimed {report.reclaimed}, overdue {report.overdue}"
-        )
+        try:
+            report = sweep(journey_context())
+            click.echo(
+                f"{report.at:%Y-%m-%d %H:%M:%S} UTC  dispatched {report.dispatched}, "
+                f"reclaimed {report.reclaimed}, overdue {report.overdue}"
+            )
+        except Exception as exc:
+            if every is None:
+                raise
+            # Keep going: the database or broker may be back by the next round.
+            click.echo(f"sweep failed ({type(exc).__name__}: {exc}); retrying", err=True)
         if every is None:
             return
         db.session.remove()
