@@ -41,3 +41,7 @@ format: dev
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+## bench: enrollment, sweep, throughput, latency and backlog drain against PostgreSQL and Redis
+bench: dev
+	$(BIN)/python -u -m tests.bench

@@ -3,6 +3,7 @@ an SMTP sink, and a TCP proxy in front of PostgreSQL that can refuse connections
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -147,10 +148,8 @@ class Proxy:
             pass
         finally:
             for s in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
     def outage(self, seconds: float) -> None:
@@ -158,10 +157,8 @@ class Proxy:
         self.listener.close()
         with self.lock:
             for s in self.sockets:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
             self.sockets.clear()
         time.sleep(seconds)
@@ -201,10 +198,8 @@ class Processes:
         self.sweeper = self._spawn(["web.cli", "sweep", "--every", str(every)], "sweeper")
 
     def kill9(self, process: subprocess.Popen[bytes]) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
 
     def stop(self) -> None:

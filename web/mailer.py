@@ -1,9 +1,11 @@
-"""Sending email with Flask-Mail over SMTP, with a timeout on every connection."""
+"""Sending email with Flask-Mail over SMTP: a timeout on every connection, and one connection
+kept open per worker thread (a new SMTP conversation per message costs more than the message)."""
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 
 from flask import Flask
 from flask_mail import Connection, Message
@@ -28,12 +30,21 @@ class TimedConnection(Connection):
             host.login(self.mail.username, self.mail.password)
         return host
 
+    def close(self) -> None:
+        try:
+            if self.host is not None:
+                self.host.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        self.host = None
+
 
 class FlaskMailer:
-    """The engine's mailer: one SMTP conversation per message (the outbox decides what to send)."""
+    """The engine's mailer."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.local = threading.local()
 
     def send(self, message: OutgoingMessage) -> None:
         state = self.app.extensions["mail"]
@@ -49,7 +60,20 @@ class FlaskMailer:
         if state.suppress:
             log.info("email (not sent: no MAIL_SERVER) to %s: %s", message.to, message.subject)
             return
+        connection: TimedConnection | None = getattr(self.local, "connection", None)
+        if connection is not None:
+            try:
+                connection.send(msg)
+                return
+            except (smtplib.SMTPServerDisconnected, OSError):
+                connection.close()  # the server hung up on an idle connection: open a new one
+        self.local.connection = None
         connection = TimedConnection(state)
         connection.timeout = float(self.app.config["MAIL_TIMEOUT_SECONDS"])
-        with connection as conn:
-            conn.send(msg)
+        connection.__enter__()
+        try:
+            connection.send(msg)
+        except BaseException:
+            connection.close()
+            raise
+        self.local.connection = connection
