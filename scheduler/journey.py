@@ -550,7 +550,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
         elif row["dispatched_at"] is not None:
             ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"])
     if logs:
-        ctx.session.connection().execute(insert(AutomationLog.__table__), logs)
+        bulk_insert(ctx, AutomationLog.__table__, logs)
     return len(rows)
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -336,7 +336,9 @@ def test_workers_killed_mid_run(cluster):
         assert counts["emails_duplicated"] <= 8
 
 
-def test_redis_restarts_empty(cluster):
+def rounds_of(cluster: Cluster, fault: Callable[[], None]) -> list[dict[str, int]]:
+    """Each round: 30 clients' due automations start running, `fault` strikes, and once all
+    is settled the round is audited."""
     rounds = []
     cluster.processes.start_sweeper()
     for _ in range(2):
@@ -344,11 +346,19 @@ def test_redis_restarts_empty(cluster):
     for _ in range(ROUNDS):
         ids = cluster.load(30)
         progress(cluster, ids, 0.3)
+        fault()
+        wait_for(lambda ids=ids: cluster.settled(ids), 90, "every due automation")
+        rounds.append(cluster.audit(ids))
+    return rounds
+
+
+def test_redis_restarts_empty(cluster):
+    def restart() -> None:
         cluster.redis.kill()
         time.sleep(1)
         cluster.redis.start()
-        wait_for(lambda ids=ids: cluster.settled(ids), 90, "every due automation")
-        rounds.append(cluster.audit(ids))
+
+    rounds = rounds_of(cluster, restart)
     report("Redis killed and restarted empty mid-run", rounds)
     for counts in rounds:
         check(counts, 30)
@@ -356,16 +366,7 @@ def test_redis_restarts_empty(cluster):
 
 
 def test_postgres_refuses_connections_for_a_while(cluster):
-    rounds = []
-    cluster.processes.start_sweeper()
-    for _ in range(2):
-        cluster.processes.start_worker()
-    for _ in range(ROUNDS):
-        ids = cluster.load(30)
-        progress(cluster, ids, 0.3)
-        cluster.proxy.outage(3)
-        wait_for(lambda ids=ids: cluster.settled(ids), 90, "every due automation")
-        rounds.append(cluster.audit(ids))
+    rounds = rounds_of(cluster, lambda: cluster.proxy.outage(3))
     report("PostgreSQL refusing connections for 3 s mid-run", rounds)
     for counts in rounds:
         check(counts, 30)
