@@ -24,9 +24,9 @@ from web.extensions import db
 from web.models import Base
 
 # A plain libpq URL; an SQLAlchemy-style "postgresql+psycopg://" one is accepted too.
-PG_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-).replace("postgresql+psycopg://", "postgresql://", 1)
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(
+    "postgresql+psycopg://", "postgresql://", 1
+)
 REQUIRED = os.environ.get("JOURNEY_REQUIRE_SERVICES") == "1"
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 

@@ -98,9 +98,18 @@ class Client(Base):
     onboarding: Mapped[dict[str, Any]] = mapped_column(default=dict)
     business_plan: Mapped[str] = mapped_column(Text, default="")
     business_plan_approved_at: Mapped[datetime | None]
+    # The admin who coaches this client: gets their escalations and failures (none: every admin).
+    coach_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admins.id", ondelete="SET NULL"), index=True
+    )
+    # The client's email preferences (transactional emails are sent regardless).
+    reminders_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    celebrations_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    unsubscribed_at: Mapped[datetime | None]  # one-click unsubscribe from every optional email
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
+    coach: Mapped[Admin | None] = relationship()
     holds: Mapped[list[Hold]] = relationship(
         back_populates="client", order_by="Hold.started_at", cascade="all, delete-orphan"
     )
