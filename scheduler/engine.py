@@ -23,6 +23,11 @@ class Dispatcher(Protocol):
         """Arrange for the automation to be executed at `trigger_at` (or now, if past)."""
         ...
 
+    def waiting(self) -> int:
+        """Messages that are due and not yet taken by a worker (0 when the transport cannot
+        tell). While some wait, an overdue automation's message is queued, not lost."""
+        ...
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -88,8 +93,11 @@ class Engine:
     # A RUNNING automation whose worker vanished is taken back after its lease (longer than
     # the actor's time limit, so a live worker never loses its automation).
     lease: timedelta = timedelta(minutes=5)
-    # A due automation whose message has not run this long after dispatch is sent again.
+    # A due automation whose message has not run this long after dispatch is sent again; while
+    # the workers are behind (messages wait in the queue) the sweep waits `busy_factor` times
+    # longer, so a backlog is not flooded with copies of messages that are only queued.
     redispatch_after: timedelta = timedelta(minutes=2)
+    busy_factor: int = 10
 
     def __post_init__(self) -> None:
         if not 0 <= self.send_hour <= 23:

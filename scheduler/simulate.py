@@ -231,6 +231,9 @@ class SimTransport:
     def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
         heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
 
+    def waiting(self) -> int:
+        return 0  # simulated workers keep up: each message runs at its moment
+
 
 class SimMailer:
     """Accepts every message (what was sent is read back from the outbox)."""

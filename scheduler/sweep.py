@@ -5,8 +5,9 @@ lost (still pending well after its moment)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from scheduler.vocab import AutomationStatus
 from web.models import Automation, Client, Heartbeat
 
 BATCH = 5000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     reclaimed = expired_leases(ctx)
     ctx.commit()
     horizon = now + ctx.engine.horizon
-    stale = now - ctx.engine.redispatch_after
+    stale = now - redispatch_delay(ctx)
     due = (
         select(Automation.id)
         .join(Client, Client.id == Automation.client_id)
@@ -75,6 +77,17 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     )
     ctx.commit()
     return report
+
+
+def redispatch_delay(ctx: Context) -> timedelta:
+    """How long a dispatched, overdue automation waits before it is sent again."""
+    engine = ctx.engine
+    try:
+        busy = engine.dispatcher.waiting() > 0
+    except Exception:  # the broker is unreachable: sending would fail anyway
+        log.warning("could not read the broker's queue length", exc_info=True)
+        busy = False
+    return engine.redispatch_after * (engine.busy_factor if busy else 1)
 
 
 def beat(ctx: Context, name: str, detail: dict[str, int]) -> None:

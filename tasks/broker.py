@@ -32,6 +32,18 @@ def setup(redis_url: str | None) -> dramatiq.Broker:
     return broker
 
 
+def ready(queue_name: str) -> int:
+    """Messages in `queue_name` that are due and not yet taken by a worker (delayed messages
+    wait elsewhere: in the delay queue, then in a worker's memory until their time)."""
+    current = require()
+    if isinstance(current, RedisBroker):
+        return int(current.client.llen(f"{current.namespace}:{queue_name}"))
+    if isinstance(current, StubBroker):
+        queue = current.queues.get(queue_name)
+        return queue.qsize() if queue is not None else 0
+    return 0
+
+
 def require() -> dramatiq.Broker:
     """The broker `setup` installed; declaring actors on any other would lose them."""
     if _configured is None:

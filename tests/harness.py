@@ -29,9 +29,24 @@ class Transport:
         self.sent: list[tuple[int, int, datetime]] = []
         self.seq = itertools.count()
 
+        self.busy = 0  # what `waiting` reports: tests set it to play workers that fall behind
+
     def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
         self.sent.append((automation_id, version, trigger_at))
         heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
+
+    def waiting(self) -> int:
+        return self.busy
+
+
+class NoTransport:
+    """For processes that only write rows: another process's sweep sends them."""
+
+    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+        pass
+
+    def waiting(self) -> int:
+        return 0
 
 
 @dataclass

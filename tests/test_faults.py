@@ -28,6 +28,7 @@ from scheduler.clock import SystemClock
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, Proxy, RedisServer, SmtpSink, wait_for
 from tests.conftest import PG_URL, sa_url, unavailable
+from tests.harness import NoTransport
 from web import create_app, journey_context
 from web.extensions import db
 from web.models import Admin, Automation, AutomationLog, Base, Email
@@ -35,11 +36,6 @@ from web.models import Admin, Automation, AutomationLog, Base, Email
 pytestmark = pytest.mark.slow
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "3"))
 FINAL = ("COMPLETED", "SKIPPED", "FAILED")
-
-
-class NoTransport:
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
-        """The test process only writes rows; the sweeper process sends them."""
 
 
 @dataclass

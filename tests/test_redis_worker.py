@@ -16,6 +16,10 @@ from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+WAITING = (
+    "from web import create_app; app = create_app(); "
+    "print(app.extensions['journey'].dispatcher.waiting())"
+)
 
 
 @pytest.fixture
@@ -53,6 +57,11 @@ def test_due_automations_run_in_a_dramatiq_worker_over_redis(tmp_path, redis_url
     journey(env, "admins", "add", "coach@example.com")
     # Started long ago: its eight generations are due now, and go to Redis at enrollment.
     journey(env, "clients", "add", "Ava Stone", "ava@example.com", "--start-date", "2020-01-01")
+    # No worker yet: the sweep sees eight messages waiting in the queue (so it holds back).
+    waiting = subprocess.run(
+        [sys.executable, "-c", WAITING], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert waiting.stdout.strip() == "8", waiting.stderr
     worker = subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "tasks.worker", "--processes", "1", "--threads", "2"],
         env=env,

@@ -51,6 +51,23 @@ def test_a_lost_message_is_sent_again_once_overdue(harness):
     assert sweep(harness.ctx).overdue == 0
 
 
+def test_while_workers_are_behind_queued_messages_are_not_sent_again(harness):
+    normal_horizon(harness)
+    harness.enroll(date(2026, 1, 10))
+    harness.clock.set(at(2026, 1, 7, 8, 30))
+    sweep(harness.ctx)
+    harness.transport.busy = 500  # messages wait in the queue: the workers are behind
+    harness.clock.set(at(2026, 1, 7, 9, 3))
+    assert sweep(harness.ctx).dispatched == 0  # queued, not lost
+    harness.clock.set(at(2026, 1, 7, 9, 19))
+    assert sweep(harness.ctx).dispatched == 0
+    harness.clock.set(at(2026, 1, 7, 9, 21))  # ten times the usual wait: presumed lost
+    assert sweep(harness.ctx).dispatched == 1
+    harness.transport.busy = 0
+    harness.clock.set(at(2026, 1, 7, 9, 24))  # idle workers: the usual two minutes
+    assert sweep(harness.ctx).dispatched == 1
+
+
 def test_paused_clients_are_left_alone_but_their_hold_is_not(harness):
     normal_horizon(harness)
     client = harness.enroll(date(2026, 1, 10))

@@ -29,6 +29,7 @@ from scheduler.clock import ManualClock, SystemClock
 from scheduler.sweep import forget_dispatches, sweep
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, RedisServer, SmtpSink, wait_for
+from tests.harness import NoTransport
 from web import create_app, journey_context
 from web.extensions import db
 from web.models import Admin, Automation, Base
@@ -47,11 +48,6 @@ ZONES = [
 RESULTS: list[tuple[str, str, str, str]] = []
 
 
-class NoTransport:
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
-        pass
-
-
 class Instant:
     """Stands for workers that run every dispatched automation at once (sweep timing)."""
 
@@ -60,6 +56,9 @@ class Instant:
 
     def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
         self.sent.append(automation_id)
+
+    def waiting(self) -> int:
+        return 0
 
 
 def row(what: str, value: str, target: str = "", note: str = "") -> None:
