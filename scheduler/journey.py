@@ -569,38 +569,12 @@ def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-        memo: dict[tuple[type, Any], str] = {}  # most values repeat from row to row
-
-        def text(value: Any) -> str:
-            try:
-                return memo[type(value), value]
-            except KeyError:
-                made = memo[type(value), value] = copy_text(value)
-                return made
-            except TypeError:  # unhashable (JSON)
-                return copy_text(value)
-
-        for start in range(0, len(rows), 5000):
-            lines = (
-                "\t".join([text(row[c]) for c in columns]) for row in rows[start : start + 5000]
-            )
-            copy.write("\n".join(lines) + "\n")
-
-
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_text(value: Any) -> str:
-    """One value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        value = json.dumps(value)
-    return str(value).translate(COPY_ESCAPES)
+        # psycopg formats each value in C; JSON goes as its text, which COPY parses.
+        json_columns = [c for c in columns if isinstance(rows[0][c], dict | list)]
+        for row in rows:
+            if json_columns:
+                row = row | {c: json.dumps(row[c]) for c in json_columns}
+            copy.write_row([row[c] for c in columns])
 
 
 # -- events ------------------------------------------------------------------------------------
