@@ -160,6 +160,7 @@ def context_for(
     dates = timeline.month_dates(ctx, client)
     month = automation.month
     base = ctx.engine.base_url.rstrip("/")
+    links = ctx.engine.links
     info = program.month(month) if month else None
     deliverable = latest_deliverable(ctx, client, month) if month else None
     nxt = month + 1 if month and month < program.length else None
@@ -203,7 +204,10 @@ def context_for(
             else None
         ),
         "reason": str(automation.payload.get("reason") or ""),
-        "portal_url": f"{base}/portal",
+        "portal_url": links.portal(client.id),
+        "deliverable_url": links.portal(client.id, f"months/{month}") if month else "",
+        "preferences_url": links.portal(client.id, "preferences"),
+        "unsubscribe_url": links.unsubscribe(client.id),
         "client_url": f"{base}/clients/{client.id}",
         "hold": None,
         "failure": None,

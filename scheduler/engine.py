@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from scheduler.clock import Clock
+from scheduler.links import Links
 from scheduler.program import Month, Program
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,18 @@ class Engine:
     # longer, so a backlog is not flooded with copies of messages that are only queued.
     redispatch_after: timedelta = timedelta(minutes=2)
     busy_factor: int = 10
+    # Signs the portal links in client emails (the app's SECRET_KEY).
+    secret_key: str = "dev-only-secret-change-me"
+    portal_link_max_age: timedelta = timedelta(days=30)
+    # At most this many optional (non-transactional) emails to one client per rolling 24 hours;
+    # what the cap holds back is deferred, not dropped.
+    frequency_cap: int = 2
+    # Admin alerts (escalations, failures) also go to this Slack-compatible webhook, if set.
+    alert_webhook_url: str | None = None
+
+    @property
+    def links(self) -> Links:
+        return Links(self.base_url, self.secret_key, self.clock, self.portal_link_max_age)
 
     def __post_init__(self) -> None:
         if not 0 <= self.send_hour <= 23:

@@ -69,6 +69,10 @@ def create_app(
         horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
         lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
+        secret_key=app.config["SECRET_KEY"],
+        portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
+        frequency_cap=app.config["EMAIL_FREQUENCY_CAP"],
+        alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
     from web import main

@@ -1,0 +1,62 @@
+"""Signed links from emails to the client portal: each carries a token bound to one client,
+signed with the app's secret and good for a limited time. No password: the link is the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from scheduler.clock import Clock
+
+
+class BadLink(Exception):
+    """The token is forged, damaged, expired or made for another purpose."""
+
+
+@dataclass(frozen=True)
+class Links:
+    """Makes and checks the portal's links for one deployment."""
+
+    base_url: str
+    secret: str
+    clock: Clock
+    max_age: timedelta = timedelta(days=30)
+    # An unsubscribe link must keep working long after the email (RFC 8058 mail clients call it
+    # whenever the reader clicks), so it lives longer than a portal link.
+    unsubscribe_max_age: timedelta = timedelta(days=365)
+
+    def _signer(self, purpose: str) -> URLSafeTimedSerializer:
+        clock = self.clock
+
+        class ClockSigner(TimestampSigner):  # signing and expiry follow the engine's clock
+            def get_timestamp(self) -> int:
+                return int(clock.now().timestamp())
+
+        return URLSafeTimedSerializer(self.secret, salt=f"journey.{purpose}", signer=ClockSigner)
+
+    def token(self, client_id: int, purpose: str = "portal") -> str:
+        return str(self._signer(purpose).dumps(client_id))
+
+    def client_id(self, token: str, purpose: str = "portal") -> int:
+        """The client the token was made for; BadLink when it cannot be trusted."""
+        age = self.unsubscribe_max_age if purpose == "unsubscribe" else self.max_age
+        try:
+            value = self._signer(purpose).loads(token, max_age=int(age.total_seconds()))
+        except SignatureExpired:
+            raise BadLink("this link has expired") from None
+        except BadSignature:
+            raise BadLink("this link is not valid") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadLink("this link is not valid")
+        return value
+
+    def portal(self, client_id: int, page: str = "") -> str:
+        """The URL of a portal page (`""`, `months/3`, `notifications`, `preferences`, ...)."""
+        url = f"{self.base_url.rstrip('/')}/portal/{self.token(client_id)}"
+        return f"{url}/{page}" if page else url
+
+    def unsubscribe(self, client_id: int) -> str:
+        base = self.base_url.rstrip("/")
+        return f"{base}/portal/unsubscribe/{self.token(client_id, 'unsubscribe')}"
