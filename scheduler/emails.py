@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from scheduler import rules, timeline
 from scheduler.engine import Context, OutgoingMessage
 from scheduler.journey import client_zone, latest_deliverable, month_views, open_hold
-from scheduler.vocab import Template
+from scheduler.vocab import OPTIONAL_TEMPLATES, Template
 from web.models import Admin, Automation, Client, Email, Hold
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -57,13 +57,52 @@ def render(template: Template, context: dict[str, Any]) -> Rendered:
 
 
 def recipients(ctx: Context, client: Client, template: Template) -> list[str]:
-    if rules.to_admins(template):
-        return list(
-            ctx.session.scalars(
-                select(Admin.email).where(Admin.active.is_(True)).order_by(Admin.id)
-            )
+    """The client, or for admin emails the client's coach (every active admin when the client
+    has none, or the coach is no longer active)."""
+    if not rules.to_admins(template):
+        return [client.email]
+    coach = ctx.session.get(Admin, client.coach_id) if client.coach_id else None
+    if coach is not None and coach.active:
+        return [coach.email]
+    return list(
+        ctx.session.scalars(select(Admin.email).where(Admin.active.is_(True)).order_by(Admin.id))
+    )
+
+
+def preferences(client: Client) -> rules.Preferences:
+    return rules.Preferences(
+        reminders=client.reminders_enabled,
+        celebrations=client.celebrations_enabled,
+        unsubscribed=client.unsubscribed_at is not None,
+    )
+
+
+def held_back(
+    ctx: Context, automation: Automation, client: Client, template: Template
+) -> rules.Verdict | None:
+    """A client email the client does not want (skipped), or one over the frequency cap
+    (deferred to the next allowed moment); None when it goes now."""
+    reason = rules.unwanted(template, preferences(client))
+    if reason is not None:
+        return rules.skip(reason)
+    if template not in OPTIONAL_TEMPLATES:
+        return None
+    now = ctx.now()
+    sent = ctx.session.scalars(
+        select(Email.created_at).where(
+            Email.client_id == client.id,
+            Email.template.in_([str(t) for t in OPTIONAL_TEMPLATES]),
+            Email.created_at > now - rules.CAP_WINDOW,
+            Email.automation_id != automation.id,
         )
-    return [client.email]
+    ).all()
+    cap = ctx.engine.frequency_cap
+    when = rules.capped_until(template, sent, cap, now)
+    if when is None:
+        return None
+    return rules.Verdict(
+        False, f"frequency cap: {cap} optional emails in 24 hours; deferred", defer_until=when
+    )
 
 
 def send_for(ctx: Context, automation: Automation, client: Client, template: Template) -> int:

@@ -59,6 +59,8 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
     assert automation is not None
     try:
         verdict = perform(ctx, automation)
+        if verdict.defer_until is not None:
+            return deferred(ctx, automation, verdict)
     except DBAPIError as exc:
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
             # The database went away: not the action's fault. The automation stays RUNNING
@@ -80,6 +82,20 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
     automation.error = None
     automation.updated_at = now
     log(ctx, automation, LogStatus(automation.status), automation.detail)
+    ctx.commit()
+    return automation
+
+
+def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Automation:
+    """Not now: scheduled again, at a new version, for the moment the verdict names."""
+    assert verdict.defer_until is not None
+    automation.status = AutomationStatus.SCHEDULED
+    automation.trigger_at = verdict.defer_until
+    automation.version += 1
+    automation.lease_until = None
+    automation.updated_at = ctx.now()
+    log(ctx, automation, LogStatus.DEFERRED, verdict.reason)
+    send_when_due(ctx, automation)
     ctx.commit()
     return automation
 
@@ -113,6 +129,9 @@ def perform(ctx: Context, automation: Automation) -> rules.Verdict:
         journey.resume(ctx, client, ended_by="schedule")
     else:
         assert template is not None
+        held_back = emails.held_back(ctx, automation, client, template)
+        if held_back is not None:
+            return held_back
         sent = emails.send_for(ctx, automation, client, template)
         if not sent:
             return rules.skip("nobody to send it to (no active admin)")

@@ -4,12 +4,20 @@ failed action is tried again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.program import Program
-from scheduler.vocab import ADMIN_TEMPLATES, AutomationType, DeliverableStatus, Template
+from scheduler.vocab import (
+    ADMIN_TEMPLATES,
+    CELEBRATION_TEMPLATES,
+    OPTIONAL_TEMPLATES,
+    REMINDER_TEMPLATES,
+    AutomationType,
+    DeliverableStatus,
+    Template,
+)
 
 DONE = (DeliverableStatus.DELIVERED, DeliverableStatus.SKIPPED)
 
@@ -31,6 +39,8 @@ class MonthView:
 class Verdict:
     run: bool
     reason: str
+    # Not now but at this moment (the frequency cap): the automation is scheduled again.
+    defer_until: datetime | None = None
 
 
 def run(reason: str) -> Verdict:
@@ -133,3 +143,45 @@ def progress(months: Mapping[int, MonthView], program: Program) -> tuple[int, in
 
 def complete(months: Mapping[int, MonthView], program: Program) -> bool:
     return all(months.get(m, MonthView()).done for m in range(1, program.length + 1))
+
+
+# -- what a client agreed to receive -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preferences:
+    reminders: bool = True
+    celebrations: bool = True
+    unsubscribed: bool = False
+
+
+def unwanted(template: Template, prefs: Preferences) -> str | None:
+    """Why the client does not want this email, or None when it goes. Transactional emails
+    (and admin emails) always go."""
+    if template not in OPTIONAL_TEMPLATES:
+        return None
+    if prefs.unsubscribed:
+        return "the client unsubscribed from optional emails"
+    if template in REMINDER_TEMPLATES and not prefs.reminders:
+        return "the client turned reminders off"
+    if template in CELEBRATION_TEMPLATES and not prefs.celebrations:
+        return "the client turned celebrations off"
+    return None
+
+
+CAP_WINDOW = timedelta(hours=24)
+
+
+def capped_until(
+    template: Template, sent: Sequence[datetime], cap: int, now: datetime
+) -> datetime | None:
+    """Frequency cap: at most `cap` optional emails to one client in any rolling 24 hours.
+    `sent` holds when the client's optional emails went (any order). Returns when this one may
+    go, if not now."""
+    if template not in OPTIONAL_TEMPLATES:
+        return None
+    recent = sorted(at for at in sent if now - CAP_WINDOW < at <= now)
+    if len(recent) < cap:
+        return None
+    # The window frees a place when the oldest email that keeps it full leaves it.
+    return recent[len(recent) - cap] + CAP_WINDOW

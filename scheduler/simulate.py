@@ -330,8 +330,8 @@ def simulate(
                 select(AutomationLog).where(AutomationLog.id > last_log).order_by(AutomationLog.id)
             ):
                 last_log = entry.id
-                if entry.status == LogStatus.RETRYING:
-                    continue  # not an outcome: the final line says how many retries it took
+                if entry.status in (LogStatus.RETRYING, LogStatus.DEFERRED):
+                    continue  # not an outcome: the automation's final line comes later
                 detail = entry.detail + (f": {entry.error}" if entry.error else "")
                 yield {
                     "at": iso(entry.at),

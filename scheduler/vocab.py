@@ -39,6 +39,7 @@ class LogStatus(StrEnum):
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
     RETRYING = "RETRYING"
+    DEFERRED = "DEFERRED"  # held back by the frequency cap, to go at a later moment
     CANCELLED = "CANCELLED"
 
 
@@ -85,6 +86,22 @@ ADMIN_TEMPLATES = frozenset(
         Template.WEEKLY_DIGEST,
     }
 )
+
+# Client emails a client cannot turn off: they carry the service itself (a deliverable, a
+# change to their own journey). The rest are optional: preferences and the frequency cap apply.
+TRANSACTIONAL_TEMPLATES = frozenset(
+    {
+        Template.DELIVERABLE_READY,
+        Template.PAUSE_CONFIRMATION,
+        Template.RESUME_REMINDER,
+        Template.WELCOME_BACK,
+    }
+)
+REMINDER_TEMPLATES = frozenset({Template.REMINDER_UPCOMING, Template.REMINDER_OVERDUE})
+CELEBRATION_TEMPLATES = frozenset(
+    {Template.MONTH_COMPLETE, Template.HALFWAY, Template.PROGRAM_COMPLETE}
+)
+OPTIONAL_TEMPLATES = REMINDER_TEMPLATES | CELEBRATION_TEMPLATES
 
 # The automation type that carries each template.
 TEMPLATE_TYPE: dict[Template, AutomationType] = {

@@ -113,3 +113,33 @@ def test_who_receives_what():
     assert rules.to_admins(Template.REVIEW_NEEDED)
     assert not rules.to_admins(Template.DELIVERABLE_READY)
     assert not rules.to_admins(Template.PAUSE_CONFIRMATION)
+
+
+# -- preferences and the frequency cap -----------------------------------------------------------
+
+
+def test_preferences_never_hold_back_transactional_or_admin_emails():
+    off = rules.Preferences(reminders=False, celebrations=False, unsubscribed=True)
+    for template in (
+        Template.DELIVERABLE_READY,
+        Template.PAUSE_CONFIRMATION,
+        Template.REVIEW_NEEDED,
+    ):
+        assert rules.unwanted(template, off) is None
+    assert rules.unwanted(Template.REMINDER_OVERDUE, rules.Preferences(reminders=False))
+    assert rules.unwanted(Template.HALFWAY, rules.Preferences(reminders=False)) is None
+    assert rules.unwanted(Template.HALFWAY, rules.Preferences(celebrations=False))
+    assert "unsubscribed" in rules.unwanted(Template.REMINDER_UPCOMING, off)
+
+
+def test_the_cap_counts_a_rolling_day_of_optional_emails():
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    hours = [now - timedelta(hours=h) for h in (1, 5, 30)]
+    assert rules.capped_until(Template.MONTH_COMPLETE, hours, 3, now) is None
+    assert rules.capped_until(Template.MONTH_COMPLETE, hours, 2, now) == hours[1] + timedelta(
+        days=1
+    )
+    assert rules.capped_until(Template.MONTH_COMPLETE, hours, 1, now) == hours[0] + timedelta(
+        days=1
+    )
+    assert rules.capped_until(Template.DELIVERABLE_READY, hours, 1, now) is None
