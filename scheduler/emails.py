@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,10 +16,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from scheduler import rules, timeline
+from scheduler import rules, timeline, webhook
 from scheduler.engine import Context, OutgoingMessage
-from scheduler.journey import client_zone, latest_deliverable, month_views, open_hold
-from scheduler.vocab import OPTIONAL_TEMPLATES, Template
+from scheduler.journey import (
+    client_zone,
+    latest_deliverable,
+    local_today,
+    month_views,
+    open_hold,
+)
+from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template
 from web.models import Admin, Automation, Client, Email, Hold
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -43,17 +50,58 @@ def environment() -> Environment:
     )
 
 
+class MissingVariable(ValueError):
+    """A template was given no value (or an empty one) for a variable it needs."""
+
+
+@dataclass(frozen=True)
+class Declared:
+    required: frozenset[str]
+    optional: frozenset[str]
+
+
+DECLARATION = re.compile(
+    r"\{#\s*variables:\s*(?P<required>[^|#]*?)\s*(\|\s*optional:\s*(?P<optional>[^#]*?)\s*)?#\}"
+)
+
+
+@cache
+def declared(template: Template) -> Declared:
+    """The variables a template declares on its first line:
+    `{# variables: a, b | optional: c #}`. Optional ones may be None."""
+    env = environment()
+    source = env.loader.get_source(env, f"email/{template}.txt")[0]  # type: ignore[union-attr]
+    found = DECLARATION.match(source)
+    if found is None:
+        raise MissingVariable(f"{template}: the template declares no variables")
+
+    def names(text: str | None) -> frozenset[str]:
+        return frozenset(n.strip() for n in (text or "").split(",") if n.strip())
+
+    return Declared(names(found["required"]), names(found["optional"]))
+
+
 def render(template: Template, context: dict[str, Any]) -> Rendered:
-    """Render `template`'s subject and plain text (`<id>.txt`) and its HTML (`<id>.html`)."""
+    """Render `template`'s subject and plain text (`<id>.txt`, then the common text footer) and
+    its HTML (`<id>.html`). A declared variable that is missing or empty fails loudly: no email
+    ever says "Hi ,"."""
+    wanted = declared(template)
+    for name in sorted(wanted.required | wanted.optional):
+        if name not in context:
+            raise MissingVariable(f"{template}: no value for {name}")
+        value = context[name]
+        if name in wanted.required and (value is None or value == "" or value == {}):
+            raise MissingVariable(f"{template}: {name} is empty")
     env = environment()
     text_template = env.get_template(f"email/{template}.txt")
     blocks = text_template.new_context(context)
     subject = "".join(text_template.blocks["subject"](blocks))
-    text = "".join(text_template.blocks["body"](blocks))
+    text = "".join(text_template.blocks["body"](blocks)).strip() + "\n"
+    text += env.get_template("email/_footer.txt").render(context)
     html = env.get_template(f"email/{template}.html").render(context)
     # One line, whatever a name contains: no header injection through the subject.
     subject = " ".join(subject.split())
-    return Rendered(subject, text.strip() + "\n", html)
+    return Rendered(subject, text, html)
 
 
 def recipients(ctx: Context, client: Client, template: Template) -> list[str]:
@@ -108,7 +156,10 @@ def held_back(
 def send_for(ctx: Context, automation: Automation, client: Client, template: Template) -> int:
     """Send the automation's email to each recipient, once. Returns how many it is for."""
     rows = []
-    for address in recipients(ctx, client, template):
+    addresses = recipients(ctx, client, template)
+    if addresses and template in webhook.ALERTS and ctx.engine.alert_webhook_url:
+        addresses.append(webhook.ADDRESS)
+    for address in addresses:
         key = f"automation:{automation.id}:{address}"
         row = ctx.session.scalar(select(Email).where(Email.key == key))
         if row is None:
@@ -138,21 +189,37 @@ def send_for(ctx: Context, automation: Automation, client: Client, template: Tem
             continue
         row.attempts += 1
         try:
-            ctx.engine.mailer.send(
-                OutgoingMessage(
-                    to=row.to_address,
-                    subject=row.subject,
-                    text=row.text_body,
-                    html=row.html_body,
-                    message_id=row.message_id,
+            if row.to_address == webhook.ADDRESS:
+                url = ctx.engine.alert_webhook_url
+                assert url is not None
+                webhook.post(url, row.subject, row.text_body, row.key)
+            else:
+                ctx.engine.mailer.send(
+                    OutgoingMessage(
+                        to=row.to_address,
+                        subject=row.subject,
+                        text=row.text_body,
+                        html=row.html_body,
+                        message_id=row.message_id,
+                        headers=headers_for(ctx, row),
+                    )
                 )
-            )
         except Exception as exc:
             row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             ctx.commit()
             raise
         record_sent(ctx, row.id, row.attempts)
     return len(rows)
+
+
+def headers_for(ctx: Context, row: Email) -> dict[str, str]:
+    """A client's optional emails carry one-click unsubscribe (RFC 8058); every email an
+    idempotency key, so that any system downstream can tell a resend from a new message."""
+    headers = {"X-Journey-Key": row.key}
+    if row.client_id is not None and Template(row.template) in OPTIONAL_TEMPLATES:
+        headers["List-Unsubscribe"] = f"<{ctx.engine.links.unsubscribe(row.client_id)}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def record_sent(ctx: Context, email_id: int, attempts: int) -> None:
@@ -186,12 +253,20 @@ def message_id(key: str, sender: str) -> str:
 # -- what each template is told ----------------------------------------------------------------
 
 
-def day(value: date) -> str:
-    return f"{value:%A}, {value:%B} {value.day}, {value:%Y}"
+def day(value: date, zone: str = "UTC") -> str:
+    """A local date the way the client's part of the world writes it: month first in the
+    Americas ("Monday, January 5, 2026"), day first elsewhere ("Monday 5 January 2026")."""
+    if zone.startswith(("America/", "US/", "Canada/")):
+        return f"{value:%A}, {value:%B} {value.day}, {value:%Y}"
+    return f"{value:%A} {value.day} {value:%B} {value:%Y}"
 
 
 def context_for(
-    ctx: Context, automation: Automation, client: Client, template: Template
+    ctx: Context,
+    automation: Automation,
+    client: Client,
+    template: Template,
+    example_hold: Hold | None = None,
 ) -> dict[str, Any]:
     program = ctx.program
     views = month_views(ctx, client)
@@ -204,12 +279,13 @@ def context_for(
     deliverable = latest_deliverable(ctx, client, month) if month else None
     nxt = month + 1 if month and month < program.length else None
     remaining = [
-        {"month": m.number, "title": m.title, "date": day(dates[m.number])}
+        {"month": m.number, "title": m.title, "date": day(dates[m.number], client.timezone)}
         for m in program.months
         if not views.get(m.number, rules.MonthView()).done
     ]
     context: dict[str, Any] = {
         "template": str(template),
+        "audience": "admins" if rules.to_admins(template) else "client",
         "program": program.name,
         "program_length": program.length,
         "client": {
@@ -224,10 +300,14 @@ def context_for(
         "deliverables": list(info.deliverables) if info else [],
         "achievements": list(info.achievements) if info else [],
         "prepare": list(info.prepare) if info else [],
-        "due_date": day(dates[month]) if month else "",
+        "due_date": day(dates[month], client.timezone) if month else "",
         "progress": {"done": done, "current": current, "percent": percent},
         "next": (
-            {"month": nxt, "title": program.month(nxt).title, "date": day(dates[nxt])}
+            {
+                "month": nxt,
+                "title": program.month(nxt).title,
+                "date": day(dates[nxt], client.timezone),
+            }
             if nxt
             else None
         ),
@@ -252,9 +332,10 @@ def context_for(
         "failure": None,
     }
     if template in (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK):
-        context["hold"] = hold_context(ctx, automation, client, remaining)
+        context["hold"] = hold_context(ctx, automation, client, remaining, example_hold)
     if template is Template.AUTOMATION_FAILURE:
-        failed = ctx.session.get(Automation, automation.payload.get("automation_id"))
+        failed_id = automation.payload.get("automation_id")
+        failed = ctx.session.get(Automation, failed_id) if failed_id else None
         context["failure"] = {
             "id": failed.id if failed else None,
             "type": failed.type if failed else "",
@@ -267,7 +348,11 @@ def context_for(
 
 
 def hold_context(
-    ctx: Context, automation: Automation, client: Client, remaining: list[dict[str, Any]]
+    ctx: Context,
+    automation: Automation,
+    client: Client,
+    remaining: list[dict[str, Any]],
+    example: Hold | None = None,
 ) -> dict[str, Any]:
     """The hold the email is about, and the timeline it leaves: for a hold with an end date,
     the remaining months move later by its length."""
@@ -280,7 +365,9 @@ def hold_context(
             .order_by(Hold.started_at.desc())
             .limit(1)
         )
-    assert hold is not None
+    hold = hold or example
+    if hold is None:
+        raise MissingVariable(f"{automation.template}: {client.name} has no hold to tell about")
     shift = 0
     if hold.ended_at is None and hold.until is not None:
         shift = (hold.until - hold.start_date).days
@@ -288,12 +375,15 @@ def hold_context(
     if shift:
         dates = timeline.month_dates(ctx, client)
         projected = [
-            dict(line, date=day(dates[line["month"]] + timedelta(days=shift))) for line in remaining
+            dict(line, date=day(dates[line["month"]] + timedelta(days=shift), client.timezone))
+            for line in remaining
         ]
     return {
-        "start": day(hold.start_date),
-        "until": day(hold.until) if hold.until else None,
-        "resume": day(hold.end_date or hold.until) if (hold.end_date or hold.until) else None,
+        "start": day(hold.start_date, client.timezone),
+        "until": day(hold.until, client.timezone) if hold.until else None,
+        "resume": day(hold.end_date or hold.until, client.timezone)
+        if (hold.end_date or hold.until)
+        else None,
         "reason": hold.reason,
         "days": hold.days if hold.days is not None else shift,
         "timeline": projected,
@@ -304,3 +394,59 @@ def hold_context(
 def business(client: Client) -> str:
     onboarding = client.onboarding or {}
     return str(onboarding.get("business") or onboarding.get("business_name") or "your business")
+
+
+# -- previews ------------------------------------------------------------------------------------
+
+
+def preview(ctx: Context, template: Template, client: Client) -> Rendered:
+    """How `template` reads for `client` today, about the client's current month (the month a
+    celebration is for), with the client's hold, or an example one, where the email needs one.
+    Nothing is saved or sent."""
+    if template is Template.WEEKLY_DIGEST:
+        raise MissingVariable("WEEKLY_DIGEST is for an admin: preview it with the admin's email")
+    month: int | None = client.current_month
+    if template is Template.HALFWAY:
+        month = ctx.program.schedule.halfway_month
+    elif template is Template.PROGRAM_COMPLETE:
+        month = ctx.program.length
+    elif template in (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK):
+        month = None
+    today = local_today(ctx, client)
+    example_hold = Hold(
+        client_id=client.id,
+        reason="Family leave (example)",
+        started_at=ctx.now(),
+        start_date=today,
+        until=today + timedelta(days=14),
+    )
+    automation = Automation(
+        id=0,
+        client_id=client.id,
+        type=TEMPLATE_TYPE[template],
+        month=month,
+        template=template,
+        payload={},
+        retry_count=0,
+    )
+    context = context_for(ctx, automation, client, template, example_hold)
+    if context["deliverable"] is None and template in (
+        Template.REVIEW_NEEDED,
+        Template.REVISION_REMINDER,
+    ):
+        context["deliverable"] = {
+            "title": f"{context['month_title']} for {client.name} (example)",
+            "status": "PENDING_REVIEW" if template is Template.REVIEW_NEEDED else "REJECTED",
+            "version": 1,
+            "notes": "Make the pricing section concrete (example notes)",
+        }
+    if template is Template.AUTOMATION_FAILURE:
+        context["failure"] = {
+            "id": 0,
+            "type": "GENERATE_DELIVERABLE",
+            "template": "",
+            "month": client.current_month,
+            "retries": 3,
+            "error": "TimeoutError: the generator did not answer (example)",
+        }
+    return render(template, context)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from scheduler import digest
 from scheduler.engine import Context
 from scheduler.execute import expired_leases
 from scheduler.vocab import AutomationStatus
@@ -76,6 +77,11 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
         ctx, "sweep", {"dispatched": dispatched, "reclaimed": reclaimed, "overdue": report.overdue}
     )
     ctx.commit()
+    try:  # admins' weekly digests, when their Monday morning comes
+        digest.send_due(ctx)
+    except Exception:
+        log.exception("weekly digests failed; the next sweep tries again")
+        ctx.rollback()
     return report
 
 

@@ -108,8 +108,71 @@ def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
 
         execute.run(ctx, upcoming.id, upcoming.version)
         execute.run(ctx, upcoming.id, upcoming.version)  # delivered twice: sent once
+        client_id, upcoming_id = client.id, upcoming.id
     [msg] = inbox.messages
     assert msg["Subject"].startswith("Your Month 1")
     html = msg.get_body(("html",)).get_content()
     assert "Sarah &lt;b&gt;Johnson&lt;/b&gt;" in html or "Sarah" in html
     assert "<b>Johnson</b>" not in html
+    # Optional emails carry RFC 8058 one-click unsubscribe, pointing at this client's link.
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = msg["List-Unsubscribe"].strip("<>")
+    token = link.rsplit("/", 1)[1]
+    assert link.startswith("http://127.0.0.1:5000/portal/unsubscribe/")
+    assert app.extensions["journey"].links.client_id(token, "unsubscribe") == client_id
+    assert msg["X-Journey-Key"] == f"automation:{upcoming_id}:sarah@example.com"
+
+
+def test_a_whole_journey_arrives_over_smtp_in_order(tmp_path, smtp):
+    """Eight months on simulated time: the admin approves each deliverable a day after it is
+    generated, the client opens it a day later; every email reaches the server once, in the
+    journey's order."""
+    from datetime import UTC, datetime
+
+    from scheduler.vocab import DeliverableStatus
+    from tests.harness import Harness, ScriptedGenerator
+
+    def utc(day, hour):
+        return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+    port, inbox = smtp
+    clock = ManualClock(START)
+    app = mail_app(tmp_path, port, clock)
+    app.extensions["journey"].horizon = timedelta(days=3650)
+    with app.app_context():
+        db.create_all()
+        transport = app.extensions["journey"].dispatcher
+        harness = Harness(app, clock, transport, None, ScriptedGenerator())
+        harness.add_admin("coach@example.com")
+        client = harness.enroll(date(2026, 1, 5), "Europe/London")
+        for month in range(1, 9):
+            milestone = client.start_date + timedelta(days=30 * (month - 1))
+            harness.run_until(utc(milestone, 10))
+            assert harness.deliverable(client, month).status == DeliverableStatus.PENDING_REVIEW
+            harness.run_until(utc(milestone + timedelta(days=1), 10))
+            harness.do(ops.approve, client, month)
+            harness.run_until(utc(milestone + timedelta(days=2), 12))
+            harness.do(ops.open_deliverable, client, month)
+        harness.run_until(utc(client.start_date + timedelta(days=240), 12))
+    keys = [m["X-Journey-Key"] for m in inbox.messages]
+    assert len(keys) == len(set(keys))  # nothing twice
+    subjects = [m["Subject"] for m in inbox.messages if m["To"] == "sarah@example.com"]
+
+    def kind(subject):
+        if "coming soon" in subject:
+            return "upcoming"
+        if "is ready" in subject:
+            return "ready"
+        if "Congratulations" in subject or "halfway" in subject:
+            return "celebration"
+        return subject
+
+    expected = ["upcoming", "ready", "celebration"] * 8
+    assert [kind(s) for s in subjects] == expected
+    months = [s.split("Month ")[1].split(":")[0] for s in subjects if "is ready" in s]
+    assert months == [str(m) for m in range(1, 9)]
+    celebrations = [s for s in subjects if kind(s) == "celebration"]
+    assert "halfway" in celebrations[3] and "completed the" in celebrations[7]
+    admin = [m["Subject"] for m in inbox.messages if m["To"] == "coach@example.com"]
+    assert sum(s.startswith("Review needed") for s in admin) == 8
+    assert not any("Client alert" in s for s in admin)

@@ -577,6 +577,68 @@ def program_show() -> None:
     click.echo(f"schedule: {p.schedule}")
 
 
+# -- emails ------------------------------------------------------------------------------------
+
+
+@cli.group("emails")
+def emails_group() -> None:
+    """The emails the journey sends."""
+
+
+@emails_group.command("preview")
+@click.argument("template")
+@click.option("--client", "client_ref", help="Client id or email (default: the first client).")
+@click.option("--admin", "admin_email", help="For WEEKLY_DIGEST: the admin it is for.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="email-preview",
+    show_default=True,
+    help="Folder for TEMPLATE.html and TEMPLATE.txt.",
+)
+@friendly
+def emails_preview(
+    template: str, client_ref: str | None, admin_email: str | None, out: str
+) -> None:
+    """Render TEMPLATE for a client (nothing is sent) into OUT/TEMPLATE.html and .txt."""
+    from scheduler import digest, emails
+    from scheduler.vocab import Template
+
+    ctx = journey_context()
+    try:
+        chosen = Template(template.upper())
+    except ValueError:
+        names = ", ".join(t.value for t in Template)
+        raise ops.Invalid(f"unknown template {template!r} (one of {names})", "template") from None
+    if chosen is Template.WEEKLY_DIGEST:
+        query = select(Admin).order_by(Admin.id)
+        if admin_email:
+            query = query.where(Admin.email == admin_email.strip().lower())
+        admin = db.session.scalars(query).first()
+        if admin is None:
+            raise ops.NotFound("no such admin: add one with `journey admins add EMAIL`", "admin")
+        _, due = digest.week_of(ctx.now(), admin.timezone)
+        rendered = digest.render_for(ctx, admin, due)
+    else:
+        if client_ref:
+            client = ops.find_client(ctx, client_ref)
+        else:
+            client = db.session.scalars(select(Client).order_by(Client.id)).first()
+            if client is None:
+                raise ops.NotFound("no client yet: enroll one, or run `journey demo`", "client")
+        try:
+            rendered = emails.preview(ctx, chosen, client)
+        except emails.MissingVariable as exc:
+            raise ops.Conflict(str(exc), "template") from None
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    html, text = folder / f"{chosen}.html", folder / f"{chosen}.txt"
+    html.write_text(rendered.html, encoding="utf-8")
+    text.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+    click.echo(f"Subject: {rendered.subject}")
+    click.echo(f"wrote {html} and {text}")
+
+
 @cli.command("simulate", with_appcontext=False)
 @click.argument("scenario", type=click.Path(dir_okay=False, allow_dash=True))
 def simulate_cmd(scenario: str) -> None:
