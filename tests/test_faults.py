@@ -143,6 +143,8 @@ def cluster(pg_schema, tmp_path) -> Iterator[Cluster]:
         "REDISPATCH_AFTER_SECONDS": "2",
         "TZ": "UTC",
         "JOURNEY_TEST_LOGS": str(tmp_path),
+        # These tests send several reminders to one client within seconds: no frequency cap.
+        "EMAIL_FREQUENCY_CAP": "100",
     }
     app = create_app(
         {"SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False), "REDIS_URL": None},

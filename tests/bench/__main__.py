@@ -247,6 +247,8 @@ def main() -> None:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(sink.port),
         "TZ": "UTC",
+        # Throughput counts executions: none is deferred by the per-client frequency cap.
+        "EMAIL_FREQUENCY_CAP": "100",
         "JOURNEY_TEST_LOGS": str(logs),
         "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
     }
