@@ -275,3 +275,12 @@ def test_every_example_runs_cleanly(name):
     warnings: list[str] = []
     lines = list(simulate(load_scenario((EXAMPLES / name).read_text()), warnings.append))
     assert lines and not warnings
+
+
+def test_the_readme_shows_what_the_simulator_prints():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    shown = readme.split("keeps failing):\n\n```\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in shown.splitlines() if line.startswith("{")]
+    scenario = load_scenario((EXAMPLES / "failures-and-reviews.json").read_text())
+    printed = {json.dumps(line, ensure_ascii=False) for line in simulate(scenario, print)}
+    assert lines and [line for line in lines if line not in printed] == []
