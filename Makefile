@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench install dev clean
+.PHONY: run test lint format bench install dev clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: dev
 format: dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## screenshots: run the browser tests, keeping their screenshots in docs/screenshots
+screenshots: dev
+	JOURNEY_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -k "browser and sqlite"
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,6 +29,7 @@ PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:54
     "postgresql+psycopg://", "postgresql://", 1
 )
 REQUIRED = os.environ.get("JOURNEY_REQUIRE_SERVICES") == "1"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 
 
@@ -114,3 +116,28 @@ def harness(database_url: str, clock: ManualClock) -> Iterator[Harness]:
         yield h
         db.session.remove()
         db.engine.dispose()
+
+
+# -- a real browser (tests/browser.py) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium (Debian's; Playwright drives it, nothing is downloaded)."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"Chromium at {CHROMIUM}", "not installed; Debian: apt install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

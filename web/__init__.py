@@ -75,9 +75,10 @@ def create_app(
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
-    from web import main
+    from web import main, portal
 
     app.register_blueprint(main.bp)
+    app.register_blueprint(portal.bp)
     return app
 
 

@@ -1,0 +1,133 @@
+"""What a client sees and changes from the links in their emails: their progress, their
+deliverables, the messages they were sent, and their email preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from scheduler import emails, timeline
+from scheduler.engine import Context
+from scheduler.journey import (
+    NotFound,
+    check_month,
+    client_zone,
+    latest_deliverable,
+    local_today,
+)
+from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus
+from web.models import Client, Deliverable, Email
+
+
+@dataclass(frozen=True)
+class MonthCard:
+    month: int
+    title: str
+    date: str  # in the client's own style
+    state: str
+    opened: bool
+    readable: bool  # delivered: the client can open it
+
+
+@dataclass(frozen=True)
+class Progress:
+    name: str
+    program: str
+    done: int
+    current: int
+    percent: int
+    length: int
+    months: list[MonthCard]
+    next_date: str | None  # the next month's date still to come
+    paused: bool
+    complete: bool
+
+
+def progress(ctx: Context, client: Client) -> Progress:
+    line = timeline.build(ctx, client, days_ahead=0, history=0)
+    today = local_today(ctx, client)
+    cards = [
+        MonthCard(
+            m.month,
+            m.title,
+            emails.day(m.date, client.timezone),
+            m.state,
+            m.opened,
+            m.state == "delivered",
+        )
+        for m in line.months
+    ]
+    coming = [m.date for m in line.months if m.date >= today and m.state != "delivered"]
+    return Progress(
+        name=client.name,
+        program=ctx.program.name,
+        done=line.done,
+        current=line.current,
+        percent=line.percent,
+        length=ctx.program.length,
+        months=cards,
+        next_date=emails.day(min(coming), client.timezone) if coming else None,
+        paused=client.paused_at is not None,
+        complete=completed_on(ctx, client) is not None,
+    )
+
+
+def deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
+    """The month's delivered deliverable, for the client to read."""
+    check_month(ctx, month)
+    found = latest_deliverable(ctx, client, month)
+    if found is None or found.status != DeliverableStatus.DELIVERED:
+        raise NotFound(f"Month {month} is not ready yet", "month")
+    return found
+
+
+def notifications(ctx: Context, client: Client, limit: int = 200) -> list[Email]:
+    """Every message the client was sent, newest first (the in-app copy of each email)."""
+    return list(
+        ctx.session.scalars(
+            select(Email)
+            .where(
+                Email.client_id == client.id,
+                Email.to_address == client.email,
+                Email.template.not_in([str(t) for t in ADMIN_TEMPLATES]),
+                Email.status == "SENT",
+            )
+            .order_by(Email.created_at.desc(), Email.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def notification(ctx: Context, client: Client, email_id: int) -> Email:
+    for row in notifications(ctx, client):
+        if row.id == email_id:
+            return row
+    raise NotFound("no such message", "message")
+
+
+def set_preferences(
+    ctx: Context, client: Client, *, reminders: bool, celebrations: bool, subscribed: bool
+) -> None:
+    client.reminders_enabled = reminders
+    client.celebrations_enabled = celebrations
+    if subscribed:
+        client.unsubscribed_at = None
+    elif client.unsubscribed_at is None:
+        client.unsubscribed_at = ctx.now()
+    client.updated_at = ctx.now()
+
+
+def unsubscribe(ctx: Context, client: Client) -> None:
+    """One-click unsubscribe from every optional email (idempotent)."""
+    if client.unsubscribed_at is None:
+        client.unsubscribed_at = ctx.now()
+        client.updated_at = ctx.now()
+
+
+def completed_on(ctx: Context, client: Client) -> date | None:
+    """The local date the client finished the program, if they have."""
+    if client.completed_at is None:
+        return None
+    return client.completed_at.astimezone(client_zone(client)).date()

@@ -1,0 +1,63 @@
+"""The client portal in a real headless browser: from an email's link to progress, a
+deliverable, messages, preferences and unsubscribe."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from scheduler import journey as ops
+from tests.browser import serve, shot
+
+
+@pytest.fixture
+def site(harness):
+    base, server = serve(harness.app)
+    harness.app.extensions["journey"].base_url = base
+    yield base
+    server.shutdown()
+
+
+def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, tmp_path):
+    client = harness.enroll(
+        date(2026, 1, 5), "America/New_York", onboarding={"business": "Sunrise Yoga"}
+    )
+    for month in (1, 2):
+        harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC) + timedelta(days=30 * (month - 1)))
+        harness.do(ops.approve, client, month)
+    harness.run_for(timedelta(days=2))
+    links = harness.app.extensions["journey"].links
+
+    page.goto(links.portal(client.id))
+    assert page.locator("h1").inner_text() == "You're 25% through your journey"
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "25"
+    shot(page, "portal-progress", tmp_path)
+
+    page.get_by_role("link", name="Open").first.click()
+    assert "Month 1" in page.locator("main").inner_text()
+    shot(page, "portal-deliverable", tmp_path)
+    assert harness.refresh(harness.deliverable(client, 1)).opened_at is not None
+    page.get_by_role("link", name="← Back to your progress").click()
+    assert page.get_by_role("link", name="Read again").count() == 1
+
+    page.get_by_role("link", name="Messages").click()
+    page.get_by_role("link", name="deliverable is ready").first.click()
+    frame = page.frame_locator("iframe")
+    assert "Hi Sarah" in frame.locator("body").inner_text()
+    shot(page, "portal-messages", tmp_path)
+
+    page.get_by_role("link", name="Email preferences").click()
+    page.get_by_label("Celebrations").uncheck()
+    page.get_by_role("button", name="Save preferences").click()
+    assert page.get_by_role("status").inner_text() == "Your preferences are saved."
+    shot(page, "portal-preferences", tmp_path)
+    assert harness.refresh(client).celebrations_enabled is False
+
+    page.goto(links.unsubscribe(client.id))
+    page.get_by_role("button", name="Unsubscribe").click()
+    assert page.locator("h1").inner_text() == "You're unsubscribed"
+    assert harness.refresh(client).unsubscribed_at is not None
+
+    page.goto(site + "/portal/forged-token")
+    assert page.locator("h1").inner_text() == "This link can't be used"

@@ -1,0 +1,172 @@
+"""The client portal, reached from the signed links in emails: no password, the link is the
+key. A link that is forged, damaged, expired or meant for something else gets a plain 403
+page and no data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+
+from scheduler import portal
+from scheduler.certificate import certificate
+from scheduler.emails import day
+from scheduler.journey import JourneyError, NotFound, client_zone, open_deliverable
+from scheduler.links import BadLink
+from web import journey_context
+from web.extensions import db
+from web.models import Client
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+
+@bp.after_request
+def private(response: Response) -> Response:
+    """The token is in the URL: keep it out of Referer headers and shared caches."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def client_for(token: str, purpose: str = "portal") -> Client:
+    """The client the token was made for, or a 403."""
+    links = current_app.extensions["journey"].links
+    try:
+        client_id = links.client_id(token, purpose)
+    except BadLink as exc:
+        abort(403, description=str(exc))
+    client = db.session.get(Client, client_id)
+    if client is None:
+        abort(403, description="this link is not valid")
+    return client
+
+
+def page(template: str, token: str, client: Client, **context: Any) -> str:
+    return render_template(
+        f"portal/{template}", token=token, client=client, active=template, **context
+    )
+
+
+@bp.errorhandler(403)
+def forbidden(error: Any) -> tuple[str, int]:
+    return render_template("portal/forbidden.html", reason=error.description), 403
+
+
+@bp.errorhandler(404)
+def not_found(error: Any) -> tuple[str, int]:
+    return render_template("portal/not_found.html", reason=error.description), 404
+
+
+@bp.get("/<token>")
+def home(token: str) -> str:
+    client = client_for(token)
+    return page("progress.html", token, client, progress=portal.progress(journey_context(), client))
+
+
+@bp.get("/<token>/months/<int:month>")
+def month(token: str, month: int) -> str:
+    client = client_for(token)
+    ctx = journey_context()
+    try:
+        deliverable = portal.deliverable(ctx, client, month)
+    except NotFound as exc:
+        abort(404, description=exc.message)
+    except JourneyError as exc:
+        abort(404, description=exc.message)
+    first_open = deliverable.opened_at is None
+    if first_open:
+        open_deliverable(ctx, client, month)
+        ctx.commit()
+    return page(
+        "month.html",
+        token,
+        client,
+        deliverable=deliverable,
+        title=ctx.program.month(month).title,
+        delivered=day(
+            deliverable.delivered_at.astimezone(client_zone(client)).date(), client.timezone
+        )
+        if deliverable.delivered_at
+        else "",
+    )
+
+
+@bp.get("/<token>/notifications")
+def notifications(token: str) -> str:
+    client = client_for(token)
+    return page(
+        "notifications.html",
+        token,
+        client,
+        messages=portal.notifications(journey_context(), client),
+        zone=client_zone(client),
+    )
+
+
+@bp.get("/<token>/notifications/<int:email_id>")
+def notification(token: str, email_id: int) -> str:
+    client = client_for(token)
+    try:
+        message = portal.notification(journey_context(), client, email_id)
+    except NotFound as exc:
+        abort(404, description=exc.message)
+    return page("notification.html", token, client, message=message)
+
+
+@bp.route("/<token>/preferences", methods=["GET", "POST"])
+def preferences(token: str) -> str:
+    client = client_for(token)
+    saved = False
+    if request.method == "POST":
+        portal.set_preferences(
+            journey_context(),
+            client,
+            reminders=request.form.get("reminders") == "on",
+            celebrations=request.form.get("celebrations") == "on",
+            subscribed=request.form.get("subscribed") == "on",
+        )
+        journey_context().commit()
+        saved = True
+    return page("preferences.html", token, client, saved=saved)
+
+
+@bp.get("/<token>/certificate.pdf")
+def certificate_pdf(token: str) -> Response:
+    client = client_for(token)
+    ctx = journey_context()
+    finished = portal.completed_on(ctx, client)
+    if finished is None:
+        abort(404, description="The certificate is yours once you complete Month 8.")
+    pdf = certificate(
+        client.name,
+        ctx.program.name,
+        ctx.program.length,
+        finished,
+        day(finished, client.timezone),
+    )
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="certificate.pdf"'},
+    )
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str) -> str:
+    """GET asks; POST unsubscribes. Mail clients POST `List-Unsubscribe=One-Click` here with
+    no cookie and no form token (RFC 8058), so this route takes no CSRF token."""
+    client = client_for(token, "unsubscribe")
+    done = False
+    if request.method == "POST":
+        portal.unsubscribe(journey_context(), client)
+        journey_context().commit()
+        done = True
+    links = current_app.extensions["journey"].links
+    return render_template(
+        "portal/unsubscribe.html",
+        client=client,
+        done=done,
+        action=url_for("portal.unsubscribe", token=token),
+        preferences_url=links.portal(client.id, "preferences"),
+    )
