@@ -142,3 +142,18 @@ def test_the_certificate_is_there_once_month_8_is_done(harness, web):
     assert answer.status_code == 200 and answer.mimetype == "application/pdf"
     assert answer.data.startswith(b"%PDF") and b"Chlo" in answer.data
     assert "Download your certificate" in web.get(link(harness, client)).get_data(as_text=True)
+
+
+def test_admins_can_preview_any_template_for_any_client(harness, web):
+    client = delivered(harness)
+    page = web.get(f"/clients/{client.id}")
+    assert f"/clients/{client.id}/emails/HALFWAY" in page.get_data(as_text=True)
+    for template in Template:
+        answer = web.get(f"/clients/{client.id}/emails/{template}")
+        if template is Template.WEEKLY_DIGEST:
+            assert answer.status_code == 404
+            continue
+        assert answer.status_code == 200, template
+        assert "Subject:" in answer.get_data(as_text=True)
+    assert web.get(f"/clients/{client.id}/emails/NOPE").status_code == 404
+    assert web.get("/clients/999/emails/HALFWAY").status_code == 404

@@ -8,10 +8,10 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template
 from sqlalchemy import func, select, text
 
-from scheduler import timeline
+from scheduler import emails, timeline
 from scheduler.journey import NotFound, find_client
 from scheduler.sweep import backlog
-from scheduler.vocab import AutomationStatus
+from scheduler.vocab import AutomationStatus, Template
 from web import journey_context
 from web.extensions import db
 from web.models import Automation, Client, Heartbeat
@@ -42,7 +42,37 @@ def client(client_id: int) -> str:
         found = find_client(ctx, client_id)
     except NotFound:
         abort(404)
-    return render_template("client.html", t=timeline.build(ctx, found), program=ctx.program)
+    return render_template(
+        "client.html",
+        t=timeline.build(ctx, found),
+        program=ctx.program,
+        templates=[t for t in Template if t is not Template.WEEKLY_DIGEST],
+        t_client_id=found.id,
+    )
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>")
+def email_preview(client_id: int, template: str) -> str:
+    """Any template, rendered for this client as it would be sent today (nothing is sent)."""
+    ctx = journey_context()
+    try:
+        found = find_client(ctx, client_id)
+        chosen = Template(template)
+    except (NotFound, ValueError):
+        abort(404)
+    if chosen is Template.WEEKLY_DIGEST:
+        abort(404, description="the weekly digest is for admins: preview it from the CLI")
+    try:
+        rendered = emails.preview(ctx, chosen, found)
+    except emails.MissingVariable as exc:
+        abort(409, description=str(exc))
+    return render_template(
+        "email_preview.html",
+        client=found,
+        template=chosen,
+        rendered=rendered,
+        templates=[t for t in Template if t is not Template.WEEKLY_DIGEST],
+    )
 
 
 @bp.get("/healthz")
