@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -114,22 +114,30 @@ def overdue_count(ctx: Context, now: datetime) -> int:
     return backlog(ctx, now)[0]
 
 
+BACKLOG_CAP = 1_000
+
+
 def backlog(ctx: Context, now: datetime) -> tuple[int, datetime | None]:
     """Automations of active clients due more than the re-dispatch delay ago and still waiting:
-    how many, and the oldest trigger time among them."""
+    how many (counted up to BACKLOG_CAP, so that the count stays cheap however large the
+    backlog), and the oldest trigger time among them. Both walk the due index in order."""
     stale = now - ctx.engine.redispatch_after
-    count, oldest = ctx.session.execute(
-        select(func.count(), func.min(Automation.trigger_at))
-        .select_from(Automation)
+    overdue = (
+        select(Automation.trigger_at)
         .join(Client, Client.id == Automation.client_id)
         .where(
             Automation.status == AutomationStatus.SCHEDULED,
             Automation.trigger_at <= stale,
             or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
         )
-    ).one()
-    if oldest is not None and oldest.tzinfo is None:  # an aggregate skips the column's type
-        oldest = oldest.replace(tzinfo=UTC)
+        .order_by(Automation.trigger_at)
+    )
+    oldest = ctx.session.scalar(overdue.limit(1))
+    if oldest is None:
+        return 0, None
+    count = ctx.session.scalar(
+        select(func.count()).select_from(overdue.limit(BACKLOG_CAP).subquery())
+    )
     return int(count or 0), oldest
 
 
