@@ -18,8 +18,17 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed
-dev: $(VENV)/.dev
+# htmx for the admin panel, from npm (package.json); without npm the pages load the same file
+# from a CDN, pinned by its hash.
+HTMX := web/static/vendor/htmx.min.js
+$(HTMX): package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --no-audit --no-fund --silent && mkdir -p $(@D) && \
+		cp node_modules/htmx.org/dist/htmx.min.js $@; \
+	else echo "npm not found: the admin panel will load htmx from unpkg.com"; fi
+
+install: $(VENV)/.installed $(HTMX)
+dev: $(VENV)/.dev $(HTMX)
 
 ## run: install, migrate, load demo clients if empty, serve on http://127.0.0.1:5000
 run: install

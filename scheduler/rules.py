@@ -134,10 +134,14 @@ def retry_at(
 
 def progress(months: Mapping[int, MonthView], program: Program) -> tuple[int, int, int]:
     """(months done, current month, percent done). The current month is the latest month that
-    has a deliverable (generated, delivered or skipped), or 1 before any."""
+    has a deliverable (generated or delivered; a skipped month is passed over, not worked on),
+    or the first month not skipped before any."""
     done = sum(1 for view in months.values() if view.done)
-    started = [m for m, view in months.items() if view.status is not None]
+    skipped = {m for m, view in months.items() if view.status is DeliverableStatus.SKIPPED}
+    started = [m for m, view in months.items() if view.status is not None and m not in skipped]
     current = max(started, default=1)
+    while current in skipped and current < program.length:
+        current += 1
     return done, min(current, program.length), round(100 * done / program.length)
 
 

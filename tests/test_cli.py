@@ -90,8 +90,8 @@ def test_bad_input_gets_a_clear_message(run, args, words):
 
 
 def test_admins_and_demo(run, harness):
-    assert "added" in run("admins", "add", "lead@example.com", "--name", "Lead").output
-    assert "already exists" in run("admins", "add", "lead@example.com").output
+    assert "created" in run("admins", "create", "lead@example.com", "--name", "Lead").output
+    assert "already exists" in run("admins", "create", "lead@example.com").output
     out = run("demo", "--if-empty")
     assert out.exit_code == 0 and "Diego Santos" in out.output
     assert "already exist" in run("demo", "--if-empty").output

@@ -54,7 +54,7 @@ def test_due_automations_run_in_a_dramatiq_worker_over_redis(tmp_path, redis_url
         "TZ": "UTC",
     }
     journey(env, "db", "upgrade")
-    journey(env, "admins", "add", "coach@example.com")
+    journey(env, "admins", "create", "coach@example.com")
     # Started long ago: its eight generations are due now, and go to Redis at enrollment.
     journey(env, "clients", "add", "Ava Stone", "ava@example.com", "--start-date", "2020-01-01")
     # No worker yet: the sweep sees eight messages waiting in the queue (so it holds back).

@@ -143,3 +143,9 @@ def test_the_cap_counts_a_rolling_day_of_optional_emails():
         days=1
     )
     assert rules.capped_until(Template.DELIVERABLE_READY, hours, 1, now) is None
+
+
+def test_a_skipped_month_is_not_the_current_month():
+    assert rules.progress({1: REVIEW, 8: SKIPPED}, PROGRAM) == (1, 1, 12)
+    assert rules.progress({1: SKIPPED, 2: SKIPPED}, PROGRAM) == (2, 3, 25)
+    assert rules.progress({1: DELIVERED, 2: REVIEW}, PROGRAM) == (1, 2, 12)

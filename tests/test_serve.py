@@ -8,8 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
+
+from tests.panel_helpers import PASSWORD, token
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,9 +24,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def get(url: str) -> tuple[int, str]:
+# A browser's cookie jar: the admin panel needs a logged-in session.
+BROWSER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+
+def get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with BROWSER.open(url, data=body, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -35,7 +44,9 @@ def test_serve_runs_the_worker_in_process(tmp_path):
     journey = [sys.executable, "-m", "web.cli"]
     subprocess.run([*journey, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run(
-        [*journey, "admins", "add", "coach@example.com"],
+        [*journey, "admins", "create", "coach@example.com", "--password-stdin"],
+        input=PASSWORD + "\n",
+        text=True,
         env=env,
         cwd=ROOT,
         check=True,
@@ -66,14 +77,20 @@ def test_serve_runs_the_worker_in_process(tmp_path):
                     break
             except OSError:
                 time.sleep(0.2)
-        assert get(f"{base}/")[0] == 200
+        status, page = get(f"{base}/")  # to the login page first
+        assert status == 200 and "Log in" in page
+        status, page = get(
+            f"{base}/login",
+            {"email": "coach@example.com", "password": PASSWORD, "csrf_token": token(page)},
+        )
+        assert status == 200 and "Log out" in page
         # Enrolled in the past: its 8 generations are due; the embedded worker runs them.
         while time.monotonic() < deadline:
             status, body = get(f"{base}/clients/1")
-            if body.count("pending review") == 8:
+            if body.count(">pending review</span>") == 8:
                 break
             time.sleep(0.5)
-        assert body.count("pending review") == 8, body
+        assert body.count(">pending review</span>") == 8, body
         assert get(f"{base}/clients/999")[0] == 404
     finally:
         server.terminate()

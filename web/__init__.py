@@ -16,7 +16,7 @@ from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
 from scheduler.generator import BuiltinGenerator
 from scheduler.program import load_program
 from web.config import from_env
-from web.extensions import db, mail, migrate
+from web.extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -44,6 +44,8 @@ def create_app(
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     mail.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
 
     from tasks import broker
 
@@ -75,11 +77,34 @@ def create_app(
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
-    from web import main, portal
+    from web import auth, main, panel, portal, records
 
+    auth.init_app(app)
     app.register_blueprint(main.bp)
+    app.register_blueprint(panel.bp)
     app.register_blueprint(portal.bp)
+    # The portal's signed link is its credential (a forger would need the secret it carries),
+    # and one-click unsubscribe comes from mail clients with no form token (RFC 8058).
+    csrf.exempt(portal.bp)
+    records.init_app(app)
+    app.jinja_env.globals["htmx_script"] = htmx_script(app)
     return app
+
+
+# htmx 2, installed by `make` from package.json into static/vendor; where npm is missing, the
+# same file from a CDN, pinned by its integrity hash.
+HTMX_VERSION = "2.0.8"
+HTMX_INTEGRITY = "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz"
+
+
+def htmx_script(app: Flask) -> dict[str, str]:
+    local = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
+    if local.exists():
+        return {"src": "/static/vendor/htmx.min.js", "integrity": HTMX_INTEGRITY}
+    return {
+        "src": f"https://unpkg.com/htmx.org@{HTMX_VERSION}/dist/htmx.min.js",
+        "integrity": HTMX_INTEGRITY,
+    }
 
 
 def journey_context() -> Context:

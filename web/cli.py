@@ -455,29 +455,71 @@ def admins() -> None:
     """The people who receive reviews, escalations and failures."""
 
 
-@admins.command("add")
+def read_password(from_stdin: bool) -> str | None:
+    """A new password: one line of standard input, or typed twice at a terminal; None when
+    there is neither (the admin then gets emails but cannot log in)."""
+    from web.auth import MIN_PASSWORD
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        return None
+    if len(password) < MIN_PASSWORD:
+        raise ops.Invalid(f"password: at least {MIN_PASSWORD} characters", "password")
+    return password
+
+
+@admins.command("create")
 @click.argument("email")
 @click.option("--name", default="")
-@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--timezone", default="UTC", show_default=True, help="For the weekly digest.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @friendly
-def admins_add(email: str, name: str, timezone: str) -> None:
-    """Add an admin (idempotent)."""
+def admins_create(email: str, name: str, timezone: str, password_stdin: bool) -> None:
+    """Create an admin, who can log in to the panel (idempotent: an existing admin is left
+    as is; `admins password` changes a password)."""
+    from web.auth import hash_password
+
     address = ops.clean_email(email)
-    ops.clean_zone(timezone)
-    admin = db.session.scalar(select(Admin).where(Admin.email == address))
-    if admin is None:
-        admin = Admin(
+    zone = ops.clean_zone(timezone)
+    if db.session.scalar(select(Admin).where(Admin.email == address)) is not None:
+        click.echo(f"admin {address} already exists")
+        return
+    password = read_password(password_stdin)
+    db.session.add(
+        Admin(
             email=address,
             name=name,
-            timezone=timezone,
+            timezone=zone,
             active=True,
+            password_hash=hash_password(password) if password else None,
             created_at=journey_context().now(),
         )
-        db.session.add(admin)
-        db.session.commit()
-        click.echo(f"admin {address} added")
-    else:
-        click.echo(f"admin {address} already exists")
+    )
+    db.session.commit()
+    login = "can log in" if password else "has no password yet (`journey admins password`)"
+    click.echo(f"admin {address} created; {login}")
+
+
+@admins.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@friendly
+def admins_password(email: str, password_stdin: bool) -> None:
+    """Set an admin's password (their other sessions end)."""
+    from web.auth import hash_password
+
+    admin = db.session.scalar(select(Admin).where(Admin.email == ops.clean_email(email)))
+    if admin is None:
+        raise ops.NotFound(f"no admin {email}", "email")
+    password = read_password(password_stdin)
+    if password is None:
+        raise ops.Invalid("password: type it at a terminal or use --password-stdin", "password")
+    admin.password_hash = hash_password(password)
+    db.session.commit()
+    click.echo(f"password of {admin.email} changed")
 
 
 @admins.command("list")
@@ -541,13 +583,14 @@ def serve_cmd(host: str, port: int) -> None:
 @click.option("--if-empty", is_flag=True, help="Only when there is no client yet.")
 def demo_cmd(if_empty: bool) -> None:
     """Load a few demo clients at different points of their journey."""
-    from web.demo import load_demo
+    from web.demo import DEMO_LOGIN, DEMO_PASSWORD, load_demo
 
     if if_empty and db.session.scalar(select(func.count()).select_from(Client)):
         click.echo("demo: clients already exist, nothing loaded")
         return
     names = load_demo(journey_context())
     click.echo(f"demo: enrolled {', '.join(names)}")
+    click.echo(f"demo: log in to the panel as {DEMO_LOGIN} with password {DEMO_PASSWORD}")
 
 
 @cli.group()
@@ -616,7 +659,7 @@ def emails_preview(
             query = query.where(Admin.email == admin_email.strip().lower())
         admin = db.session.scalars(query).first()
         if admin is None:
-            raise ops.NotFound("no such admin: add one with `journey admins add EMAIL`", "admin")
+            raise ops.NotFound("no such admin: add one with `journey admins create EMAIL`", "admin")
         _, due = digest.week_of(ctx.now(), admin.timezone)
         rendered = digest.render_for(ctx, admin, due)
     else:

@@ -4,6 +4,7 @@ Every setting is documented in docs/configuration.md."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,11 @@ def from_env(instance_path: str) -> dict[str, Any]:
     mail_server = os.environ.get("MAIL_SERVER") or None
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "dev-only-secret-change-me",
+        # Admin sessions: how long a login lasts; cookies are HTTP-only and same-site.
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("SESSION_HOURS", 12, 1, 24 * 30)),
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": (os.environ.get("BASE_URL") or "").startswith("https://"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),

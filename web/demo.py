@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
 from scheduler import execute
 from scheduler import journey as ops
 from scheduler.engine import Context
 from scheduler.vocab import AutomationStatus
 from web.models import Admin, Automation
+
+# The demo's admin login (a local demo only: production admins come from `admins create`).
+DEMO_LOGIN = "coach@example.com"
+DEMO_PASSWORD = "journey-demo"
 
 CLIENTS = [
     # name, email, time zone, days since start, months approved, months opened, onboarding
@@ -86,6 +91,7 @@ def load_demo(ctx: Context) -> list[str]:
                 name="Demo Coach",
                 timezone="UTC",
                 active=True,
+                password_hash=generate_password_hash(DEMO_PASSWORD),
                 created_at=ctx.now(),
             )
         )

@@ -1,78 +1,19 @@
-"""Read-only overview pages and the health check."""
+"""The health check (public: load balancers and uptime monitors call it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template
-from sqlalchemy import func, select, text
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import text
 
-from scheduler import emails, timeline
-from scheduler.journey import NotFound, find_client
 from scheduler.sweep import backlog
-from scheduler.vocab import AutomationStatus, Template
 from web import journey_context
 from web.extensions import db
-from web.models import Automation, Client, Heartbeat
+from web.models import Heartbeat
 
 bp = Blueprint("main", __name__)
-
-
-@bp.get("/")
-def index() -> str:
-    ctx = journey_context()
-    clients = db.session.scalars(select(Client).order_by(Client.name)).all()
-    next_due = dict(
-        db.session.execute(
-            select(Automation.client_id, func.min(Automation.trigger_at))
-            .where(Automation.status == AutomationStatus.SCHEDULED)
-            .group_by(Automation.client_id)
-        ).all()
-    )
-    return render_template(
-        "index.html", clients=clients, next_due=next_due, program=ctx.program, now=ctx.now()
-    )
-
-
-@bp.get("/clients/<int:client_id>")
-def client(client_id: int) -> str:
-    ctx = journey_context()
-    try:
-        found = find_client(ctx, client_id)
-    except NotFound:
-        abort(404)
-    return render_template(
-        "client.html",
-        t=timeline.build(ctx, found),
-        program=ctx.program,
-        templates=[t for t in Template if t is not Template.WEEKLY_DIGEST],
-        t_client_id=found.id,
-    )
-
-
-@bp.get("/clients/<int:client_id>/emails/<template>")
-def email_preview(client_id: int, template: str) -> str:
-    """Any template, rendered for this client as it would be sent today (nothing is sent)."""
-    ctx = journey_context()
-    try:
-        found = find_client(ctx, client_id)
-        chosen = Template(template)
-    except (NotFound, ValueError):
-        abort(404)
-    if chosen is Template.WEEKLY_DIGEST:
-        abort(404, description="the weekly digest is for admins: preview it from the CLI")
-    try:
-        rendered = emails.preview(ctx, chosen, found)
-    except emails.MissingVariable as exc:
-        abort(409, description=str(exc))
-    return render_template(
-        "email_preview.html",
-        client=found,
-        template=chosen,
-        rendered=rendered,
-        templates=[t for t in Template if t is not Template.WEEKLY_DIGEST],
-    )
 
 
 @bp.get("/healthz")

@@ -80,6 +80,21 @@ class Admin(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
 
+    # What a login session needs to know (the user protocol of Flask-Login).
+    is_anonymous = False
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active and self.password_hash is not None
+
+    def get_id(self) -> str:
+        """The session's key: changing the password ends every other session."""
+        return f"{self.id}:{(self.password_hash or '')[-16:]}"
+
 
 class Client(Base):
     __tablename__ = "clients"

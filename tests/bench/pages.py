@@ -1,0 +1,90 @@
+"""Admin panel page times with 10,000 clients on PostgreSQL (`python -m tests.bench.pages`,
+also part of `make bench`): each page is requested through the app, logged in, 20 times."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import uuid
+
+from scheduler.clock import SystemClock
+from tests.bench.__main__ import drop_schema, enroll, fresh_schema
+from tests.harness import NoTransport
+from tests.panel_helpers import PASSWORD, browser, log_in
+from web import create_app
+from web.extensions import db
+from web.models import Admin, Client
+
+PAGES = [
+    ("clients", "/"),
+    ("clients, search", "/?q=client%201234"),
+    ("clients, overdue, by status", "/?status=overdue&sort=status"),
+    ("client journey", "/clients/{id}"),
+    ("review queue", "/review"),
+    ("dashboard", "/dashboard"),
+    ("automation log", "/log"),
+    ("automation log, filtered", "/log?status=SKIPPED&type=SEND_REMINDER&client=client%2042"),
+    ("email preview", "/clients/{id}/emails/DELIVERABLE_READY"),
+]
+
+
+def bench_pages(clients: int = 10_000, runs: int = 20) -> list[tuple[str, float, float]]:
+    """(page, p50 ms, p95 ms) for each page of the panel."""
+    schema = f"bench_{uuid.uuid4().hex[:6]}_pages"
+    url = fresh_schema(schema)
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None},
+        clock=SystemClock(),
+        dispatcher=NoTransport(),
+    )
+    try:
+        enroll(app, clients)
+        with app.app_context():
+            from werkzeug.security import generate_password_hash
+
+            db.session.add(
+                Admin(
+                    email="coach@example.com",
+                    name="Coach",
+                    timezone="UTC",
+                    active=True,
+                    password_hash=generate_password_hash(PASSWORD),
+                    created_at=app.extensions["journey"].clock.now(),
+                )
+            )
+            db.session.commit()
+            some = db.session.scalar(
+                db.select(Client.id).order_by(Client.id).offset(clients // 2).limit(1)
+            )
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+            db.session.remove()
+        web = browser(app)
+        assert log_in(web).status_code == 302
+        results = []
+        for name, path in PAGES:
+            path = path.format(id=some)
+            times = []
+            for _ in range(runs + 2):
+                started = time.perf_counter()
+                answer = web.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, (path, answer.status_code)
+            times = sorted(times[2:])  # the first two warm the caches
+            results.append((name, statistics.median(times), times[int(len(times) * 0.95) - 1]))
+        with app.app_context():
+            db.engine.dispose()
+        return results
+    finally:
+        drop_schema(schema)
+
+
+def main() -> None:
+    print("| Page (10,000 clients) | p50 | p95 |\n| --- | --- | --- |")
+    for name, p50, p95 in bench_pages():
+        print(f"| {name} | {p50:.0f} ms | {p95:.0f} ms |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+"""The admin panel: clients, each client's journey with its controls, the review queue, the
+automation health dashboard and the log. Server-rendered; the controls are HTMX requests that
+answer with the part of the page they change. Views are thin: the rules are in `scheduler`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+
+from scheduler import emails, overview, timeline
+from scheduler import journey as ops
+from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, Template
+from web import journey_context
+from web.extensions import db, htmx
+from web.models import Admin, Automation, Client, Deliverable
+
+bp = Blueprint("panel", __name__)
+
+STATUS_CODE = {ops.Invalid: 422, ops.NotFound: 404, ops.Conflict: 409}
+
+
+def refused(exc: ops.JourneyError) -> int:
+    db.session.rollback()
+    journey_context().rollback()
+    return next((code for kind, code in STATUS_CODE.items() if isinstance(exc, kind)), 400)
+
+
+def client_or_404(client_id: int) -> Client:
+    try:
+        return ops.find_client(journey_context(), client_id)
+    except ops.NotFound:
+        abort(404)
+
+
+def parse_date(value: str | None, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ops.Invalid(f"{field}: {value!r} is not a date (YYYY-MM-DD)", field) from None
+
+
+def parse_int(value: str | None, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ops.Invalid(f"{field}: {value!r} is not a whole number", field) from None
+
+
+# -- clients ---------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def clients() -> Any:
+    ctx = journey_context()
+    q = request.args.get("q", "")
+    status = request.args.get("status", "")
+    sort = request.args.get("sort", "name")
+    page = overview.clients(
+        ctx, q=q, status=status, sort=sort, page=parse_int(request.args.get("page"), "page") or 1
+    )
+    context = {
+        "page": page,
+        "q": q,
+        "status": status,
+        "sort": sort,
+        "statuses": overview.STATUSES,
+        "coaches": coaches(),
+    }
+    if htmx and htmx.target == "client-rows":
+        return render_template("panel/_client_rows.html", **context)
+    return render_template("panel/clients.html", **context)
+
+
+def coaches() -> list[Admin]:
+    return list(
+        db.session.scalars(select(Admin).where(Admin.active.is_(True)).order_by(Admin.name))
+    )
+
+
+@bp.post("/clients")
+def enroll() -> Any:
+    ctx = journey_context()
+    form = request.form
+    try:
+        start = parse_date(form.get("start_date"), "start_date")
+        if start is None:
+            raise ops.Invalid("start_date: required", "start_date")
+        client = ops.enroll(
+            ctx,
+            name=form.get("name", ""),
+            email=form.get("email", ""),
+            start_date=start,
+            timezone=form.get("timezone", "UTC") or "UTC",
+        )
+        coach = parse_int(form.get("coach"), "coach")
+        if coach is not None:
+            if db.session.get(Admin, coach) is None:
+                raise ops.NotFound("coach: no such admin", "coach")
+            client.coach_id = coach
+        ctx.commit()
+    except ops.JourneyError as exc:
+        code = refused(exc)
+        return render_template(
+            "panel/_enroll.html", error=exc.message, form=form, coaches=coaches()
+        ), code
+    flash(f"{client.name} is enrolled: their journey is planned.", "ok")
+    target = url_for("panel.client", client_id=client.id)
+    if htmx:
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target)
+
+
+# -- one client's journey --------------------------------------------------------------------------
+
+
+def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
+    ctx = journey_context()
+    line = timeline.build(ctx, client, days_ahead=30, history=200)
+    zone = ZoneInfo(client.timezone)
+    return {
+        "client": client,
+        "t": line,
+        "strip": strip(ctx, client, line),
+        "zone": zone,
+        "program": ctx.program,
+        "templates": [t for t in Template if t is not Template.WEEKLY_DIGEST],
+        "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
+        "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
+        "today": ops.local_today(ctx, client),
+        **extra,
+    }
+
+
+def strip(ctx: Any, client: Client, line: timeline.Timeline) -> dict[str, Any]:
+    """The journey as a horizontal strip: each month a block from its date to the next, each
+    hold a gap, positioned in percent of the whole span."""
+    months = line.months
+    start = min(client.start_date, months[0].date)
+    end = months[-1].date + timedelta(days=30)
+    holds = [
+        (h.start_date, h.end_date or (h.until if h.until else ops.local_today(ctx, client)))
+        for h in line.holds
+    ]
+    end = max([end, *[b for _, b in holds]])
+    span = max((end - start).days, 1)
+
+    def pct(day: date) -> float:
+        return round(100 * (day - start).days / span, 2)
+
+    blocks = []
+    for i, m in enumerate(months):
+        stop = months[i + 1].date if i + 1 < len(months) else m.date + timedelta(days=30)
+        blocks.append({"m": m, "left": pct(m.date), "width": max(pct(stop) - pct(m.date), 0.5)})
+    gaps = [
+        {"left": pct(a), "width": max(pct(b) - pct(a), 0.5), "start": a, "end": b} for a, b in holds
+    ]
+    today = ops.local_today(ctx, client)
+    return {
+        "blocks": blocks,
+        "gaps": gaps,
+        "today": pct(today) if start <= today <= end else None,
+        "start": start,
+        "end": end,
+    }
+
+
+@bp.get("/clients/<int:client_id>")
+def client(client_id: int) -> Any:
+    return render_template("panel/client.html", **journey_view(client_or_404(client_id)))
+
+
+def answer(client: Client, message: str, *, undo: dict[str, str] | None = None) -> Any:
+    """After a control: the journey part of the page, redrawn, with what happened (HTMX), or
+    the whole page (a plain form post)."""
+    if htmx:
+        return render_template(
+            "panel/_journey.html", **journey_view(client, message=message, undo=undo)
+        )
+    flash(message, "ok")
+    return redirect(url_for("panel.client", client_id=client.id))
+
+
+def failure(client: Client, exc: ops.JourneyError) -> Any:
+    code = refused(exc)
+    if htmx:
+        return render_template(
+            "panel/_journey.html", **journey_view(client, error=exc.message)
+        ), code
+    flash(exc.message, "error")
+    return redirect(url_for("panel.client", client_id=client.id)), 303
+
+
+def control(client_id: int, act: Any) -> Any:
+    """Run one control on the client: commit and redraw, or say why not."""
+    client = client_or_404(client_id)
+    try:
+        message, undo = act(journey_context(), client)
+        journey_context().commit()
+    except ops.JourneyError as exc:
+        return failure(client, exc)
+    return answer(client, message, undo=undo)
+
+
+@bp.post("/clients/<int:client_id>/pause")
+def pause(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, dict[str, str]]:
+        until = parse_date(request.form.get("until"), "until")
+        days = parse_int(request.form.get("days"), "days")
+        if until and days:
+            raise ops.Invalid("give a number of days or an end date, not both", "until")
+        if days is not None:
+            if not 1 <= days <= 365:
+                raise ops.Invalid("days: 1 to 365", "days")
+            until = ops.local_today(ctx, client) + timedelta(days=days)
+        ops.pause(ctx, client, until=until, reason=request.form.get("reason", "").strip())
+        ends = f" until {until:%d %b %Y}" if until else ""
+        return f"{client.name} is on hold{ends}.", {"action": "resume", "label": "Undo: resume"}
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/resume")
+def resume(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        hold = ops.resume(ctx, client)
+        moved = f": the journey moved {hold.days} days later" if hold.days else ""
+        return f"{client.name} is back{moved}.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/adjust/preview")
+def adjust_preview(client_id: int) -> Any:
+    """The timeline a new start date would give, shown before it is confirmed: the change is
+    made in a transaction that is rolled back."""
+    client = client_or_404(client_id)
+    ctx = journey_context()
+    try:
+        start = parse_date(request.form.get("start_date"), "start_date")
+        if start is None:
+            raise ops.Invalid("start_date: required", "start_date")
+        before = {m.month: m.date for m in timeline.build(ctx, client, history=0).months}
+        ops.adjust(ctx, client, start)
+        db.session.flush()
+        after = timeline.build(ctx, client, history=0).months
+    except ops.JourneyError as exc:
+        code = refused(exc)
+        return render_template("panel/_adjust_preview.html", error=exc.message), code
+    lines = [(m, before[m.month]) for m in after]
+    ctx.rollback()
+    return render_template("panel/_adjust_preview.html", client=client, lines=lines, start=start)
+
+
+@bp.post("/clients/<int:client_id>/adjust")
+def adjust(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, dict[str, str]]:
+        old = client.start_date
+        start = parse_date(request.form.get("start_date"), "start_date")
+        if start is None:
+            raise ops.Invalid("start_date: required", "start_date")
+        moved = ops.adjust(ctx, client, start)
+        return (
+            f"Start date is now {start:%d %b %Y}; {moved} automations were rescheduled.",
+            {
+                "action": "adjust",
+                "label": "Undo: back to " + old.isoformat(),
+                "start_date": old.isoformat(),
+            },
+        )
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/skip")
+def skip(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        month = parse_int(request.form.get("month"), "month")
+        if month is None:
+            raise ops.Invalid("month: required", "month")
+        ops.skip_month(ctx, client, month)
+        return f"Month {month} is skipped: it counts as done, without celebration.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/schedule")
+def schedule(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        raw = request.form.get("at", "")
+        try:
+            local = datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise ops.Invalid(f"at: {raw!r} is not a date and time", "at") from None
+        at = local.replace(tzinfo=ZoneInfo(client.timezone)) if local else None
+        made = ops.schedule_by_hand(
+            ctx,
+            client,
+            request.form.get("type", ""),
+            at=at,
+            month=parse_int(request.form.get("month"), "month"),
+            template=request.form.get("template") or None,
+        )
+        when = made.trigger_at.astimezone(ZoneInfo(client.timezone))
+        return f"Scheduled {made.template or made.type} for {when:%d %b %Y %H:%M}.", None
+
+    return control(client_id, act)
+
+
+def automation_or_404(automation_id: int) -> Automation:
+    found = db.session.get(Automation, automation_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/automations/<int:automation_id>/trigger")
+def trigger(automation_id: int) -> Any:
+    automation = automation_or_404(automation_id)
+
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        ops.trigger_now(ctx, automation)
+        return f"{automation.template or automation.type} runs now.", None
+
+    if request.form.get("from") == "log":
+        try:
+            ops.trigger_now(journey_context(), automation)
+            journey_context().commit()
+            flash(f"Automation {automation.id} runs again now.", "ok")
+        except ops.JourneyError as exc:
+            refused(exc)
+            flash(exc.message, "error")
+        return redirect(request.referrer or url_for("panel.log"), 303)
+    return control(automation.client_id, act)
+
+
+@bp.post("/automations/<int:automation_id>/cancel")
+def cancel(automation_id: int) -> Any:
+    automation = automation_or_404(automation_id)
+
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        ops.cancel(ctx, automation)
+        return f"{automation.template or automation.type} is cancelled.", None
+
+    return control(automation.client_id, act)
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>")
+def email_preview(client_id: int, template: str) -> Any:
+    """Any template, rendered for this client as it would be sent today (nothing is sent)."""
+    found = client_or_404(client_id)
+    try:
+        chosen = Template(template)
+    except ValueError:
+        abort(404)
+    if chosen is Template.WEEKLY_DIGEST:
+        abort(404, description="the weekly digest is for admins: preview it from the CLI")
+    try:
+        rendered = emails.preview(journey_context(), chosen, found)
+    except emails.MissingVariable as exc:
+        abort(409, description=str(exc))
+    return render_template(
+        "panel/email_preview.html",
+        client=found,
+        template=chosen,
+        rendered=rendered,
+        templates=[t for t in Template if t is not Template.WEEKLY_DIGEST],
+    )
+
+
+# -- review ----------------------------------------------------------------------------------------
+
+
+@bp.get("/review")
+def review() -> Any:
+    pending = db.session.execute(
+        select(Deliverable, Client)
+        .join(Client, Client.id == Deliverable.client_id)
+        .where(Deliverable.status == DeliverableStatus.PENDING_REVIEW)
+        .order_by(Deliverable.generated_at, Deliverable.id)
+    ).all()
+    return render_template("panel/review.html", pending=pending, program=journey_context().program)
+
+
+@bp.post("/review/<int:client_id>/<int:month>/<verb>")
+def decide(client_id: int, month: int, verb: str) -> Any:
+    client = client_or_404(client_id)
+    ctx = journey_context()
+    notes = request.form.get("notes", "").strip()
+    try:
+        if verb == "approve":
+            ops.approve(ctx, client, month)
+            message = f"M{month} of {client.name} is delivered: they hear now."
+        elif verb == "reject":
+            ops.reject(ctx, client, month, notes)
+            message = f"M{month} of {client.name} is rejected; admins are reminded in 3 days."
+        elif verb == "regenerate":
+            ops.generate_by_hand(ctx, client, month, notes)
+            message = f"M{month} of {client.name} is being generated again."
+        else:
+            abort(404)
+        ctx.commit()
+    except ops.JourneyError as exc:
+        code = refused(exc)
+        if htmx:
+            return render_template("panel/_flash.html", error=exc.message), code
+        flash(exc.message, "error")
+        return redirect(url_for("panel.review"), 303)
+    if htmx:
+        return render_template("panel/_flash.html", message=message)
+    flash(message, "ok")
+    return redirect(url_for("panel.review"), 303)
+
+
+# -- dashboard and log -----------------------------------------------------------------------------
+
+
+@bp.get("/dashboard")
+def dashboard() -> Any:
+    board = overview.dashboard(journey_context())
+    top = max([sum(day.values()) for _, day in board.daily] + [1])
+    return render_template(
+        "panel/dashboard.html", board=board, top=top, types=[t.value for t in AutomationType]
+    )
+
+
+@bp.get("/log")
+def log() -> Any:
+    args = request.args
+    try:
+        where = overview.LogFilter(
+            client=args.get("client", ""),
+            type=args.get("type", ""),
+            status=args.get("status", ""),
+            start=parse_date(args.get("from"), "from"),
+            end=parse_date(args.get("to"), "to"),
+        )
+        page_number = parse_int(args.get("page"), "page") or 1
+    except ops.JourneyError as exc:
+        return render_template(
+            "panel/log.html", error=exc.message, page=None, args=args, **log_choices()
+        ), 422
+    page = overview.logs(journey_context(), where, page_number)
+    template = "panel/_log_rows.html" if htmx and htmx.target == "log-rows" else "panel/log.html"
+    return render_template(template, page=page, args=args, **log_choices())
+
+
+def log_choices() -> dict[str, Any]:
+    return {
+        "types": [t.value for t in AutomationType],
+        "statuses": [
+            "COMPLETED",
+            "SKIPPED",
+            "FAILED",
+            "RETRYING",
+            "DEFERRED",
+            "CANCELLED",
+            AutomationStatus.SCHEDULED.value,
+        ],
+    }
