@@ -22,10 +22,11 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 # from a CDN, pinned by its hash.
 HTMX := web/static/vendor/htmx.min.js
 $(HTMX): package.json
-	@if command -v npm >/dev/null 2>&1; then \
-		npm install --no-audit --no-fund --silent && mkdir -p $(@D) && \
-		cp node_modules/htmx.org/dist/htmx.min.js $@; \
-	else echo "npm not found: the admin panel will load htmx from unpkg.com"; fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: the admin panel will load htmx from unpkg.com"; \
+	elif npm install --no-audit --no-fund --silent; then \
+		mkdir -p $(@D) && cp node_modules/htmx.org/dist/htmx.min.js $@; \
+	else echo "npm install failed: the admin panel will load htmx from unpkg.com"; fi
 
 install: $(VENV)/.installed $(HTMX)
 dev: $(VENV)/.dev $(HTMX)
