@@ -15,8 +15,8 @@ from web.cli import cli
 def run(harness):
     runner = harness.app.test_cli_runner()
 
-    def invoke(*args: str):
-        result = runner.invoke(cli, list(args))
+    def invoke(*args: str, input: str | None = None):
+        result = runner.invoke(cli, list(args), input=input)
         assert "Traceback" not in (result.output or "")
         return result
 
@@ -102,3 +102,52 @@ def test_admins_and_demo(run, harness):
     assert statuses["Chloé Dubois"] == "on hold"
     assert statuses["Diego Santos"] == "completed"
     assert harness.clock.now().date() == date(2026, 1, 1)
+
+
+def test_emails_preview_writes_html_and_text(run, harness, tmp_path):
+    harness.enroll(date(2026, 1, 10), "Europe/Paris")
+    out = run("emails", "preview", "month_complete", "--out", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    assert "Subject: 🎉 Congratulations! You completed Month 1!" in out.output
+    html = (tmp_path / "MONTH_COMPLETE.html").read_text()
+    text = (tmp_path / "MONTH_COMPLETE.txt").read_text()
+    assert "Sarah" in html and text.startswith("Subject: ")
+    assert "Monday 9 February 2026" in text  # the next month, day first as in Paris
+    out = run("emails", "preview", "WEEKLY_DIGEST", "--out", str(tmp_path))
+    assert out.exit_code == 0 and "Weekly digest" in out.output
+    bad = run("emails", "preview", "NOPE", "--out", str(tmp_path))
+    assert bad.exit_code == 2 and "unknown template" in bad.output
+    missing = run("emails", "preview", "HALFWAY", "--client", "nobody@example.com")
+    assert missing.exit_code == 1 and "nobody@example.com" in missing.output
+
+
+def test_admins_create_with_a_password_and_change_it(run, harness):
+    short = run("admins", "create", "lead@example.com", "--password-stdin", input="short\n")
+    assert short.exit_code == 2 and "at least 10" in short.output
+    made = run(
+        "admins", "create", "lead@example.com", "--password-stdin", input="a long passphrase\n"
+    )
+    assert made.exit_code == 0 and "can log in" in made.output
+    from werkzeug.security import check_password_hash
+
+    from web.extensions import db
+    from web.models import Admin
+
+    admin = db.session.query(Admin).filter_by(email="lead@example.com").one()
+    assert check_password_hash(admin.password_hash, "a long passphrase")
+    changed = run(
+        "admins", "password", "lead@example.com", "--password-stdin", input="another passphrase\n"
+    )
+    assert changed.exit_code == 0
+    db.session.refresh(admin)
+    assert check_password_hash(admin.password_hash, "another passphrase")
+    assert (
+        run(
+            "admins",
+            "password",
+            "who@example.com",
+            "--password-stdin",
+            input="another passphrase\n",
+        ).exit_code
+        == 1
+    )
