@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler import emails
-from scheduler.engine import Context, OutgoingMessage
+from scheduler.engine import Context
 from scheduler.vocab import AutomationStatus, LogStatus, Template
 from web.models import Admin, Automation, AutomationLog, Client, Email
 
@@ -153,21 +153,9 @@ def send_due(ctx: Context) -> int:
             continue
         ctx.session.refresh(row)
         try:
-            ctx.engine.mailer.send(
-                OutgoingMessage(
-                    to=row.to_address,
-                    subject=row.subject,
-                    text=row.text_body,
-                    html=row.html_body,
-                    message_id=row.message_id,
-                    headers={"X-Journey-Key": row.key},
-                )
-            )
+            emails.deliver(ctx, row)
         except Exception as exc:
             log.warning("weekly digest for %s failed: %s", admin.email, exc)
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            ctx.commit()
             continue
-        emails.record_sent(ctx, row.id, row.attempts)
         sent += 1
     return sent

@@ -188,28 +188,34 @@ def send_for(ctx: Context, automation: Automation, client: Client, template: Tem
         if row.status == "SENT":
             continue
         row.attempts += 1
-        try:
-            if row.to_address == webhook.ADDRESS:
-                url = ctx.engine.alert_webhook_url
-                assert url is not None
-                webhook.post(url, row.subject, row.text_body, row.key)
-            else:
-                ctx.engine.mailer.send(
-                    OutgoingMessage(
-                        to=row.to_address,
-                        subject=row.subject,
-                        text=row.text_body,
-                        html=row.html_body,
-                        message_id=row.message_id,
-                        headers=headers_for(ctx, row),
-                    )
-                )
-        except Exception as exc:
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            ctx.commit()
-            raise
-        record_sent(ctx, row.id, row.attempts)
+        deliver(ctx, row)
     return len(rows)
+
+
+def deliver(ctx: Context, row: Email) -> None:
+    """Hand one outbox row to the mail server (or the alert webhook) and record it as sent;
+    on failure record the error and raise."""
+    try:
+        if row.to_address == webhook.ADDRESS:
+            url = ctx.engine.alert_webhook_url
+            assert url is not None
+            webhook.post(url, row.subject, row.text_body, row.key)
+        else:
+            ctx.engine.mailer.send(
+                OutgoingMessage(
+                    to=row.to_address,
+                    subject=row.subject,
+                    text=row.text_body,
+                    html=row.html_body,
+                    message_id=row.message_id,
+                    headers=headers_for(ctx, row),
+                )
+            )
+    except Exception as exc:
+        row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        ctx.commit()
+        raise
+    record_sent(ctx, row.id, row.attempts)
 
 
 def headers_for(ctx: Context, row: Email) -> dict[str, str]:
