@@ -133,6 +133,25 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, tuple[datetime, 
     return found
 
 
+def review_queue(ctx: Context, page: int = 1) -> Page:
+    """Deliverables waiting for an admin, oldest first, one page of them with their clients."""
+    waiting = Deliverable.status == DeliverableStatus.PENDING_REVIEW
+    total = int(
+        ctx.session.scalar(select(func.count()).select_from(Deliverable).where(waiting)) or 0
+    )
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(page, 1), pages)
+    rows = ctx.session.execute(
+        select(Deliverable, Client)
+        .join(Client, Client.id == Deliverable.client_id)
+        .where(waiting)
+        .order_by(Deliverable.generated_at, Deliverable.id)
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+    ).all()
+    return Page(rows, total, page, pages)
+
+
 # -- the dashboard ---------------------------------------------------------------------------------
 
 

@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from scheduler import emails, overview, timeline
 from scheduler import journey as ops
-from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, Template
+from scheduler.vocab import AutomationStatus, AutomationType, Template
 from web import journey_context
 from web.extensions import db, htmx
-from web.models import Admin, Automation, Client, Deliverable
+from web.models import Admin, Automation, Client
 
 bp = Blueprint("panel", __name__)
 
@@ -388,13 +388,10 @@ def email_preview(client_id: int, template: str) -> Any:
 
 @bp.get("/review")
 def review() -> Any:
-    pending = db.session.execute(
-        select(Deliverable, Client)
-        .join(Client, Client.id == Deliverable.client_id)
-        .where(Deliverable.status == DeliverableStatus.PENDING_REVIEW)
-        .order_by(Deliverable.generated_at, Deliverable.id)
-    ).all()
-    return render_template("panel/review.html", pending=pending, program=journey_context().program)
+    page = overview.review_queue(
+        journey_context(), parse_int(request.args.get("page"), "page") or 1
+    )
+    return render_template("panel/review.html", page=page, program=journey_context().program)
 
 
 @bp.post("/review/<int:client_id>/<int:month>/<verb>")

@@ -14,14 +14,14 @@ from tests.harness import NoTransport
 from tests.panel_helpers import PASSWORD, browser, log_in
 from web import create_app
 from web.extensions import db
-from web.models import Admin, Client
+from web.models import Admin, Client, Deliverable
 
 PAGES = [
     ("clients", "/"),
     ("clients, search", "/?q=client%201234"),
     ("clients, overdue, by status", "/?status=overdue&sort=status"),
     ("client journey", "/clients/{id}"),
-    ("review queue", "/review"),
+    ("review queue (300 waiting)", "/review"),
     ("dashboard", "/dashboard"),
     ("automation log", "/log"),
     ("automation log, filtered", "/log?status=SKIPPED&type=SEND_REMINDER&client=client%2042"),
@@ -52,6 +52,23 @@ def bench_pages(clients: int = 10_000, runs: int = 20) -> list[tuple[str, float,
                     password_hash=generate_password_hash(PASSWORD),
                     created_at=app.extensions["journey"].clock.now(),
                 )
+            )
+            db.session.commit()
+            # 300 deliverables waiting for review, a page of text each.
+            now = app.extensions["journey"].clock.now()
+            waiting = db.session.scalars(db.select(Client.id).order_by(Client.id).limit(300))
+            db.session.add_all(
+                Deliverable(
+                    client_id=client_id,
+                    month=1,
+                    version=1,
+                    status="PENDING_REVIEW",
+                    title="Foundation & Business Plan",
+                    content="A paragraph of the plan. " * 120,
+                    generated_at=now,
+                    created_at=now,
+                )
+                for client_id in waiting
             )
             db.session.commit()
             some = db.session.scalar(
