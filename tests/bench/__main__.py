@@ -211,7 +211,8 @@ def main() -> None:
             db.session.commit()
             # ...and autovacuum would have cleared the rows that left the due index.
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE automations"))
+                for table in ("automations", "clients", "automation_logs"):
+                    conn.execute(text(f"VACUUM ANALYZE {table}"))
             db.session.add(
                 Admin(
                     email="coach@example.com", name="", timezone="UTC", active=True, created_at=then
