@@ -267,8 +267,9 @@ def main() -> None:
             f"{sorted(timings)[int(len(timings) * 0.95) - 1]:.0f} ms p95, "
             f"{max(timings):.0f} ms max",
             "< 200 ms",
-            f"{len(timings)} sweeps dispatched {dispatched:,}; the slowest dispatched "
-            f"{waves[timings.index(max(timings))]:,} (largest batch {max(waves):,})",
+            f"{len(timings)} sweeps dispatched {dispatched:,}; the slowest (sweep "
+            f"{timings.index(max(timings)) + 1}) dispatched {waves[timings.index(max(timings))]:,}"
+            f"; largest batch {max(waves):,}",
         )
 
     if steps & {"latency", "drain"}:
