@@ -42,33 +42,56 @@ class Page:
 
 
 def client_status(
-    today: date, start: date, held_days: int, month: int, paused: bool, completed: bool
+    today: date,
+    start: date,
+    held_days: int,
+    month: int,
+    month_done: bool,
+    paused: bool,
+    completed: bool,
 ) -> str:
-    """The rule the list's SQL applies, for one client (used where a client is at hand)."""
+    """The rule the list's SQL applies, for one client: overdue once the month being worked on
+    (the current one, or the next when the current is done) is OVERDUE_AFTER_DAYS past its
+    milestone (start + held days + 30 per month)."""
     if completed:
         return "completed"
     if paused:
         return "paused"
+    month += 1 if month_done else 0
     milestone = start + timedelta(days=held_days + 30 * (month - 1))
     if today > milestone + timedelta(days=OVERDUE_AFTER_DAYS):
         return "overdue"
     return "on track"
 
 
+def current_month_done() -> Any:
+    """SQL: the client's current month is delivered or skipped."""
+    return (
+        select(Deliverable.id)
+        .where(
+            Deliverable.client_id == Client.id,
+            Deliverable.month == Client.current_month,
+            Deliverable.status.in_([DeliverableStatus.DELIVERED, DeliverableStatus.SKIPPED]),
+        )
+        .exists()
+    )
+
+
 def overdue_from(dialect: str) -> Any:
-    """SQL for the first local day a client counts as overdue: their current month's milestone
-    (start + held days + 30 per month) plus OVERDUE_AFTER_DAYS."""
-    days = Client.held_days + 30 * (Client.current_month - 1) + OVERDUE_AFTER_DAYS + 1
+    """SQL for the first day a client counts as overdue (see `client_status`)."""
+    month = Client.current_month + case((current_month_done(), 1), else_=0)
+    days = Client.held_days + 30 * (month - 1) + OVERDUE_AFTER_DAYS + 1
     if dialect == "sqlite":  # dates are ISO text there
         return func.date(Client.start_date, func.printf("+%d days", days))
     return Client.start_date + days  # PostgreSQL: date + integer is a date
 
 
 def status_sql(dialect: str, today: date) -> Any:
+    limit = today.isoformat() if dialect == "sqlite" else today
     return case(
         (Client.completed_at.is_not(None), "completed"),
         (Client.paused_at.is_not(None), "paused"),
-        (overdue_from(dialect) <= (today.isoformat() if dialect == "sqlite" else today), "overdue"),
+        (overdue_from(dialect) <= limit, "overdue"),
         else_="on track",
     )
 

@@ -309,19 +309,28 @@ def test_the_lists_status_sql_agrees_with_the_rule(harness):
     ):
         harness.enroll(start, email=f"c{i}@example.com", name=f"Client {i}")
     harness.do(ops.pause, ops.find_client(harness.ctx, "c4@example.com"))
+    # Its M1 is 8 days past, but delivered: it is on track for M2.
+    done = harness.enroll(date(2026, 2, 21), email="c5@example.com", name="Client 5")
+    harness.run_until(harness.clock.now())
+    harness.do(ops.approve, done, 1)
     page = overview.clients(harness.ctx)
     today = harness.clock.now().date()
     for row in page.rows:
         client = ops.find_client(harness.ctx, row.id)
+        done = (harness.deliverable(client, client.current_month) or None) is not None and (
+            harness.deliverable(client, client.current_month).status in (D.DELIVERED, D.SKIPPED)
+        )
         expected = overview.client_status(
             today,
             client.start_date,
             client.held_days,
             client.current_month,
+            done,
             client.paused_at is not None,
             client.completed_at is not None,
         )
         assert row.status == expected, row
     statuses = sorted(r.status for r in page.rows)
-    assert statuses == ["on track", "overdue", "overdue", "overdue", "paused"]
-    assert overview.clients(harness.ctx, status="overdue").total == 3
+    # Client 3, started in December, is on M4 since this morning: on track again.
+    assert statuses == ["on track", "on track", "on track", "overdue", "overdue", "paused"]
+    assert overview.clients(harness.ctx, status="overdue").total == 2
