@@ -71,9 +71,11 @@ def create_app(
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
     )
 
-    from web import main
+    from web import api, main
 
     app.register_blueprint(main.bp)
+    # Last: the API exempts itself from any CSRF protection set up above.
+    api.init_app(app)
     return app
 
 
