@@ -23,9 +23,11 @@ from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
     DeliverableStatus,
+    Lane,
     LogStatus,
     Source,
     Template,
+    lane,
 )
 from web.models import Automation, AutomationLog, Client, Deliverable, Hold
 
@@ -250,9 +252,17 @@ def send_when_due(ctx: Context, automation: Automation) -> None:
     held = client.paused_at is not None and automation.hold_id is None
     if automation.trigger_at <= now + ctx.engine.horizon and not held:
         automation.dispatched_at = now
-        ctx.dispatch_after_commit(automation.id, automation.version, automation.trigger_at)
+        ctx.dispatch_after_commit(
+            automation.id, automation.version, automation.trigger_at, lane_of(automation)
+        )
     else:
         automation.dispatched_at = None
+
+
+def lane_of(automation: Automation) -> Lane:
+    """Generations an admin asked for (by hand, or run now) go before scheduled ones."""
+    urgent = automation.source == Source.MANUAL or bool((automation.payload or {}).get("urgent"))
+    return lane(automation.type, urgent=urgent)
 
 
 def move(ctx: Context, automation: Automation, at: datetime, *, planned: bool = True) -> None:
@@ -548,7 +558,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                 }
             )
         elif row["dispatched_at"] is not None:
-            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"])
+            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"], lane(row["type"]))
     if logs:
         bulk_insert(ctx, AutomationLog.__table__, logs)
     return len(rows)
@@ -928,6 +938,7 @@ def trigger_now(ctx: Context, automation: Automation) -> None:
             f"automation {automation.id} is {automation.status}; "
             "only a scheduled or failed one can be run now"
         )
+    automation.payload = {**(automation.payload or {}), "urgent": True}
     move(ctx, automation, ctx.now(), planned=False)
 
 

@@ -1,18 +1,22 @@
-"""The engine's transport: a Dramatiq delayed message per automation."""
+"""The engine's transport: a Dramatiq delayed message per automation, on its lane's actor
+(generations on the `generation` queue, the rest on `automations`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from scheduler.clock import Clock
+from scheduler.vocab import Lane
 
 
 class DramatiqDispatcher:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
-        from tasks.actors import run_automation
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Lane = Lane.AUTOMATIONS
+    ) -> None:
+        from tasks.actors import ACTORS
 
         delay_ms = max(0, int((trigger_at - self.clock.now()).total_seconds() * 1000))
-        run_automation.send_with_options(args=(automation_id, version), delay=delay_ms or None)
+        ACTORS[lane].send_with_options(args=(automation_id, version), delay=delay_ms or None)

@@ -27,10 +27,14 @@ class Transport:
     def __init__(self) -> None:
         self.queue: list[tuple[datetime, int, int, int]] = []
         self.sent: list[tuple[int, int, datetime]] = []
+        self.lanes: dict[int, Any] = {}  # the lane of each automation's latest dispatch
         self.seq = itertools.count()
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         self.sent.append((automation_id, version, trigger_at))
+        self.lanes[automation_id] = lane
         heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
 
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from dramatiq import Message
@@ -38,7 +39,9 @@ FINAL = ("COMPLETED", "SKIPPED", "FAILED")
 
 
 class NoTransport:
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         """The test process only writes rows; the sweeper process sends them."""
 
 

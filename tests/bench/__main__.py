@@ -20,6 +20,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -48,7 +49,9 @@ RESULTS: list[tuple[str, str, str, str]] = []
 
 
 class NoTransport:
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         pass
 
 
@@ -58,7 +61,9 @@ class Instant:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         self.sent.append(automation_id)
 
 
