@@ -15,13 +15,17 @@ from sqlalchemy.orm import Session
 from scheduler.clock import Clock
 from scheduler.links import Links
 from scheduler.program import Month, Program
+from scheduler.vocab import Lane
 
 log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
-        """Arrange for the automation to be executed at `trigger_at` (or now, if past)."""
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Lane = Lane.AUTOMATIONS
+    ) -> None:
+        """Arrange for the automation to be executed at `trigger_at` (or now, if past), through
+        `lane`."""
         ...
 
     def waiting(self) -> int:
@@ -127,7 +131,7 @@ class Context:
 
     engine: Engine
     session: Session
-    _pending: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    _pending: dict[int, tuple[int, datetime, Lane]] = field(default_factory=dict)
 
     @property
     def program(self) -> Program:
@@ -136,15 +140,23 @@ class Context:
     def now(self) -> datetime:
         return self.engine.clock.now()
 
-    def dispatch_after_commit(self, automation_id: int, version: int, trigger_at: datetime) -> None:
-        self._pending[automation_id] = (version, trigger_at)
+    def dispatch_after_commit(
+        self,
+        automation_id: int,
+        version: int,
+        trigger_at: datetime,
+        lane: Lane = Lane.AUTOMATIONS,
+    ) -> None:
+        self._pending[automation_id] = (version, trigger_at, lane)
 
     def commit(self) -> None:
         self.session.commit()
         pending, self._pending = self._pending, {}
-        for automation_id, (version, trigger_at) in sorted(pending.items(), key=lambda i: i[1][1]):
+        for automation_id, (version, trigger_at, lane) in sorted(
+            pending.items(), key=lambda i: i[1][1]
+        ):
             try:
-                self.engine.dispatcher.dispatch(automation_id, version, trigger_at)
+                self.engine.dispatcher.dispatch(automation_id, version, trigger_at, lane=lane)
             except Exception:  # the sweep sends it again once it is overdue
                 log.exception("could not dispatch automation %s; the sweep will", automation_id)
 

@@ -23,9 +23,11 @@ from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
     DeliverableStatus,
+    Lane,
     LogStatus,
     Source,
     Template,
+    lane,
 )
 from web.models import Automation, AutomationLog, Client, Deliverable, Hold
 
@@ -250,9 +252,17 @@ def send_when_due(ctx: Context, automation: Automation) -> None:
     held = client.paused_at is not None and automation.hold_id is None
     if automation.trigger_at <= now + ctx.engine.horizon and not held:
         automation.dispatched_at = now
-        ctx.dispatch_after_commit(automation.id, automation.version, automation.trigger_at)
+        ctx.dispatch_after_commit(
+            automation.id, automation.version, automation.trigger_at, lane_of(automation)
+        )
     else:
         automation.dispatched_at = None
+
+
+def lane_of(automation: Automation) -> Lane:
+    """Generations an admin asked for (by hand, or run now) go before scheduled ones."""
+    urgent = automation.source == Source.MANUAL or bool((automation.payload or {}).get("urgent"))
+    return lane(automation.type, urgent=urgent)
 
 
 def move(ctx: Context, automation: Automation, at: datetime, *, planned: bool = True) -> None:
@@ -548,7 +558,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                 }
             )
         elif row["dispatched_at"] is not None:
-            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"])
+            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"], lane(row["type"]))
     if logs:
         bulk_insert(ctx, AutomationLog.__table__, logs)
     return len(rows)
@@ -902,6 +912,7 @@ def trigger_now(ctx: Context, automation: Automation) -> None:
             f"automation {automation.id} is {automation.status}; "
             "only a scheduled or failed one can be run now"
         )
+    automation.payload = {**(automation.payload or {}), "urgent": True}
     move(ctx, automation, ctx.now(), planned=False)
 
 
@@ -951,3 +962,69 @@ def schedule_by_hand(
     if when < ctx.now() - timedelta(minutes=1):
         raise Invalid("at: must not be in the past", "at")
     return schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)
+
+
+# -- client details and the start of the journey ------------------------------------------------
+
+
+def update_client(
+    ctx: Context,
+    client: Client,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    onboarding: dict[str, Any] | None = None,
+    business_plan: str | None = None,
+    reminders_enabled: bool | None = None,
+    celebrations_enabled: bool | None = None,
+) -> Client:
+    """Change a client's details (what is None stays). The schedule does not depend on them:
+    the start date changes through `adjust`, the time zone not at all."""
+    if name is not None:
+        client.name = clean_name(name)
+    if email is not None:
+        address = clean_email(email)
+        if address != client.email:
+            other = ctx.session.scalar(select(Client.id).where(Client.email == address))
+            if other is not None:
+                raise Conflict(
+                    f"a client with email {address} is already enrolled (id {other})", "email"
+                )
+            client.email = address
+    if onboarding is not None:
+        client.onboarding = dict(onboarding)
+    if business_plan is not None:
+        client.business_plan = str(business_plan)
+    if reminders_enabled is not None:
+        client.reminders_enabled = bool(reminders_enabled)
+    if celebrations_enabled is not None:
+        client.celebrations_enabled = bool(celebrations_enabled)
+    client.updated_at = ctx.now()
+    return client
+
+
+def start_journey(ctx: Context, client: Client, start_date: date) -> int:
+    """Start the journey from `start_date`: idempotent. A journey not yet under way (nothing
+    generated or sent) moves to the new date; one under way refuses (adjust it instead). Any
+    step of the plan that is missing is planned. Returns how many automations were planned or
+    moved."""
+    if not isinstance(start_date, date):
+        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+    if client.completed_at is not None:
+        raise Conflict(f"{client.name} has completed the program")
+    changed = 0
+    if start_date != client.start_date:
+        under_way = ctx.session.scalar(
+            select(func.count()).where(
+                Automation.client_id == client.id,
+                Automation.status.in_([AutomationStatus.COMPLETED, AutomationStatus.RUNNING]),
+            )
+        ) or ctx.session.scalar(select(func.count()).where(Deliverable.client_id == client.id))
+        if under_way:
+            raise Conflict(
+                f"the journey of {client.name} started on {client.start_date} and is under way; "
+                "adjust the start date instead",
+                "start_date",
+            )
+        changed += adjust(ctx, client, start_date)
+    return changed + plan_journey(ctx, [client])

@@ -228,7 +228,9 @@ class SimTransport:
         self.queue: list[tuple[datetime, int, int, int]] = []
         self.seq = itertools.count()
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
 
     def waiting(self) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from scheduler import digest
 from scheduler.engine import Context
 from scheduler.execute import expired_leases
-from scheduler.vocab import AutomationStatus
+from scheduler.vocab import AutomationStatus, Source, lane
 from web.models import Automation, Client, Heartbeat
 
 BATCH = 5000
@@ -63,14 +63,22 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
                 or_(Automation.dispatched_at.is_(None), Automation.dispatched_at <= stale),
             )
             .values(dispatched_at=now)
-            .returning(Automation.id, Automation.version, Automation.trigger_at)
+            .returning(
+                Automation.id,
+                Automation.version,
+                Automation.trigger_at,
+                Automation.type,
+                Automation.source,
+                Automation.payload,
+            )
             .execution_options(synchronize_session=False)
         ).all()
         if ids
         else []
     )
-    for automation_id, version, trigger_at in won:
-        ctx.dispatch_after_commit(automation_id, version, trigger_at)
+    for automation_id, version, trigger_at, type_, source, payload in won:
+        urgent = source == Source.MANUAL or bool((payload or {}).get("urgent"))
+        ctx.dispatch_after_commit(automation_id, version, trigger_at, lane(type_, urgent=urgent))
     dispatched = len(won)
     report = SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
     beat(

@@ -76,6 +76,23 @@ class Template(StrEnum):
     WEEKLY_DIGEST = "WEEKLY_DIGEST"
 
 
+class Lane(StrEnum):
+    """How an automation travels to a worker: generations (slow, outside services) have a queue
+    of their own so that they never hold up emails, and within it a generation someone asked
+    for now goes before scheduled ones."""
+
+    AUTOMATIONS = "automations"
+    GENERATION = "generation"
+    GENERATION_NOW = "generation-now"
+
+
+def lane(type_: str, *, urgent: bool = False) -> Lane:
+    """The lane of an automation of type `type_`; `urgent` when a person asked for it now."""
+    if type_ != AutomationType.GENERATE_DELIVERABLE:
+        return Lane.AUTOMATIONS
+    return Lane.GENERATION_NOW if urgent else Lane.GENERATION
+
+
 # Who receives each template: the client, or the admins.
 ADMIN_TEMPLATES = frozenset(
     {

@@ -27,12 +27,16 @@ class Transport:
     def __init__(self) -> None:
         self.queue: list[tuple[datetime, int, int, int]] = []
         self.sent: list[tuple[int, int, datetime]] = []
+        self.lanes: dict[int, Any] = {}  # the lane of each automation's latest dispatch
         self.seq = itertools.count()
 
         self.busy = 0  # what `waiting` reports: tests set it to play workers that fall behind
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         self.sent.append((automation_id, version, trigger_at))
+        self.lanes[automation_id] = lane
         heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
 
     def waiting(self) -> int:
@@ -42,7 +46,9 @@ class Transport:
 class NoTransport:
     """For processes that only write rows: another process's sweep sends them."""
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         pass
 
     def waiting(self) -> int:

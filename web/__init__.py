@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
-from scheduler.generator import BuiltinGenerator
 from scheduler.program import load_program
+from scheduler.providers import ChatSettings, make_generator
 from web.config import from_env
 from web.extensions import csrf, db, htmx, mail, migrate
 
@@ -64,7 +64,7 @@ def create_app(
         program=load_program(app.config["PROGRAM_FILE"]),
         dispatcher=dispatcher,
         mailer=mailer,
-        generator=generator or BuiltinGenerator(),
+        generator=generator or configured_generator(app.config),
         send_hour=app.config["SEND_HOUR"],
         base_url=app.config["BASE_URL"],
         mail_sender=app.config["MAIL_DEFAULT_SENDER"],
@@ -77,7 +77,7 @@ def create_app(
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
-    from web import auth, main, panel, portal, records
+    from web import api, auth, main, panel, portal, records
 
     auth.init_app(app)
     app.register_blueprint(main.bp)
@@ -88,6 +88,8 @@ def create_app(
     csrf.exempt(portal.bp)
     records.init_app(app)
     app.jinja_env.globals["htmx_script"] = htmx_script(app)
+    # Last: the API exempts itself from the CSRF protection set up above.
+    api.init_app(app)
     return app
 
 
@@ -105,6 +107,18 @@ def htmx_script(app: Flask) -> dict[str, str]:
         "src": f"https://unpkg.com/htmx.org@{HTMX_VERSION}/dist/htmx.min.js",
         "integrity": HTMX_INTEGRITY,
     }
+
+
+def configured_generator(config: dict[str, Any]) -> Generator:
+    """The deliverable generator GENERATOR names, with its settings."""
+    settings = ChatSettings(
+        base_url=config["GENERATOR_BASE_URL"],
+        model=config["GENERATOR_MODEL"],
+        api_key=config["GENERATOR_API_KEY"],
+        timeout=float(config["GENERATOR_TIMEOUT_SECONDS"]),
+        max_tokens=config["GENERATOR_MAX_TOKENS"],
+    )
+    return make_generator(config["GENERATOR"], settings)
 
 
 def journey_context() -> Context:

@@ -26,10 +26,11 @@ from web.models import Admin
 
 bp = Blueprint("auth", __name__)
 
-# Endpoints anyone may reach: the login page, static files, the health check, and the client
-# portal (its signed link is the key). Everything else needs an admin.
+# Endpoints anyone may reach: the login page, static files, the health check, the client
+# portal (its signed link is the key) and the JSON API (it checks its own bearer tokens).
+# Everything else needs an admin.
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "main.healthz"})
-PUBLIC_BLUEPRINTS = frozenset({"portal"})
+PUBLIC_BLUEPRINTS = frozenset({"portal", "api"})
 MIN_PASSWORD = 10
 
 

@@ -528,6 +528,66 @@ def admins_list() -> None:
         click.echo(f"{a.id:>4}  {a.email:<32} {a.name}  {'active' if a.active else 'inactive'}")
 
 
+# -- API tokens --------------------------------------------------------------------------------
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens: each belongs to an admin; the secret is shown once, only its hash is kept."""
+
+
+@tokens.command("create")
+@click.argument("admin_email")
+@click.option("--name", default="", help="What the token is for (shown in listings).")
+@friendly
+def tokens_create(admin_email: str, name: str) -> None:
+    """Create a token for an admin and print it (once)."""
+    from web.api.tokens import issue
+
+    address = ops.clean_email(admin_email)
+    admin = db.session.scalar(select(Admin).where(Admin.email == address))
+    if admin is None:
+        raise ops.NotFound(f"no admin {address} (add one with `journey admins add`)", "admin")
+    if not admin.active:
+        raise ops.Conflict(f"admin {address} is not active")
+    token, raw = issue(db.session, admin, name, journey_context().now())
+    db.session.commit()
+    click.echo(f"token {token.id} for {address}{f' ({token.name})' if token.name else ''}:")
+    click.echo(raw)
+    click.echo("Keep it now: it cannot be shown again. Send it as `Authorization: Bearer <token>`.")
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List tokens (prefixes only)."""
+    from web.models import ApiToken
+
+    for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id)):
+        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+        used = f"last used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+        click.echo(
+            f"{t.id:>4}  {t.prefix}…  {t.admin.email:<32} {t.name or '-':<20} {state}, {used}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@friendly
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from web.api.tokens import revoke
+    from web.models import ApiToken
+
+    token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
+    if token is None:
+        raise ops.NotFound(f"no token {token_id}", "token")
+    if revoke(db.session, token, journey_context().now()):
+        db.session.commit()
+        click.echo(f"token {token_id} revoked")
+    else:
+        click.echo(f"token {token_id} was already revoked")
+
+
 @cli.command("sweep")
 @click.option("--every", type=click.FloatRange(min=0.1), help="Keep sweeping, every N seconds.")
 def sweep_cmd(every: float | None) -> None:

@@ -50,6 +50,15 @@ def _flag(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r}: must be true or false")
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r}: must be one of {', '.join(choices)}")
+    return raw
+
+
 def from_env(instance_path: str) -> dict[str, Any]:
     load_dotenv(override=False)
     mail_server = os.environ.get("MAIL_SERVER") or None
@@ -84,4 +93,14 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "MAIL_TIMEOUT_SECONDS": _int("MAIL_TIMEOUT_SECONDS", 30, 1, 600),
         # Without a mail server, emails are kept in the outbox and logged, not sent.
         "MAIL_SUPPRESS_SEND": mail_server is None,
+        # Deliverable generation: the built-in writer, or an OpenAI-compatible service.
+        "GENERATOR": _choice("GENERATOR", "builtin", ("builtin", "openai")),
+        "GENERATOR_BASE_URL": (
+            os.environ.get("GENERATOR_BASE_URL") or "https://api.openai.com/v1"
+        ).rstrip("/"),
+        "GENERATOR_MODEL": os.environ.get("GENERATOR_MODEL") or "gpt-4o-mini",
+        "GENERATOR_API_KEY": os.environ.get("GENERATOR_API_KEY") or "",
+        # Below the generation actors' 240 s time limit, which cannot interrupt a blocked read.
+        "GENERATOR_TIMEOUT_SECONDS": _int("GENERATOR_TIMEOUT_SECONDS", 60, 1, 200),
+        "GENERATOR_MAX_TOKENS": _int("GENERATOR_MAX_TOKENS", 4000, 100, 100_000),
     }

@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -56,7 +57,9 @@ class Instant:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(self, automation_id: int, version: int, trigger_at: datetime) -> None:
+    def dispatch(
+        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
+    ) -> None:
         self.sent.append(automation_id)
 
     def waiting(self) -> int:

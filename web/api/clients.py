@@ -1,0 +1,207 @@
+"""Clients, their journey, and their deliverables."""
+
+from __future__ import annotations
+
+from flask import Response, url_for
+from sqlalchemy import func, select
+
+from scheduler import journey as ops
+from scheduler import timeline
+from scheduler.progress import generation_progress
+from web.api import action, bp, ctx, inputs, reply
+from web.api import serialize as out
+from web.api.spec import MAX_ID
+from web.extensions import db
+from web.models import Client, Deliverable
+
+
+def find(client_id: int) -> Client:
+    if client_id > MAX_ID:
+        raise ops.NotFound(f"no client {client_id}", "client")
+    return ops.find_client(ctx(), client_id)
+
+
+@bp.get("/clients")
+def list_clients() -> Response:
+    args = inputs.query()
+    query = select(Client)
+    if args.get("status") == "completed":
+        query = query.where(Client.completed_at.is_not(None))
+    elif args.get("status") == "on_hold":
+        query = query.where(Client.completed_at.is_(None), Client.paused_at.is_not(None))
+    elif args.get("status") == "active":
+        query = query.where(Client.completed_at.is_(None), Client.paused_at.is_(None))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.order_by(Client.id).limit(args["limit"]).offset(args["offset"])
+    ).all()
+    return reply(out.page([out.client(c) for c in rows], total, args["limit"], args["offset"]))
+
+
+@bp.post("/clients")
+@action
+def create_client() -> Response:
+    data = inputs.body()
+    client = ops.enroll(
+        ctx(),
+        name=data["name"],
+        email=data["email"],
+        start_date=data["start_date"],
+        timezone=data.get("timezone", "UTC"),
+        onboarding=data.get("onboarding") or {},
+        business_plan=data.get("business_plan", ""),
+    )
+    location = url_for("api.get_client", client_id=client.id)
+    return reply(out.client(client), 201, {"Location": location})
+
+
+@bp.get("/clients/<int:client_id>")
+def get_client(client_id: int) -> Response:
+    return reply(out.client(find(client_id)))
+
+
+@bp.patch("/clients/<int:client_id>")
+@action
+def update_client(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    ops.update_client(ctx(), client, **data)
+    db.session.flush()
+    return reply(out.client(client))
+
+
+# -- the journey -------------------------------------------------------------------------------
+
+
+def timeline_reply(client: Client, days: int = 30) -> Response:
+    context = ctx()
+    db.session.flush()
+    t = timeline.build(context, client, days_ahead=days)
+    return reply(out.timeline_json(t, generation_progress(context, client)))
+
+
+@bp.post("/clients/<int:client_id>/journey/start")
+@action
+def start_journey(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    ops.start_journey(ctx(), client, data["start_date"])
+    return timeline_reply(client)
+
+
+@bp.patch("/clients/<int:client_id>/journey/adjust")
+@action
+def adjust_journey(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    moved = ops.adjust(ctx(), client, data["start_date"])
+    db.session.flush()
+    return reply({"client": out.client(client), "moved": moved})
+
+
+@bp.post("/clients/<int:client_id>/journey/pause")
+@action
+def pause_journey(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    hold = ops.pause(ctx(), client, until=data.get("until"), reason=data.get("reason", ""))
+    db.session.flush()
+    return reply(out.hold(hold))
+
+
+@bp.post("/clients/<int:client_id>/journey/resume")
+@action
+def resume_journey(client_id: int) -> Response:
+    client = find(client_id)
+    inputs.body()
+    hold = ops.resume(ctx(), client)
+    db.session.flush()
+    return reply(out.hold(hold))
+
+
+@bp.get("/clients/<int:client_id>/journey/timeline")
+def get_timeline(client_id: int) -> Response:
+    client = find(client_id)
+    return timeline_reply(client, inputs.query()["days"])
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/skip")
+@action
+def skip_month(client_id: int, month: int) -> Response:
+    client = find(client_id)
+    inputs.body()
+    deliverable = ops.skip_month(ctx(), client, month)
+    db.session.flush()
+    return reply(out.deliverable(deliverable))
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/generate")
+@action
+def generate_month(client_id: int, month: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    automation = ops.generate_by_hand(ctx(), client, month, data.get("notes", ""))
+    db.session.flush()
+    return reply(out.automation(automation), 202)
+
+
+@bp.post("/clients/<int:client_id>/business-plan/approve")
+@action
+def approve_business_plan(client_id: int) -> Response:
+    client = find(client_id)
+    inputs.body()
+    ops.approve_business_plan(ctx(), client)
+    db.session.flush()
+    return reply(out.client(client))
+
+
+# -- deliverables ------------------------------------------------------------------------------
+
+
+@bp.get("/clients/<int:client_id>/deliverables")
+def list_deliverables(client_id: int) -> Response:
+    client = find(client_id)
+    args = inputs.query()
+    query = select(Deliverable).where(Deliverable.client_id == client.id)
+    if "month" in args:
+        query = query.where(Deliverable.month == args["month"])
+    rows = db.session.scalars(query.order_by(Deliverable.month, Deliverable.version)).all()
+    progress = generation_progress(ctx(), client)
+    if "month" in args:
+        progress = {args["month"]: progress[args["month"]]}
+    return reply(
+        {
+            "data": [out.deliverable(d) for d in rows],
+            "generation": [out.generation(g) for g in progress.values()],
+        }
+    )
+
+
+@bp.post("/clients/<int:client_id>/deliverables/<int:month>/approve")
+@action
+def approve_deliverable(client_id: int, month: int) -> Response:
+    client = find(client_id)
+    inputs.body()
+    deliverable = ops.approve(ctx(), client, month)
+    db.session.flush()
+    return reply(out.deliverable(deliverable))
+
+
+@bp.post("/clients/<int:client_id>/deliverables/<int:month>/reject")
+@action
+def reject_deliverable(client_id: int, month: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    deliverable = ops.reject(ctx(), client, month, data.get("notes", ""))
+    db.session.flush()
+    return reply(out.deliverable(deliverable))
+
+
+@bp.post("/clients/<int:client_id>/deliverables/<int:month>/open")
+@action
+def open_deliverable(client_id: int, month: int) -> Response:
+    client = find(client_id)
+    inputs.body()
+    deliverable = ops.open_deliverable(ctx(), client, month)
+    db.session.flush()
+    return reply(out.deliverable(deliverable))

@@ -1,0 +1,744 @@
+"""The OpenAPI 3.1 document of the API: the contract. Request bodies and query parameters are
+validated against it (`web.api.inputs`), the tests run schemathesis against it, and /api/docs is
+rendered from it; change an endpoint here first."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+from typing import Any
+
+from scheduler.program import Program
+from scheduler.vocab import (
+    AutomationStatus,
+    AutomationType,
+    DeliverableStatus,
+    LogStatus,
+    Source,
+    Template,
+)
+
+# Dates and instants the API accepts lie in this range of years (a wider one only overflows).
+YEARS = (1900, 2999)
+MAX_ID = 2**63 - 1
+# Free text: anything but NUL, which no database stores in text.
+TEXT = r"^[^\u0000]*$"
+ADDRESS_PART = r"[^@\s<>()\[\],;:\"\u0000-\u001f\u007f]+"
+EMAIL = rf"^{ADDRESS_PART}@{ADDRESS_PART}\.[A-Za-z]{{2,}}$"
+NAME = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+GENERATION_STATES = [
+    "none",
+    "scheduled",
+    "queued",
+    "running",
+    "retrying",
+    "done",
+    "failed",
+    "skipped",
+]
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"oneOf": [schema, {"type": "null"}]}
+    out = dict(schema)
+    kinds = out["type"] if isinstance(out["type"], list) else [out["type"]]
+    out["type"] = [*kinds, "null"]
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def text(max_length: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, "pattern": TEXT, **extra}
+
+
+INSTANT = {"type": "string", "format": "date-time"}
+DATE = {"type": "string", "format": "date"}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+COUNT = {"type": "integer", "minimum": 0}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict:
+    """An object schema; responses list every property as required (they are always sent)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def listing(item: str) -> dict[str, Any]:
+    return obj({"data": {"type": "array", "items": ref(item)}, "pagination": ref("Pagination")})
+
+
+def schemas(program: Program) -> dict[str, Any]:
+    month = {"type": "integer", "minimum": 1, "maximum": program.length}
+    templates = [t.value for t in Template]
+    onboarding = {
+        "type": "object",
+        "description": "Onboarding answers, question to answer (used to write deliverables).",
+        "maxProperties": 100,
+        "propertyNames": {"maxLength": 100, "pattern": TEXT},
+        "additionalProperties": {
+            "type": ["string", "number", "boolean", "null"],
+            "maxLength": 10000,
+            "pattern": TEXT,
+        },
+    }
+    return {
+        "Error": obj(
+            {
+                "error": obj(
+                    {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": ["string", "null"]},
+                    }
+                )
+            }
+        ),
+        "Pagination": obj(
+            {"limit": COUNT, "offset": COUNT, "total": COUNT, "next_offset": nullable(COUNT)}
+        ),
+        "TimeZone": {
+            "type": "string",
+            "description": "An IANA time zone name.",
+            "enum": time_zones(),
+        },
+        "Onboarding": onboarding,
+        "Client": obj(
+            {
+                "id": ID,
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "timezone": {"type": "string"},
+                "start_date": DATE,
+                "status": {"type": "string", "enum": ["active", "on_hold", "completed"]},
+                "current_month": month,
+                "held_days": COUNT,
+                "paused_at": nullable(INSTANT),
+                "completed_at": nullable(INSTANT),
+                "business_plan_approved_at": nullable(INSTANT),
+                "onboarding": {"type": "object"},
+                "business_plan": {"type": "string"},
+                "coach_id": nullable(ID),
+                "reminders_enabled": {"type": "boolean"},
+                "celebrations_enabled": {"type": "boolean"},
+                "created_at": INSTANT,
+                "updated_at": INSTANT,
+            }
+        ),
+        "ClientCreate": obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME},
+                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL},
+                "start_date": DATE,
+                "timezone": ref("TimeZone"),
+                "onboarding": ref("Onboarding"),
+                "business_plan": text(100_000),
+            },
+            required=["name", "email", "start_date"],
+        ),
+        "ClientUpdate": obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME},
+                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL},
+                "onboarding": ref("Onboarding"),
+                "business_plan": text(100_000),
+                "reminders_enabled": {"type": "boolean"},
+                "celebrations_enabled": {"type": "boolean"},
+            },
+            required=[],
+        ),
+        "ClientList": listing("Client"),
+        "StartDate": obj({"start_date": DATE}),
+        "Adjusted": obj({"client": ref("Client"), "moved": COUNT}),
+        "PauseRequest": obj(
+            {"until": DATE, "reason": text(2000)},
+            required=[],
+        ),
+        "Hold": obj(
+            {
+                "id": ID,
+                "client_id": ID,
+                "reason": {"type": "string"},
+                "started_at": INSTANT,
+                "start_date": DATE,
+                "until": nullable(DATE),
+                "ended_at": nullable(INSTANT),
+                "end_date": nullable(DATE),
+                "days": nullable(COUNT),
+                "ended_by": {"type": ["string", "null"]},
+            }
+        ),
+        "Automation": obj(
+            {
+                "id": ID,
+                "client_id": ID,
+                "type": {"type": "string", "enum": [t.value for t in AutomationType]},
+                "month": nullable(month),
+                "template": nullable({"type": "string", "enum": templates}),
+                "source": {"type": "string", "enum": [s.value for s in Source]},
+                "status": {"type": "string", "enum": [s.value for s in AutomationStatus]},
+                "trigger_at": INSTANT,
+                "retry_count": COUNT,
+                "max_retries": COUNT,
+                "executed_at": nullable(INSTANT),
+                "detail": {"type": "string"},
+                "error": {"type": ["string", "null"]},
+                "created_at": INSTANT,
+                "updated_at": INSTANT,
+            }
+        ),
+        "AutomationList": listing("Automation"),
+        "ScheduleRequest": obj(
+            {
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        t.value for t in AutomationType if t is not AutomationType.UPDATE_STATUS
+                    ],
+                },
+                "at": INSTANT,
+                "month": month,
+                "template": {"type": "string", "enum": templates},
+            },
+            required=["type"],
+        ),
+        "Deliverable": obj(
+            {
+                "id": ID,
+                "client_id": ID,
+                "month": month,
+                "version": {"type": "integer", "minimum": 1},
+                "status": {"type": "string", "enum": [s.value for s in DeliverableStatus]},
+                "title": {"type": "string"},
+                "content": {"type": "string"},
+                "reviewer_notes": {"type": "string"},
+                "manual": {"type": "boolean"},
+                "generated_at": nullable(INSTANT),
+                "reviewed_at": nullable(INSTANT),
+                "delivered_at": nullable(INSTANT),
+                "opened_at": nullable(INSTANT),
+                "created_at": INSTANT,
+            }
+        ),
+        "Generation": obj(
+            {
+                "month": month,
+                "state": {
+                    "type": "string",
+                    "enum": GENERATION_STATES,
+                    "description": "none: nothing planned; scheduled: due later; queued: due, "
+                    "waiting for a worker; running; retrying: an attempt failed, another is "
+                    "planned; done: a deliverable was written; failed: retries spent.",
+                },
+                "automation_id": nullable(ID),
+                "trigger_at": nullable(INSTANT),
+                "attempts": COUNT,
+                "error": {"type": ["string", "null"]},
+            }
+        ),
+        "DeliverableList": obj(
+            {
+                "data": {"type": "array", "items": ref("Deliverable")},
+                "generation": {"type": "array", "items": ref("Generation")},
+            }
+        ),
+        "Notes": obj({"notes": text(10_000)}, required=[]),
+        "LogEntry": obj(
+            {
+                "id": ID,
+                "at": INSTANT,
+                "client_id": ID,
+                "automation_id": nullable(ID),
+                "type": {"type": "string"},
+                "month": nullable(month),
+                "template": {"type": ["string", "null"]},
+                "status": {"type": "string", "enum": [s.value for s in LogStatus]},
+                "attempt": COUNT,
+                "detail": {"type": "string"},
+                "error": {"type": ["string", "null"]},
+            }
+        ),
+        "LogList": listing("LogEntry"),
+        "TimelineMonth": obj(
+            {
+                "month": month,
+                "title": {"type": "string"},
+                "date": DATE,
+                "state": {"type": "string"},
+                "opened": {"type": "boolean"},
+                "generation": ref("Generation"),
+            }
+        ),
+        "Timeline": obj(
+            {
+                "client": ref("Client"),
+                "current_month": month,
+                "months_done": COUNT,
+                "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+                "months": {"type": "array", "items": ref("TimelineMonth")},
+                "upcoming": {"type": "array", "items": ref("Automation")},
+                "holds": {"type": "array", "items": ref("Hold")},
+                "history": {"type": "array", "items": ref("LogEntry")},
+            }
+        ),
+        "Counts": obj(
+            {
+                "generated": COUNT,
+                "reminders": COUNT,
+                "notifications": COUNT,
+                "celebrations": COUNT,
+                "escalations": COUNT,
+                "failed": COUNT,
+            }
+        ),
+        "Stats": obj(
+            {
+                "at": INSTANT,
+                "today": ref("Counts"),
+                "week": obj(
+                    {
+                        "counts": ref("Counts"),
+                        "months_completed": COUNT,
+                        "on_time_rate": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                    }
+                ),
+                "upcoming": obj(
+                    {
+                        "generations": COUNT,
+                        "reminders": COUNT,
+                        "notifications": COUNT,
+                        "celebrations": COUNT,
+                        "escalations": COUNT,
+                    }
+                ),
+                "clients": obj({"active": COUNT, "on_hold": COUNT, "completed": COUNT}),
+                "automations": obj({"scheduled": COUNT, "running": COUNT, "failed": COUNT}),
+            }
+        ),
+    }
+
+
+@cache
+def time_zones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+ERRORS = {
+    "400": "The body is not valid JSON, or a header is malformed.",
+    "401": "No API token, or an unknown or revoked one.",
+    "404": "No such client, automation or deliverable.",
+    "409": "The journey is not in a state that allows this (already on hold, not in review...).",
+    "415": "The body is not JSON.",
+    "422": "A field is missing, of the wrong type, or out of range (see `error.field`).",
+}
+
+
+def responses(ok: str, schema: str | None, *codes: str, description: str = "") -> dict:
+    out: dict[str, Any] = {
+        ok: {"description": description or "Success."}
+        | ({"content": {"application/json": {"schema": ref(schema)}}} if schema else {})
+    }
+    for code in ("401", "404", "422", *codes):
+        out[code] = {"$ref": f"#/components/responses/E{code}"}
+    return out
+
+
+def param(name: str, where: str, schema: dict[str, Any], description: str, **extra: Any) -> dict:
+    return {"name": name, "in": where, "schema": schema, "description": description, **extra}
+
+
+PATH_CLIENT = param("client_id", "path", ID, "The client's id.", required=True)
+PATH_AUTOMATION = param("automation_id", "path", ID, "The automation's id.", required=True)
+PAGE = [
+    param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+        "At most this many items.",
+    ),
+    param(
+        "offset",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0},
+        "Skip this many items.",
+    ),
+]
+IDEMPOTENCY = {"$ref": "#/components/parameters/IdempotencyKey"}
+
+
+def body(schema: str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def operation(
+    op_id: str,
+    summary: str,
+    tag: str,
+    answers: dict[str, Any],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    request: dict[str, Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": answers,
+    }
+    if description:
+        out["description"] = description
+    if params:
+        out["parameters"] = params
+    if request:
+        out["requestBody"] = request
+    return out
+
+
+def post(op_id: str, summary: str, tag: str, answers: dict, **kwargs: Any) -> dict[str, Any]:
+    """A POST: honours Idempotency-Key, and answers 400/415 to a body that is not JSON."""
+    params = [*kwargs.pop("params", []), IDEMPOTENCY]
+    return {"post": operation(op_id, summary, tag, answers | ERR_BODY, params=params, **kwargs)}
+
+
+ERR_BODY = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("400", "415")}
+
+
+def paths(program: Program) -> dict[str, Any]:
+    month_path = param(
+        "month",
+        "path",
+        {"type": "integer", "minimum": 1, "maximum": program.length},
+        "The month, 1-8.",
+        required=True,
+    )
+    filters = [
+        param("type", "query", {"type": "string", "enum": [t.value for t in AutomationType]}, ""),
+        param(
+            "status", "query", {"type": "string", "enum": [s.value for s in AutomationStatus]}, ""
+        ),
+        param("from", "query", INSTANT, "Only those due at or after this instant."),
+        param("to", "query", INSTANT, "Only those due before this instant."),
+    ]
+    client_filter = param("client_id", "query", ID, "Only this client's.")
+    return {
+        "/api/clients": {
+            "get": operation(
+                "listClients",
+                "List clients",
+                "Clients",
+                responses("200", "ClientList"),
+                params=[
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": ["active", "on_hold", "completed"]},
+                        "Only clients in this state.",
+                    ),
+                    *PAGE,
+                ],
+            ),
+            **post(
+                "createClient",
+                "Enroll a client",
+                "Clients",
+                responses("201", "Client", "409", description="Enrolled; the journey is planned."),
+                request=body("ClientCreate"),
+                description="Enroll a client and plan the whole journey from `start_date`. "
+                "409 when a client with this email exists.",
+            ),
+        },
+        "/api/clients/{client_id}": {
+            "parameters": [PATH_CLIENT],
+            "get": operation("getClient", "Read a client", "Clients", responses("200", "Client")),
+            "patch": operation(
+                "updateClient",
+                "Update a client",
+                "Clients",
+                responses("200", "Client", "400", "409", "415"),
+                request=body("ClientUpdate"),
+                description="Change contact details, onboarding answers, the business plan or "
+                "email preferences. The start date changes through `journey/adjust`.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/start": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "startJourney",
+                "Start the journey",
+                "Journey",
+                responses("200", "Timeline", "409"),
+                request=body("StartDate"),
+                description="Plan the journey from `start_date` (idempotent: steps already "
+                "planned stay). A journey not yet under way moves to the new date; one under "
+                "way answers 409 (use `adjust`).",
+            ),
+        },
+        "/api/clients/{client_id}/journey/adjust": {
+            "parameters": [PATH_CLIENT],
+            "patch": operation(
+                "adjustJourney",
+                "Change the start date",
+                "Journey",
+                responses("200", "Adjusted", "400", "409", "415"),
+                request=body("StartDate"),
+                description="Every pending step of the plan is recomputed from the new date.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/pause": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "pauseJourney",
+                "Put the client on hold",
+                "Journey",
+                responses("200", "Hold", "409"),
+                request=body("PauseRequest", required=False),
+                description="Nothing of the journey fires until the hold ends (on `until`, or "
+                "on resume). 409 when already on hold or completed.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/resume": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "resumeJourney",
+                "End the hold",
+                "Journey",
+                responses("200", "Hold", "409"),
+                description="Every pending automation moves later by the days paused. 409 when "
+                "the client is not on hold.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/timeline": {
+            "parameters": [PATH_CLIENT],
+            "get": operation(
+                "getTimeline",
+                "The journey's timeline",
+                "Journey",
+                responses("200", "Timeline"),
+                params=[
+                    param(
+                        "days",
+                        "query",
+                        {"type": "integer", "minimum": 1, "maximum": 366, "default": 30},
+                        "Upcoming automations within this many days.",
+                    )
+                ],
+                description="Months with their dates, state and generation progress; what is "
+                "coming; holds; the latest history.",
+            ),
+        },
+        "/api/clients/{client_id}/months/{month}/skip": {
+            "parameters": [PATH_CLIENT, month_path],
+            **post(
+                "skipMonth",
+                "Skip a month",
+                "Journey",
+                responses("200", "Deliverable", "409"),
+                description="The month counts as done; its automations are cancelled.",
+            ),
+        },
+        "/api/clients/{client_id}/months/{month}/generate": {
+            "parameters": [PATH_CLIENT, month_path],
+            **post(
+                "generateMonth",
+                "Generate a month now",
+                "Deliverables",
+                responses("202", "Automation", "409", description="Queued."),
+                request=body("Notes", required=False),
+                description="Queue the month's generation ahead of scheduled ones; its "
+                "scheduled generation is cancelled. 409 when it already has a deliverable.",
+            ),
+        },
+        "/api/clients/{client_id}/business-plan/approve": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "approveBusinessPlan",
+                "Approve the business plan",
+                "Journey",
+                responses("200", "Client"),
+                description="Month 1 is generated at once if it has not been.",
+            ),
+        },
+        "/api/clients/{client_id}/deliverables": {
+            "parameters": [PATH_CLIENT],
+            "get": operation(
+                "listDeliverables",
+                "List deliverables",
+                "Deliverables",
+                responses("200", "DeliverableList"),
+                params=[param("month", "query", month_path["schema"], "Only this month's.")],
+                description="Every version, by month; and each month's generation progress.",
+            ),
+        },
+        "/api/clients/{client_id}/deliverables/{month}/approve": {
+            "parameters": [PATH_CLIENT, month_path],
+            **post(
+                "approveDeliverable",
+                "Approve (deliver) a month",
+                "Deliverables",
+                responses("200", "Deliverable", "409"),
+            ),
+        },
+        "/api/clients/{client_id}/deliverables/{month}/reject": {
+            "parameters": [PATH_CLIENT, month_path],
+            **post(
+                "rejectDeliverable",
+                "Reject a month's deliverable",
+                "Deliverables",
+                responses("200", "Deliverable", "409"),
+                request=body("Notes", required=False),
+            ),
+        },
+        "/api/clients/{client_id}/deliverables/{month}/open": {
+            "parameters": [PATH_CLIENT, month_path],
+            **post(
+                "openDeliverable",
+                "Record that the client opened a month",
+                "Deliverables",
+                responses("200", "Deliverable", "409"),
+            ),
+        },
+        "/api/clients/{client_id}/automations": {
+            "parameters": [PATH_CLIENT],
+            "get": operation(
+                "listClientAutomations",
+                "A client's automations",
+                "Automations",
+                responses("200", "AutomationList"),
+                params=[*filters, *PAGE],
+            ),
+        },
+        "/api/clients/{client_id}/automations/schedule": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "scheduleAutomation",
+                "Schedule an automation by hand",
+                "Automations",
+                responses("201", "Automation", "409"),
+                request=body("ScheduleRequest"),
+                description="`at` defaults to now. Email automations need a `template` (and "
+                "a `month` for month emails); a generation needs a `month`.",
+            ),
+        },
+        "/api/automations/{automation_id}": {
+            "parameters": [PATH_AUTOMATION],
+            "delete": operation(
+                "cancelAutomation",
+                "Cancel a scheduled automation",
+                "Automations",
+                responses("200", "Automation", "409"),
+            ),
+        },
+        "/api/automations/{automation_id}/trigger": {
+            "parameters": [PATH_AUTOMATION],
+            **post(
+                "triggerAutomation",
+                "Run an automation now",
+                "Automations",
+                responses("202", "Automation", "409", description="Queued to run now."),
+                description="A scheduled automation runs now; a failed one runs again with "
+                "fresh retries.",
+            ),
+        },
+        "/api/admin/automations": {
+            "get": operation(
+                "listAutomations",
+                "All automations",
+                "Admin",
+                responses("200", "AutomationList"),
+                params=[client_filter, *filters, *PAGE],
+            ),
+        },
+        "/api/admin/automations/stats": {
+            "get": operation(
+                "automationStats",
+                "Dashboard statistics",
+                "Admin",
+                responses("200", "Stats"),
+            ),
+        },
+        "/api/admin/automations/logs": {
+            "get": operation(
+                "automationLogs",
+                "Execution log",
+                "Admin",
+                responses("200", "LogList"),
+                params=[
+                    client_filter,
+                    param(
+                        "type",
+                        "query",
+                        {"type": "string", "enum": [t.value for t in AutomationType]},
+                        "",
+                    ),
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": [s.value for s in LogStatus]},
+                        "",
+                    ),
+                    param("from", "query", INSTANT, "Only entries at or after this instant."),
+                    param("to", "query", INSTANT, "Only entries before this instant."),
+                    *PAGE,
+                ],
+            ),
+        },
+    }
+
+
+def document(program: Program) -> dict[str, Any]:
+    """The whole OpenAPI document for an app running `program`."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Journey Engine API",
+            "version": "1.0.0",
+            "description": (
+                "Drive client journeys over HTTP: enroll clients, control their journeys, "
+                "review deliverables, and watch automations.\n\n"
+                "Authenticate with an API token (`journey tokens create ADMIN_EMAIL`) sent as "
+                "`Authorization: Bearer <token>`. Bodies are JSON; dates are `YYYY-MM-DD` "
+                f"(years {YEARS[0]}-{YEARS[1]}); instants are ISO 8601 with an offset, and "
+                'are answered in UTC. Every error answers `{"error": {"code", "message", '
+                '"field"}}`. A POST with an `Idempotency-Key` header is carried out once: '
+                "a retry with the same key and body gets the first answer again (for 24 "
+                "hours); the same key with another body gets 422."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths(program),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "je_..."}
+            },
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Any unique string (a UUID): retries with it are carried "
+                    "out once.",
+                    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                }
+            },
+            "responses": {
+                f"E{code}": {
+                    "description": text_,
+                    "content": {"application/json": {"schema": ref("Error")}},
+                }
+                for code, text_ in ERRORS.items()
+            },
+            "schemas": schemas(program),
+        },
+    }
