@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from scheduler.clock import Clock
-from tasks import broker
 from scheduler.vocab import Lane
+from tasks import broker
 
 
 class DramatiqDispatcher:
