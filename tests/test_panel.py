@@ -334,3 +334,14 @@ def test_the_lists_status_sql_agrees_with_the_rule(harness):
     # Client 3, started in December, is on M4 since this morning: on track again.
     assert statuses == ["on track", "on track", "on track", "overdue", "overdue", "paused"]
     assert overview.clients(harness.ctx, status="overdue").total == 2
+
+
+def test_the_journey_page_shows_each_months_generation_progress(harness, panel):
+    client = harness.enroll(date(2026, 1, 1))
+    harness.generator.fail_next = 1
+    harness.run_until(at(2026, 1, 1, 10))
+    page = panel.get(f"/clients/{client.id}").get_data(True)
+    assert ">retrying</span>" in page and ">scheduled</span>" in page
+    harness.run_for(timedelta(minutes=16))
+    page = panel.get(f"/clients/{client.id}").get_data(True)
+    assert ">done</span>" in page and "2 attempts" in page

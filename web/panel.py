@@ -19,7 +19,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from scheduler import emails, overview, timeline
+from scheduler import emails, overview, progress, timeline
 from scheduler import journey as ops
 from scheduler.vocab import AutomationStatus, AutomationType, Template
 from web import journey_context
@@ -137,6 +137,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "client": client,
         "t": line,
         "strip": strip(ctx, client, line),
+        "generation": progress.generation_progress(ctx, client),
         "zone": zone,
         "program": ctx.program,
         "templates": [t for t in Template if t is not Template.WEEKLY_DIGEST],
