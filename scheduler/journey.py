@@ -390,8 +390,7 @@ def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
     seen: set[str] = set()
     for row, person in enumerate(people, start=1):
         try:
-            if not isinstance(person.start_date, date):
-                raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+            check_date(person.start_date, "start_date")
             email = clean_email(person.email)
             if email in seen:
                 raise Conflict(f"email {email} appears twice", "email")
@@ -590,6 +589,18 @@ def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
 # -- events ------------------------------------------------------------------------------------
 
 
+# Dates the engine plans with: a journey (8 months and any holds) must stay inside the calendar.
+YEARS = (1900, 2999)
+
+
+def check_date(value: object, field: str) -> date:
+    if not isinstance(value, date):
+        raise Invalid(f"{field}: a date (YYYY-MM-DD) is required", field)
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise Invalid(f"{field}: {value} is outside the years {YEARS[0]}-{YEARS[1]}", field)
+    return value
+
+
 def check_month(ctx: Context, month: int) -> int:
     if not isinstance(month, int) or not 1 <= month <= ctx.program.length:
         raise Invalid(f"month: must be 1-{ctx.program.length}, not {month!r}", "month")
@@ -751,6 +762,8 @@ def pause(ctx: Context, client: Client, *, until: date | None = None, reason: st
     if client.paused_at is not None:
         raise Conflict(f"{client.name} is already on hold since {client.paused_at:%Y-%m-%d}")
     today = local_today(ctx, client)
+    if until is not None:
+        check_date(until, "until")
     if until is not None and until <= today:
         raise Invalid(f"until: must be after today ({today}) in the client's time zone", "until")
     now = ctx.now()
@@ -827,8 +840,7 @@ def resume(ctx: Context, client: Client, *, ended_by: str = "admin") -> Hold:
 def adjust(ctx: Context, client: Client, start_date: date) -> int:
     """Move the program start: every pending step of the plan is recomputed from the new date
     (holds already taken still count). Returns how many automations moved."""
-    if not isinstance(start_date, date):
-        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+    check_date(start_date, "start_date")
     if client.completed_at is not None:
         raise Conflict(f"{client.name} has completed the program; the start date is history")
     if start_date == client.start_date:

@@ -151,3 +151,14 @@ def test_admins_create_with_a_password_and_change_it(run, harness):
         ).exit_code
         == 1
     )
+
+
+@pytest.mark.parametrize("start", ["9999-12-31", "0001-01-01"])
+def test_dates_outside_the_calendar_are_refused_not_a_traceback(run, harness, start):
+    out = run("clients", "add", "X", "x@example.com", "--start-date", start)
+    assert out.exit_code == 2 and "outside the years 1900-2999" in out.output
+    harness.enroll(date(2026, 1, 10))
+    out = run("adjust", "sarah@example.com", "--start-date", start)
+    assert out.exit_code == 2 and "outside the years" in out.output
+    out = run("pause", "sarah@example.com", "--until", "9999-12-31")
+    assert out.exit_code == 2 and "outside the years" in out.output

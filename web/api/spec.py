@@ -8,6 +8,7 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
+from scheduler.journey import YEARS
 from scheduler.program import Program
 from scheduler.vocab import (
     AutomationStatus,
@@ -18,8 +19,7 @@ from scheduler.vocab import (
     Template,
 )
 
-# Dates and instants the API accepts lie in this range of years (a wider one only overflows).
-YEARS = (1900, 2999)
+# Dates and instants the API accepts lie in the engine's range of years (scheduler.journey).
 MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which no database stores in text.
 TEXT = r"^[^\u0000]*$"
