@@ -20,6 +20,13 @@ from scheduler.journey import (
 from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus
 from web.models import Client, Deliverable, Email
 
+# How a month's state reads to the client: the review behind the scenes is not theirs to see.
+CLIENT_STATE = {
+    "generating": "in preparation",
+    "pending review": "in preparation",
+    "rejected": "in preparation",
+}
+
 
 @dataclass(frozen=True)
 class MonthCard:
@@ -53,7 +60,7 @@ def progress(ctx: Context, client: Client) -> Progress:
             m.month,
             m.title,
             emails.day(m.date, client.timezone),
-            m.state,
+            CLIENT_STATE.get(m.state, m.state),
             m.opened,
             m.state == "delivered",
         )

@@ -26,6 +26,12 @@ def private(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Robots-Tag"] = "noindex"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # No script, no outside resource; emails shown in a sandboxed frame.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
     return response
 
 
@@ -74,7 +80,8 @@ def month(token: str, month: int) -> str:
         abort(404, description=exc.message)
     except JourneyError as exc:
         abort(404, description=exc.message)
-    first_open = deliverable.opened_at is None
+    # A HEAD request (a link checker, a mail scanner) is not the client reading it.
+    first_open = deliverable.opened_at is None and request.method == "GET"
     if first_open:
         open_deliverable(ctx, client, month)
         ctx.commit()
@@ -157,16 +164,22 @@ def unsubscribe(token: str) -> str:
     """GET asks; POST unsubscribes. Mail clients POST `List-Unsubscribe=One-Click` here with
     no cookie and no form token (RFC 8058), so this route takes no CSRF token."""
     client = client_for(token, "unsubscribe")
-    done = False
+    state = "ask"
     if request.method == "POST":
-        portal.unsubscribe(journey_context(), client)
-        journey_context().commit()
-        done = True
-    links = current_app.extensions["journey"].links
+        ctx = journey_context()
+        if request.form.get("undo") == "1":  # a change of mind, right away
+            client.unsubscribed_at = None
+            client.updated_at = ctx.now()
+            state = "resubscribed"
+        else:
+            portal.unsubscribe(ctx, client)
+            state = "unsubscribed"
+        ctx.commit()
+    # An unsubscribe link lives a year: its page links nowhere else in the portal, so that it
+    # is not a year's key to the client's journey.
     return render_template(
         "portal/unsubscribe.html",
         client=client,
-        done=done,
+        state=state,
         action=url_for("portal.unsubscribe", token=token),
-        preferences_url=links.portal(client.id, "preferences"),
     )
