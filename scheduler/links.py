@@ -5,10 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from scheduler.clock import Clock
+
+
+class ClockSigner(TimestampSigner):
+    """Signing and expiry follow the engine's clock, not the machine's."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now().timestamp())
 
 
 class BadLink(Exception):
@@ -28,13 +40,12 @@ class Links:
     unsubscribe_max_age: timedelta = timedelta(days=365)
 
     def _signer(self, purpose: str) -> URLSafeTimedSerializer:
-        clock = self.clock
-
-        class ClockSigner(TimestampSigner):  # signing and expiry follow the engine's clock
-            def get_timestamp(self) -> int:
-                return int(clock.now().timestamp())
-
-        return URLSafeTimedSerializer(self.secret, salt=f"journey.{purpose}", signer=ClockSigner)
+        return URLSafeTimedSerializer(
+            self.secret,
+            salt=f"journey.{purpose}",
+            signer=ClockSigner,
+            signer_kwargs={"clock": self.clock},
+        )
 
     def token(self, client_id: int, purpose: str = "portal") -> str:
         return str(self._signer(purpose).dumps(client_id))

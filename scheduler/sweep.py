@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler import digest
@@ -37,12 +38,8 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     horizon = now + ctx.engine.horizon
     stale = now - redispatch_delay(ctx)
     due = (
-        select(Automation.id)
-        .join(Client, Client.id == Automation.client_id)
+        waiting(Automation.id, horizon)
         .where(
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.trigger_at <= horizon,
-            or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
             or_(
                 Automation.dispatched_at.is_(None),
                 and_(Automation.trigger_at <= stale, Automation.dispatched_at <= stale),
@@ -93,6 +90,20 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     return report
 
 
+def waiting(column: Any, until: datetime) -> Select[Any]:
+    """Pending automations due by `until` that may run: their client is not on hold, or they
+    belong to the hold itself (its end and its reminder)."""
+    return (
+        select(column)
+        .join(Client, Client.id == Automation.client_id)
+        .where(
+            Automation.status == AutomationStatus.SCHEDULED,
+            Automation.trigger_at <= until,
+            or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
+        )
+    )
+
+
 def redispatch_delay(ctx: Context) -> timedelta:
     """How long a dispatched, overdue automation waits before it is sent again."""
     engine = ctx.engine
@@ -130,16 +141,7 @@ def backlog(ctx: Context, now: datetime) -> tuple[int, datetime | None]:
     how many (counted up to BACKLOG_CAP, so that the count stays cheap however large the
     backlog), and the oldest trigger time among them. Both walk the due index in order."""
     stale = now - ctx.engine.redispatch_after
-    overdue = (
-        select(Automation.trigger_at)
-        .join(Client, Client.id == Automation.client_id)
-        .where(
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.trigger_at <= stale,
-            or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)),
-        )
-        .order_by(Automation.trigger_at)
-    )
+    overdue = waiting(Automation.trigger_at, stale).order_by(Automation.trigger_at)
     oldest = ctx.session.scalar(overdue.limit(1))
     if oldest is None:
         return 0, None
