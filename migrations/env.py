@@ -63,7 +63,7 @@ def run_migrations_offline():
 def render_item(type_, obj, autogen_context):
     """Render the models' UTC instant type as the plain column type it stores, so that
     migrations never import application code."""
-    from web.models import UTCDateTime
+    from scheduler.models import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from scheduler import emails
 from scheduler.engine import Context
+from scheduler.models import Admin, Automation, AutomationLog, Client, Email
 from scheduler.vocab import AutomationStatus, LogStatus, Template
-from web.models import Admin, Automation, AutomationLog, Client, Email
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from scheduler.journey import (
     month_views,
     open_hold,
 )
+from scheduler.models import Admin, Automation, Client, Email, Hold
 from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template
-from web.models import Admin, Automation, Client, Email, Hold
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

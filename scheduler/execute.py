@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from scheduler import emails, journey, rules
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
 from scheduler.journey import log, month_views, notify, open_hold, refresh_progress, send_when_due
+from scheduler.models import Automation, Client, Deliverable, Hold
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -23,7 +24,6 @@ from scheduler.vocab import (
     LogStatus,
     Template,
 )
-from web.models import Automation, Client, Deliverable, Hold
 
 logger = logging.getLogger(__name__)
 

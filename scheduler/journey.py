@@ -18,6 +18,7 @@ from sqlalchemy import Table, func, insert, or_, select, update
 
 from scheduler import plan, rules
 from scheduler.engine import Context
+from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
 from scheduler.vocab import (
     TEMPLATE_TYPE,
     AutomationStatus,
@@ -29,7 +30,6 @@ from scheduler.vocab import (
     Template,
     lane,
 )
-from web.models import Automation, AutomationLog, Client, Deliverable, Hold
 
 
 class JourneyError(Exception):

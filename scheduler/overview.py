@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Select, case, func, or_, select
 
 from scheduler.engine import Context
+from scheduler.models import Automation, AutomationLog, Client, Deliverable
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, LogStatus
-from web.models import Automation, AutomationLog, Client, Deliverable
 
 PER_PAGE = 50
 LOG_COUNT_CAP = 10_000

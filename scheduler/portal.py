@@ -17,8 +17,8 @@ from scheduler.journey import (
     latest_deliverable,
     local_today,
 )
+from scheduler.models import Client, Deliverable, Email
 from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus
-from web.models import Client, Deliverable, Email
 
 # How a month's state reads to the client: the review behind the scenes is not theirs to see.
 CLIENT_STATE = {

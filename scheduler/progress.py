@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from scheduler.engine import Context
+from scheduler.models import Automation, Client, Deliverable
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus
-from web.models import Automation, Client, Deliverable
 
 
 @dataclass(frozen=True)

@@ -268,10 +268,10 @@ def simulate(
 ) -> Iterator[dict[str, Any]]:
     from flask import Flask
 
+    from scheduler.models import Admin, AutomationLog, Deliverable, Email
     from tasks import runtime
     from web import create_app, journey_context
     from web.extensions import db
-    from web.models import Admin, AutomationLog, Deliverable, Email
 
     warn = warn or (lambda message: None)
     clock = ManualClock(scenario.now)
@@ -429,8 +429,8 @@ def apply_event(
     names: dict[str, str],
     warn: Callable[[str], None],
 ) -> None:
+    from scheduler.models import Client
     from web import journey_context
-    from web.models import Client
 
     ctx = journey_context()
     client = ctx.session.get(Client, client_id)
@@ -475,8 +475,8 @@ def apply_event(
 
 
 def apply_person(do: str, deliverable_id: int, warn: Callable[[str], None]) -> None:
+    from scheduler.models import Client, Deliverable
     from web import journey_context
-    from web.models import Client, Deliverable
 
     ctx = journey_context()
     d = ctx.session.get(Deliverable, deliverable_id)

@@ -9,8 +9,8 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import func, select
 
 from scheduler.engine import Context
+from scheduler.models import Automation, AutomationLog, Client, Deliverable
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, LogStatus
-from web.models import Automation, AutomationLog, Client, Deliverable
 
 KINDS = {
     AutomationType.GENERATE_DELIVERABLE: "generated",

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from scheduler import digest
 from scheduler.engine import Context
 from scheduler.execute import expired_leases
+from scheduler.models import Automation, Client, Heartbeat
 from scheduler.vocab import AutomationStatus, Source, lane
-from web.models import Automation, Client, Heartbeat
 
 BATCH = 5000
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from scheduler.clock import ManualClock
+from scheduler.models import Base
 from tests.harness import Harness, RecordingMailer, ScriptedGenerator, Transport
 from web import create_app
 from web.extensions import db
-from web.models import Base
 
 # A plain libpq URL; an SQLAlchemy-style "postgresql+psycopg://" one is accepted too.
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test").replace(

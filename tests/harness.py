@@ -16,9 +16,9 @@ from scheduler import journey as ops
 from scheduler.clock import ManualClock
 from scheduler.engine import Context, Generated, GenerationRequest, OutgoingMessage
 from scheduler.generator import BuiltinGenerator
+from scheduler.models import Admin, Automation, AutomationLog, Client, Deliverable, Email
 from web import journey_context
 from web.extensions import db
-from web.models import Admin, Automation, AutomationLog, Client, Deliverable, Email
 
 
 class Transport:

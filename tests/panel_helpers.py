@@ -10,8 +10,8 @@ from flask import g, has_app_context
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
+from scheduler.models import Admin
 from web.extensions import db
-from web.models import Admin
 
 PASSWORD = "correct horse battery"
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from scheduler.models import Admin, Client
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import AutomationType as T
 from web.api.tokens import issue
 from web.extensions import db
-from web.models import Admin, Client
 
 
 class Api:
@@ -447,8 +447,8 @@ def test_idempotency_key_replays_the_first_answer(api, harness):
 
 
 def test_idempotency_key_in_progress_is_refused(api, harness):
+    from scheduler.models import ApiToken, IdempotencyKey
     from web.api.idempotency import fingerprint  # noqa: F401
-    from web.models import ApiToken, IdempotencyKey
 
     token = db.session.scalar(select(ApiToken))
     with harness.app.test_request_context(

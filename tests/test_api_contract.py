@@ -22,9 +22,9 @@ from schemathesis.engine import events, from_schema
 from sqlalchemy import select
 
 from scheduler import journey as ops
+from scheduler.models import Admin
 from web.api.tokens import issue
 from web.extensions import db
-from web.models import Admin
 
 pytestmark = pytest.mark.slow
 

@@ -130,8 +130,8 @@ def test_admins_create_with_a_password_and_change_it(run, harness):
     assert made.exit_code == 0 and "can log in" in made.output
     from werkzeug.security import check_password_hash
 
+    from scheduler.models import Admin
     from web.extensions import db
-    from web.models import Admin
 
     admin = db.session.query(Admin).filter_by(email="lead@example.com").one()
     assert check_password_hash(admin.password_hash, "a long passphrase")

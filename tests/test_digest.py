@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from scheduler.models import Admin
 from scheduler.sweep import sweep
 from scheduler.vocab import Template
 from web.extensions import db
-from web.models import Admin
 
 
 def at(*args):

@@ -25,13 +25,13 @@ from sqlalchemy.engine import make_url
 
 from scheduler import journey as ops
 from scheduler.clock import SystemClock
+from scheduler.models import Admin, Automation, AutomationLog, Base, Email
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, Proxy, RedisServer, SmtpSink, wait_for
 from tests.conftest import PG_URL, sa_url, unavailable
 from tests.harness import NoTransport
 from web import create_app, journey_context
 from web.extensions import db
-from web.models import Admin, Automation, AutomationLog, Base, Email
 
 pytestmark = pytest.mark.slow
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "3"))

@@ -5,9 +5,9 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, inspect, text
 
+from scheduler.models import Base
 from web import create_app
 from web.extensions import db
-from web.models import Base
 
 
 def test_upgrade_on_an_empty_database_matches_the_models(tmp_path, request):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from scheduler import journey as ops
+from scheduler.models import Admin
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import LogStatus, Template
 from web.extensions import db
-from web.models import Admin
 
 
 def at(*args):

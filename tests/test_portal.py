@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from scheduler import journey as ops
+from scheduler.models import Client
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import Template
 from web.extensions import db
-from web.models import Client
 
 
 def at(*args):

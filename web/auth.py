@@ -21,8 +21,8 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from scheduler.models import Admin
 from web.extensions import db, htmx, login
-from web.models import Admin
 
 bp = Blueprint("auth", __name__)
 

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 
 from scheduler import journey as ops
 from scheduler import timeline
+from scheduler.models import Admin, Automation, Client
 from scheduler.program import ProgramError, load_program
 from scheduler.vocab import AutomationStatus
 from web import create_app, journey_context
 from web.config import ConfigError
 from web.extensions import db
-from web.models import Admin, Automation, Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -560,7 +560,7 @@ def tokens_create(admin_email: str, name: str) -> None:
 @tokens.command("list")
 def tokens_list() -> None:
     """List tokens (prefixes only)."""
-    from web.models import ApiToken
+    from scheduler.models import ApiToken
 
     for t in db.session.scalars(select(ApiToken).order_by(ApiToken.id)):
         state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
@@ -575,8 +575,8 @@ def tokens_list() -> None:
 @friendly
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token: requests with it are refused from now on."""
+    from scheduler.models import ApiToken
     from web.api.tokens import revoke
-    from web.models import ApiToken
 
     token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
     if token is None:

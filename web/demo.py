@@ -10,8 +10,8 @@ from werkzeug.security import generate_password_hash
 from scheduler import execute
 from scheduler import journey as ops
 from scheduler.engine import Context
+from scheduler.models import Admin, Automation
 from scheduler.vocab import AutomationStatus
-from web.models import Admin, Automation
 
 # The demo's admin login (a local demo only: production admins come from `admins create`).
 DEMO_LOGIN = "coach@example.com"

@@ -7,7 +7,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from web.models import Base
+from scheduler.models import Base
 
 db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()

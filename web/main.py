@@ -8,10 +8,10 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
+from scheduler.models import Heartbeat
 from scheduler.sweep import backlog
 from web import journey_context
 from web.extensions import db
-from web.models import Heartbeat
 
 bp = Blueprint("main", __name__)
 

@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from scheduler import emails, overview, progress, timeline
 from scheduler import journey as ops
+from scheduler.models import Admin, Automation, Client
 from scheduler.vocab import AutomationStatus, AutomationType, Template
 from web import journey_context
 from web.extensions import db, htmx
-from web.models import Admin, Automation, Client
 
 bp = Blueprint("panel", __name__)
 

@@ -13,9 +13,9 @@ from scheduler.certificate import certificate
 from scheduler.emails import day
 from scheduler.journey import JourneyError, NotFound, client_zone, open_deliverable
 from scheduler.links import BadLink
+from scheduler.models import Client
 from web import journey_context
 from web.extensions import db
-from web.models import Client
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 

@@ -10,8 +10,8 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 
+from scheduler.models import Admin, Automation, AutomationLog, Client, Deliverable, Email, Hold
 from web.extensions import db
-from web.models import Admin, Automation, AutomationLog, Client, Deliverable, Email, Hold
 
 
 class RecordView(ModelView):

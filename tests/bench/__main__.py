@@ -28,13 +28,13 @@ from sqlalchemy.engine import make_url
 
 from scheduler import journey as ops
 from scheduler.clock import ManualClock, SystemClock
+from scheduler.models import Admin, Automation, Base
 from scheduler.sweep import forget_dispatches, sweep
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, RedisServer, SmtpSink, wait_for
 from tests.harness import NoTransport
 from web import create_app, journey_context
 from web.extensions import db
-from web.models import Admin, Automation, Base
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ZONES = [

@@ -9,12 +9,12 @@ import time
 import uuid
 
 from scheduler.clock import SystemClock
+from scheduler.models import Admin, Client, Deliverable
 from tests.bench.__main__ import drop_schema, enroll, fresh_schema
 from tests.harness import NoTransport
 from tests.panel_helpers import PASSWORD, browser, log_in
 from web import create_app
 from web.extensions import db
-from web.models import Admin, Client, Deliverable
 
 PAGES = [
     ("clients", "/"),

@@ -18,11 +18,11 @@ from werkzeug.exceptions import HTTPException
 
 from scheduler.engine import Context
 from scheduler.journey import JourneyError
+from scheduler.models import ApiToken
 from web import journey_context
 from web.api import errors, idempotency, inputs, spec, tokens
 from web.api.errors import ApiError
 from web.extensions import db
-from web.models import ApiToken
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

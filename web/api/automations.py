@@ -9,6 +9,7 @@ from flask import Response
 from sqlalchemy import Select, func, select
 
 from scheduler import journey as ops
+from scheduler.models import Automation, AutomationLog
 from scheduler.stats import automation_stats
 from web.api import action, bp, ctx, inputs, reply
 from web.api import serialize as out
@@ -16,7 +17,6 @@ from web.api.clients import find as find_client
 from web.api.errors import ApiError
 from web.api.spec import MAX_ID
 from web.extensions import db
-from web.models import Automation, AutomationLog
 
 
 def find(automation_id: int) -> Automation:

@@ -7,12 +7,12 @@ from sqlalchemy import func, select
 
 from scheduler import journey as ops
 from scheduler import timeline
+from scheduler.models import Client, Deliverable
 from scheduler.progress import generation_progress
 from web.api import action, bp, ctx, inputs, reply
 from web.api import serialize as out
 from web.api.spec import MAX_ID
 from web.extensions import db
-from web.models import Client, Deliverable
 
 
 def find(client_id: int) -> Client:

@@ -20,8 +20,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from scheduler.models import IdempotencyKey
 from web.api.errors import ApiError
-from web.models import IdempotencyKey
 
 KEEP = timedelta(hours=24)
 # A claim whose request never finished (its process died) is given up after this.

@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from scheduler import timeline
+from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
 from scheduler.progress import Generation
-from web.models import Automation, AutomationLog, Client, Deliverable, Hold
 
 
 def instant(value: datetime | None) -> str | None:

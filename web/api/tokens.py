@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web.models import Admin, ApiToken
+from scheduler.models import Admin, ApiToken
 
 PREFIX = "je_"
 SHOWN = 11  # characters of a token kept in clear
