@@ -18,13 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scheduler import rules, timeline, webhook
 from scheduler.engine import Context, OutgoingMessage
-from scheduler.journey import (
-    client_zone,
-    latest_deliverable,
-    local_today,
-    month_views,
-    open_hold,
-)
+from scheduler.lookups import client_zone, latest_deliverable, local_today, month_views, open_hold
 from scheduler.models import Admin, Automation, Client, Email, Hold
 from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template
 

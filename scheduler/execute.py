@@ -13,10 +13,11 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from scheduler import emails, journey, rules
+from scheduler import controls, emails, lookups, rules
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
-from scheduler.journey import log, month_views, notify, open_hold, refresh_progress, send_when_due
+from scheduler.lookups import month_views, open_hold
 from scheduler.models import Automation, Client, Deliverable, Hold
+from scheduler.schedule import log, notify, refresh_progress, send_when_due
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -126,7 +127,7 @@ def perform(ctx: Context, automation: Automation) -> rules.Verdict:
     if kind is AutomationType.GENERATE_DELIVERABLE:
         generate(ctx, automation, client, previous)
     elif kind is AutomationType.UPDATE_STATUS:
-        journey.resume(ctx, client, ended_by="schedule")
+        controls.resume(ctx, client, ended_by="schedule")
     else:
         assert template is not None
         held_back = emails.held_back(ctx, automation, client, template)
@@ -143,7 +144,7 @@ def generation_view(
 ) -> rules.MonthView:
     """How a generation sees its month: its own deliverable (a re-run after a crash) does not
     count as existing, and neither does a rejected one it is asked to replace."""
-    latest = journey.latest_deliverable(ctx, client, automation.month or 0)
+    latest = lookups.latest_deliverable(ctx, client, automation.month or 0)
     if latest is None:
         return this
     if latest.automation_id == automation.id:
@@ -161,7 +162,7 @@ def generate(
     assert month is not None
     mine = ctx.session.scalar(select(Deliverable).where(Deliverable.automation_id == automation.id))
     if mine is None:
-        latest = journey.latest_deliverable(ctx, client, month)
+        latest = lookups.latest_deliverable(ctx, client, month)
         notes = str(automation.payload.get("notes") or (latest.reviewer_notes if latest else ""))
         request = generation_request(ctx, client, month, notes)
         made = ctx.engine.generator.generate(request)

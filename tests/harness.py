@@ -11,8 +11,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from scheduler import execute
-from scheduler import journey as ops
+from scheduler import enrollment, execute, lookups
 from scheduler.clock import ManualClock
 from scheduler.engine import Context, Generated, GenerationRequest, OutgoingMessage
 from scheduler.generator import BuiltinGenerator
@@ -107,7 +106,7 @@ class Harness:
         name: str = "Sarah Johnson",
         **kwargs: Any,
     ) -> Client:
-        client = ops.enroll(
+        client = enrollment.enroll(
             self.ctx, name=name, email=email, start_date=start, timezone=timezone, **kwargs
         )
         self.ctx.commit()
@@ -159,7 +158,7 @@ class Harness:
         )
 
     def deliverable(self, client: Client, month: int) -> Deliverable | None:
-        return ops.latest_deliverable(self.ctx, client, month)
+        return lookups.latest_deliverable(self.ctx, client, month)
 
     def refresh(self, obj: Any) -> Any:
         db.session.refresh(obj)

@@ -10,7 +10,7 @@ from email import policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from scheduler import journey as ops
+from scheduler import enrollment, lookups, review
 from scheduler.clock import ManualClock
 from scheduler.engine import OutgoingMessage
 from tests.conftest import START
@@ -94,7 +94,7 @@ def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
     with app.app_context():
         db.create_all()
         ctx = journey_context()
-        client = ops.enroll(
+        client = enrollment.enroll(
             ctx,
             name="Sarah <b>Johnson</b>",
             email="sarah@example.com",
@@ -102,7 +102,7 @@ def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
             timezone="America/New_York",
         )
         ctx.commit()
-        upcoming = ops.pending(ctx, client, template="REMINDER_UPCOMING", month=1)[0]
+        upcoming = lookups.pending(ctx, client, template="REMINDER_UPCOMING", month=1)[0]
         clock.advance(timedelta(days=2))
         from scheduler import execute
 
@@ -150,9 +150,9 @@ def test_a_whole_journey_arrives_over_smtp_in_order(tmp_path, smtp):
             harness.run_until(utc(milestone, 10))
             assert harness.deliverable(client, month).status == DeliverableStatus.PENDING_REVIEW
             harness.run_until(utc(milestone + timedelta(days=1), 10))
-            harness.do(ops.approve, client, month)
+            harness.do(review.approve, client, month)
             harness.run_until(utc(milestone + timedelta(days=2), 12))
-            harness.do(ops.open_deliverable, client, month)
+            harness.do(review.open_deliverable, client, month)
         harness.run_until(utc(client.start_date + timedelta(days=240), 12))
     keys = [m["X-Journey-Key"] for m in inbox.messages]
     assert len(keys) == len(set(keys))  # nothing twice

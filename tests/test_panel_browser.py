@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import lookups, review
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import DeliverableStatus as D
 from tests.browser import serve, shot
@@ -50,7 +50,7 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     page.get_by_role("button", name="Enroll").click()
     page.wait_for_url("**/clients/*")
     assert page.locator("h1").inner_text().startswith("Tom Baker")
-    tom = ops.find_client(harness.ctx, "tom@example.com")
+    tom = lookups.find_client(harness.ctx, "tom@example.com")
     assert len(harness.automations(tom)) == 32
 
     # Pause and resume, in place.
@@ -96,7 +96,7 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     page.get_by_role("button", name="Reject").click()
     page.get_by_role("status").filter(has_text="rejected").wait_for()
     assert harness.deliverable(sarah, 1).status == D.REJECTED
-    harness.do(ops.generate_by_hand, sarah, 1, "Add pricing")
+    harness.do(review.generate_by_hand, sarah, 1, "Add pricing")
     harness.run_until(harness.clock.now())
     page.reload()
     page.get_by_role("button", name="Approve").click()

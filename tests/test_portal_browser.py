@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import review
 from tests.browser import serve, shot
 
 
@@ -25,7 +25,7 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
     )
     for month in (1, 2):
         harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC) + timedelta(days=30 * (month - 1)))
-        harness.do(ops.approve, client, month)
+        harness.do(review.approve, client, month)
     harness.run_for(timedelta(days=2))
     links = harness.app.extensions["journey"].links
 

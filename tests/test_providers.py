@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import controls, review
 from scheduler.engine import GenerationRequest
 from scheduler.program import load_program
 from scheduler.providers import (
@@ -223,10 +223,10 @@ def test_generations_travel_on_their_own_lane_manual_first(harness):
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=2)
     assert lanes[gen1.id] == Lane.GENERATION
     assert lanes[upcoming.id] == Lane.AUTOMATIONS
-    manual = harness.do(ops.generate_by_hand, client, 2)
+    manual = harness.do(review.generate_by_hand, client, 2)
     assert lanes[manual.id] == Lane.GENERATION_NOW
     gen3 = harness.one(client, type=T.GENERATE_DELIVERABLE, month=3)
-    harness.do(ops.trigger_now, gen3)
+    harness.do(controls.trigger_now, gen3)
     assert lanes[gen3.id] == Lane.GENERATION_NOW
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-from scheduler import execute
-from scheduler import journey as ops
+from scheduler import controls, execute
 from scheduler.sweep import forget_dispatches, sweep
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import Template
@@ -72,7 +71,7 @@ def test_paused_clients_are_left_alone_but_their_hold_is_not(harness):
     normal_horizon(harness)
     client = harness.enroll(date(2026, 1, 10))
     harness.clock.set(at(2026, 1, 5, 12))
-    harness.do(ops.pause, client, until=date(2026, 1, 8))
+    harness.do(controls.pause, client, until=date(2026, 1, 8))
     harness.transport.sent.clear()
     harness.clock.set(at(2026, 1, 7, 8, 30))  # the upcoming reminder would be due at 9:00
     sweep(harness.ctx)

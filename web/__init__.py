@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import event
-from sqlalchemy.engine import Engine as SAEngine
 
+from scheduler import database
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
 from scheduler.program import load_program
@@ -41,6 +41,7 @@ def create_app(
     else:  # a server database: connections that died (restart, failover) are replaced
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("pool_pre_ping", True)
 
+    database.tune_sqlite()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     mail.init_app(app)
@@ -121,20 +122,23 @@ def configured_generator(config: dict[str, Any]) -> Generator:
     return make_generator(config["GENERATOR"], settings)
 
 
+def units_of_work(app: Flask) -> Callable[[], AbstractContextManager[Context]]:
+    """Units of work outside any request (workers, the embedded sweep): each in an app context
+    of its own, its session closed afterwards."""
+
+    @contextmanager
+    def unit() -> Iterator[Context]:
+        with app.app_context():
+            try:
+                yield journey_context()
+            finally:
+                db.session.remove()
+
+    return unit
+
+
 def journey_context() -> Context:
     """The unit of work for the current request or command (one per app context)."""
     if "journey" not in g:
         g.journey = current_app.extensions["journey"].context(db.session)
     return g.journey
-
-
-@event.listens_for(SAEngine, "connect")
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite: enforce foreign keys, let writers wait for each other, and let readers read
-    while a writer writes."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()

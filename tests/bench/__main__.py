@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from scheduler import journey as ops
+from scheduler import controls, enrollment
 from scheduler.clock import ManualClock, SystemClock
 from scheduler.models import Admin, Automation, Base
 from scheduler.sweep import forget_dispatches, sweep
@@ -107,7 +107,7 @@ def enroll(app, clients: int, spread_days: int = 240, ahead: bool = False) -> fl
         ctx = journey_context()
         today = ctx.now().date()
         people = [
-            ops.Enrollment(
+            enrollment.Enrollment(
                 f"Client {i}",
                 f"c{i}.{tag}@example.com",
                 today + timedelta(days=rng.randrange(1, 31))
@@ -119,7 +119,7 @@ def enroll(app, clients: int, spread_days: int = 240, ahead: bool = False) -> fl
         ]
         started = time.perf_counter()
         for i in range(0, clients, 1000):
-            ops.enroll_many(ctx, people[i : i + 1000])
+            enrollment.enroll_many(ctx, people[i : i + 1000])
             ctx.commit()
         return time.perf_counter() - started
 
@@ -310,17 +310,17 @@ def main() -> None:
                 with quiet.app_context():
                     ctx = journey_context()
                     later = datetime.now(UTC).date() + timedelta(days=30)
-                    people = ops.enroll_many(
+                    people = enrollment.enroll_many(
                         ctx,
                         [
-                            ops.Enrollment(f"Quiet {i}", f"q{i}@example.com", later, "UTC")
+                            enrollment.Enrollment(f"Quiet {i}", f"q{i}@example.com", later, "UTC")
                             for i in range(300)
                         ],
                     )
                     ctx.commit()
                     base = datetime.now(UTC) + timedelta(seconds=20)
                     ids = [
-                        ops.schedule_by_hand(
+                        controls.schedule_by_hand(
                             ctx,
                             client,
                             "SEND_REMINDER",

@@ -8,7 +8,7 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
-from scheduler.journey import YEARS
+from scheduler.inputs import YEARS
 from scheduler.program import Program
 from scheduler.vocab import (
     AutomationStatus,
@@ -19,7 +19,7 @@ from scheduler.vocab import (
     Template,
 )
 
-# Dates and instants the API accepts lie in the engine's range of years (scheduler.journey).
+# Dates and instants the API accepts lie in the engine's range of years (scheduler.inputs).
 MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which no database stores in text.
 TEXT = r"^[^\u0000]*$"
