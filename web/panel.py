@@ -4,7 +4,7 @@ answer with the part of the page they change. Views are thin: the rules are in `
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from scheduler import (
     emails,
     enrollment,
     errors,
+    inputs,
     lookups,
     overview,
     progress,
@@ -54,21 +55,13 @@ def client_or_404(client_id: int) -> Client:
 
 
 def parse_date(value: str | None, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise errors.Invalid(f"{field}: {value!r} is not a date (YYYY-MM-DD)", field) from None
+    """An optional date field of a form or query string (the domain's parser)."""
+    return inputs.parse_date(value, field) if value else None
 
 
 def parse_int(value: str | None, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.Invalid(f"{field}: {value!r} is not a whole number", field) from None
+    """An optional whole-number field of a form or query string (the domain's parser)."""
+    return inputs.parse_int(value, field) if value not in (None, "") else None
 
 
 # -- clients ---------------------------------------------------------------------------------------
@@ -313,11 +306,7 @@ def skip(client_id: int) -> Any:
 def schedule(client_id: int) -> Any:
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         raw = request.form.get("at", "")
-        try:
-            local = datetime.fromisoformat(raw) if raw else None
-        except ValueError:
-            raise errors.Invalid(f"at: {raw!r} is not a date and time", "at") from None
-        at = local.replace(tzinfo=ZoneInfo(client.timezone)) if local else None
+        at = inputs.parse_instant(raw, "at", ZoneInfo(client.timezone)) if raw else None
         made = controls.schedule_by_hand(
             ctx,
             client,

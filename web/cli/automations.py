@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 from flask.cli import AppGroup
@@ -14,7 +14,7 @@ from scheduler.models import Automation
 from scheduler.vocab import AutomationStatus
 from web import journey_context
 from web.api import serialize
-from web.cli.common import commit, describe, friendly
+from web.cli.common import UTC_TIME, commit, describe, friendly
 from web.extensions import db
 
 
@@ -77,10 +77,8 @@ def automations_trigger(automation_id: int) -> None:
 @click.option("--month", type=int)
 @click.option(
     "--at",
-    type=click.DateTime(
-        formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
-    ),
-    help="When, in UTC (default: now).",
+    type=UTC_TIME,
+    help="When: YYYY-MM-DD HH:MM in UTC, or with an offset (default: now).",
 )
 @friendly
 def automations_schedule(
@@ -94,7 +92,7 @@ def automations_schedule(
         type_.upper(),
         month=month,
         template=template.upper() if template else None,
-        at=at.replace(tzinfo=UTC) if at else None,
+        at=at,
     )
     commit()
     click.echo(f"automation {a.id} scheduled for {a.trigger_at:%Y-%m-%d %H:%M} UTC")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 import click
@@ -34,7 +34,7 @@ def clients() -> None:
 @click.option("--business-plan", type=click.File("r"), help="Text file of the business plan.")
 @friendly
 def clients_add(
-    name: str, email: str, start_date: datetime, timezone: str, onboarding: Any, business_plan: Any
+    name: str, email: str, start_date: date, timezone: str, onboarding: Any, business_plan: Any
 ) -> None:
     """Enroll a client and plan the whole journey."""
     answers: dict[str, Any] = {}
@@ -49,7 +49,7 @@ def clients_add(
         journey_context(),
         name=name,
         email=email,
-        start_date=start_date.date(),
+        start_date=start_date,
         timezone=timezone,
         onboarding=answers,
         business_plan=business_plan.read() if business_plan else "",

@@ -5,20 +5,38 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
 from functools import wraps
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
-from scheduler import errors
+from scheduler import errors, inputs
 from scheduler.models import Automation
 from web import journey_context
 from web.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+class Parsed(click.ParamType):
+    """A command-line value read by the domain's parser for its kind (the panel and the API
+    use the same ones), so that a date means the same thing everywhere."""
+
+    def __init__(self, name: str, parse: Callable[[str, str], Any]) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        field = param.name if param and param.name else self.name
+        try:
+            return self.parse(value, field)
+        except errors.Invalid as exc:  # click names the option itself
+            self.fail(exc.message.removeprefix(f"{field}: "), param, ctx)
+
+
+DATE = Parsed("date", inputs.parse_date)
+UTC_TIME = Parsed("time", lambda value, field: inputs.parse_instant(value, field, ZoneInfo("UTC")))
 
 
 def friendly(fn: F) -> F:
@@ -34,10 +52,6 @@ def friendly(fn: F) -> F:
             sys.exit(2 if isinstance(exc, errors.Invalid) else 1)
 
     return wrapper  # type: ignore[return-value]
-
-
-def as_date(value: datetime | None) -> date | None:
-    return value.date() if value else None
 
 
 def commit() -> None:

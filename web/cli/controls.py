@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 
 import click
 from flask.cli import with_appcontext
 
 from scheduler import controls, lookups
 from web import journey_context
-from web.cli.common import DATE, as_date, commit, friendly
+from web.cli.common import DATE, commit, friendly
 
 
 @click.command("pause")
@@ -18,12 +18,10 @@ from web.cli.common import DATE, as_date, commit, friendly
 @click.option("--reason", default="", help="Why (shown to admins and in the email).")
 @with_appcontext
 @friendly
-def pause_cmd(client: str, until: datetime | None, reason: str) -> None:
+def pause_cmd(client: str, until: date | None, reason: str) -> None:
     """Put a client on hold: nothing fires until the hold ends."""
     ctx = journey_context()
-    hold = controls.pause(
-        ctx, lookups.find_client(ctx, client), until=as_date(until), reason=reason
-    )
+    hold = controls.pause(ctx, lookups.find_client(ctx, client), until=until, reason=reason)
     commit()
     click.echo(f"on hold from {hold.start_date}" + (f" until {hold.until}" if hold.until else ""))
 
@@ -45,10 +43,10 @@ def resume_cmd(client: str) -> None:
 @click.option("--start-date", type=DATE, required=True, help="New program start, YYYY-MM-DD.")
 @with_appcontext
 @friendly
-def adjust_cmd(client: str, start_date: datetime) -> None:
+def adjust_cmd(client: str, start_date: date) -> None:
     """Change the program start date: every pending step is recomputed."""
     ctx = journey_context()
-    moved = controls.adjust(ctx, lookups.find_client(ctx, client), start_date.date())
+    moved = controls.adjust(ctx, lookups.find_client(ctx, client), start_date)
     commit()
     click.echo(f"start date is now {start_date:%Y-%m-%d}; {moved} automation(s) moved")
 
