@@ -15,6 +15,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
 from scheduler.program import load_program
 from scheduler.providers import ChatSettings, make_generator
+from web import assets
 from web.config import from_env
 from web.extensions import csrf, db, htmx, mail, migrate
 
@@ -88,26 +89,10 @@ def create_app(
     # and one-click unsubscribe comes from mail clients with no form token (RFC 8058).
     csrf.exempt(portal.bp)
     records.init_app(app)
-    app.jinja_env.globals["htmx_script"] = htmx_script(app)
+    app.jinja_env.globals["assets"] = assets.links(app.static_folder or "")
     # Last: the API exempts itself from the CSRF protection set up above.
     api.init_app(app)
     return app
-
-
-# htmx 2, installed by `make` from package.json into static/vendor; where npm is missing, the
-# same file from a CDN, pinned by its integrity hash.
-HTMX_VERSION = "2.0.8"
-HTMX_INTEGRITY = "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz"
-
-
-def htmx_script(app: Flask) -> dict[str, str]:
-    local = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
-    if local.exists():
-        return {"src": "/static/vendor/htmx.min.js", "integrity": HTMX_INTEGRITY}
-    return {
-        "src": f"https://unpkg.com/htmx.org@{HTMX_VERSION}/dist/htmx.min.js",
-        "integrity": HTMX_INTEGRITY,
-    }
 
 
 def configured_generator(config: dict[str, Any]) -> Generator:

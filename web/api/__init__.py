@@ -34,7 +34,7 @@ def init_app(app: Flask) -> None:
     from web.api import automations, clients, docs  # noqa: F401  (declare the routes)
 
     program = app.extensions["journey"].program
-    app.extensions["journey_api"] = {"document": spec.document(program)}
+    app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}
     app.register_blueprint(bp)
     # First of the app's before-request functions, so that an /api request is authenticated
     # (or refused in the API's shape) before anything else looks at it.
