@@ -25,3 +25,7 @@ class NotFound(JourneyError):
 
 class Conflict(JourneyError):
     status = 409
+
+
+class Changed(Conflict):
+    """Another process changed the row between reading and writing it (optimistic locking)."""

@@ -8,7 +8,7 @@ import heapq
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,7 +19,15 @@ from sqlalchemy.orm import sessionmaker
 from scheduler import controls, enrollment, errors, execute, inputs, lookups, review
 from scheduler.clock import ManualClock
 from scheduler.database import memory_engine
-from scheduler.engine import Context, Engine, Generated, GenerationRequest, OutgoingMessage
+from scheduler.engine import (
+    Context,
+    Dispatch,
+    Engine,
+    Generated,
+    GenerationRequest,
+    OutgoingMessage,
+    Unobservable,
+)
 from scheduler.generator import BuiltinGenerator
 from scheduler.models import Admin, AutomationLog, Base, Client, Deliverable, Email
 from scheduler.program import load_program
@@ -227,20 +235,17 @@ def event_spec(raw: Any, index: int, keys: set[str], now: datetime, until: datet
 # -- running it --------------------------------------------------------------------------------
 
 
-class SimTransport:
-    """Delayed messages, delivered in simulated time order."""
+class SimTransport(Unobservable):
+    """Delayed messages, delivered in simulated time order (simulated workers keep up: each
+    message runs at its moment)."""
 
     def __init__(self) -> None:
         self.queue: list[tuple[datetime, int, int, int]] = []
         self.seq = itertools.count()
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
-        heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
-
-    def waiting(self) -> int:
-        return 0  # simulated workers keep up: each message runs at its moment
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        for d in items:
+            heapq.heappush(self.queue, (d.trigger_at, next(self.seq), d.automation_id, d.version))
 
 
 class SimMailer:

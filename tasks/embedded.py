@@ -24,11 +24,12 @@ class Embedded:
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from scheduler.sweep import forget_dispatches
+        from scheduler.recovery import forget_dispatches
         from tasks import actors  # noqa: F401  (declares the actors on the broker)
 
-        with runtime.context() as ctx:
+        with runtime.context() as ctx:  # the in-process broker starts empty
             forget_dispatches(ctx)
+            ctx.commit()
         self.worker = Worker(dramatiq.get_broker(), worker_threads=2, worker_timeout=100)
         self.worker.start()
         self.thread = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)

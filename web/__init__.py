@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
@@ -51,7 +52,7 @@ def create_app(
 
     from tasks import broker
 
-    broker.setup(app.config["REDIS_URL"])
+    broker.setup(app.config["REDIS_URL"], patient=app.config.get("BROKER_PATIENT", False))
     clock = clock or SystemClock()
     if dispatcher is None:
         from tasks.dispatch import DramatiqDispatcher
@@ -72,6 +73,8 @@ def create_app(
         mail_sender=app.config["MAIL_DEFAULT_SENDER"],
         horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
         lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
+        beat_every=timedelta(seconds=app.config["WORKER_BEAT_SECONDS"]),
+        worker_id=broker.identity() or uuid.uuid4().hex,
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
         secret_key=app.config["SECRET_KEY"],
         portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
@@ -105,6 +108,18 @@ def configured_generator(config: dict[str, Any]) -> Generator:
         max_tokens=config["GENERATOR_MAX_TOKENS"],
     )
     return make_generator(config["GENERATOR"], settings)
+
+
+def worker_app(config: dict[str, Any] | None = None) -> Flask:
+    """The app of a worker process (`web.worker`, `web.periodic`): built by the factory, its
+    units of work bound for the actors, and the actors declared on its broker."""
+    app = create_app(config)
+    from tasks import runtime
+
+    runtime.bind(units_of_work(app))
+    from tasks import actors  # noqa: F401  (declares the actors on the broker just installed)
+
+    return app
 
 
 def units_of_work(app: Flask) -> Callable[[], AbstractContextManager[Context]]:

@@ -19,17 +19,19 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from scheduler import controls, enrollment
 from scheduler.clock import ManualClock, SystemClock
+from scheduler.engine import Dispatch, Unobservable
 from scheduler.models import Admin, Automation, Base
-from scheduler.sweep import forget_dispatches, sweep
+from scheduler.recovery import forget_dispatches
+from scheduler.sweep import sweep
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, RedisServer, SmtpSink, wait_for
 from tests.harness import NoTransport
@@ -51,19 +53,14 @@ RESULTS: list[tuple[str, str, str, str]] = []
 STEPS = ("enroll", "large", "latency", "drain", "pages")
 
 
-class Instant:
+class Instant(Unobservable):
     """Stands for workers that run every dispatched automation at once (sweep timing)."""
 
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
-        self.sent.append(automation_id)
-
-    def waiting(self) -> int:
-        return 0
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self.sent += [d.automation_id for d in items]
 
 
 def row(what: str, value: str, target: str = "", note: str = "") -> None:
