@@ -6,7 +6,9 @@ stop, the signal the actors read to hand back what they have not started."""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from typing import Any
 
 import dramatiq
 
@@ -21,6 +23,27 @@ _stopping = threading.Event()
 def stopping() -> bool:
     """Whether this process's worker has been told to stop."""
     return _stopping.is_set()
+
+
+def one_stop_signal() -> None:
+    """In a Dramatiq worker process: a platform's SIGTERM reaches every process of the group,
+    so this one gets it twice (from the platform, then from Dramatiq's main process), and
+    Dramatiq kills on the second. Keep only the first, so that the graceful stop runs to its
+    end (the platform's SIGKILL still ends it when the grace period is over)."""
+    dramatiqs = signal.getsignal(signal.SIGTERM)
+    if not callable(dramatiqs):
+        return
+    received = False
+
+    def once(signum: int, frame: Any) -> None:
+        nonlocal received
+        if received:
+            log.info("already stopping: the repeated SIGTERM is ignored")
+            return
+        received = True
+        dramatiqs(signum, frame)
+
+    signal.signal(signal.SIGTERM, once)
 
 
 class Watch(dramatiq.Middleware):

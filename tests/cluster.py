@@ -3,6 +3,7 @@ an SMTP sink, and a TCP proxy in front of PostgreSQL that can refuse connections
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -87,13 +88,20 @@ class SmtpSink:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, str]] = []
+        self.keys: list[str] = []
+        self.times: list[float] = []  # when each arrived (monotonic)
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds each message takes to accept (a slow server)
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         msg = message_from_bytes(envelope.content)
         with self.lock:
             self.received.append((str(msg["Message-ID"]), str(msg["To"])))
+            self.keys.append(str(msg["X-Journey-Key"]))
+            self.times.append(time.monotonic())
         return "250 OK"
 
     @property
@@ -166,19 +174,24 @@ class Proxy:
 
 
 class Processes:
-    """Dramatiq workers and a sweeper, each in its own process group (kill -9 takes it all)."""
+    """The Procfile's processes (Dramatiq workers, periodiq), and a sweeper loop where a test
+    wants one, each in its own process group (kill -9 takes it all)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         # Workers look for due delayed messages every 100 ms (Dramatiq's default: 1 s).
         self.env = env | {"dramatiq_worker_timeout": "100"}
         self.workers: list[subprocess.Popen[bytes]] = []
         self.sweeper: subprocess.Popen[bytes] | None = None
+        self.scheduler: subprocess.Popen[bytes] | None = None
         self.logs = Path(env["JOURNEY_TEST_LOGS"])
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
+        command = [sys.executable, "-m", *args]
+        if args[0] == "periodiq":  # a console script only, no `python -m periodiq`
+            command = [str(Path(sys.executable).parent / "periodiq"), *args[1:]]
         return subprocess.Popen(
-            [sys.executable, "-m", *args],
+            command,
             env=self.env,
             cwd=ROOT,
             stdout=log,
@@ -197,13 +210,28 @@ class Processes:
     def start_sweeper(self, every: float = 0.5) -> None:
         self.sweeper = self._spawn(["web.cli", "sweep", "--every", str(every)], "sweeper")
 
+    def start_scheduler(self) -> subprocess.Popen[bytes]:
+        """periodiq, as the Procfile runs it: the sweep every minute."""
+        self.scheduler = self._spawn(["periodiq", "web.periodic"], "scheduler")
+        return self.scheduler
+
     def kill9(self, process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
+    def sigterm(self, process: subprocess.Popen[bytes]) -> None:
+        """What a platform sends before it restarts a process (it waits, then kills)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        extra = [p for p in (self.sweeper, self.scheduler) if p is not None]
+        return [p for p in [*self.workers, *extra] if p.poll() is None]
+
     def stop(self) -> None:
-        for process in [*self.workers, *([self.sweeper] if self.sweeper else [])]:
+        extra = [p for p in (self.sweeper, self.scheduler) if p is not None]
+        for process in [*self.workers, *extra]:
             if process.poll() is None:
                 try:
                     os.killpg(process.pid, signal.SIGTERM)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from dramatiq import Message
@@ -25,7 +26,16 @@ from sqlalchemy.engine import make_url
 
 from scheduler import controls, enrollment
 from scheduler.clock import SystemClock
-from scheduler.models import Admin, Automation, AutomationLog, Base, Client, Email
+from scheduler.models import (
+    Admin,
+    Automation,
+    AutomationLog,
+    Base,
+    Client,
+    Email,
+    Heartbeat,
+    Worker,
+)
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, Proxy, RedisServer, SmtpSink, wait_for
 from tests.conftest import PG_URL, sa_url, unavailable
@@ -65,6 +75,35 @@ class Cluster:
             )
             ctx.commit()
             return [c.id for c in made]
+
+    def wave(self, clients: int, at: datetime) -> list[int]:
+        """Clients who start next month, each with one reminder due at `at` (one instant: they
+        travel together, in batches)."""
+        tag = uuid.uuid4().hex[:6]
+        with self.app.app_context():
+            ctx = journey_context()
+            start = datetime.now(UTC).date() + timedelta(days=40)
+            made = enrollment.enroll_many(
+                ctx,
+                [
+                    enrollment.Enrollment(
+                        f"Wave {tag} {i}", f"w{i}.{tag}@example.com", start, "UTC"
+                    )
+                    for i in range(clients)
+                ],
+            )
+            for client in made:
+                controls.schedule_by_hand(
+                    ctx, client, "SEND_REMINDER", at=at, month=1, template="REMINDER_UPCOMING"
+                )
+            ctx.commit()
+            return [c.id for c in made]
+
+    def workers(self) -> dict[str, str]:
+        with self.app.app_context():
+            found = dict(db.session.execute(select(Worker.id, Worker.state)).all())
+            db.session.remove()
+            return found
 
     def settled(self, ids: list[int]) -> bool:
         with self.app.app_context():
@@ -155,6 +194,7 @@ def cluster(pg_schema, tmp_path) -> Iterator[Cluster]:
         "MAIL_PORT": str(sink.port),
         "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
         "AUTOMATION_LEASE_SECONDS": "8",
+        "WORKER_BEAT_SECONDS": "1",
         "REDISPATCH_AFTER_SECONDS": "2",
         "TZ": "UTC",
         "JOURNEY_TEST_LOGS": str(tmp_path),
@@ -388,3 +428,96 @@ def test_postgres_refuses_connections_for_a_while(cluster):
         check(counts, 30)
         # The outage is shorter than the time a worker holds on to record a sent email.
         assert counts["emails_duplicated"] == 0
+
+
+def test_the_scheduler_waits_out_a_redis_outage_and_sweeps_once_it_is_back(cluster):
+    """periodiq sends the sweep at start and every minute; with Redis down it waits (it used
+    to die), and the sweep it could not send goes once Redis is back, fresh enough that the
+    worker runs it."""
+    cluster.redis.kill()
+    scheduler = cluster.processes.start_scheduler()
+    log = cluster.processes.logs / "scheduler.log"
+    wait_for(lambda: "Redis is unreachable" in log.read_text(), 60, "the scheduler to try")
+    time.sleep(3)
+    assert scheduler.poll() is None, log.read_text()[-2000:]
+    back = datetime.now(UTC)
+    cluster.redis.start()
+    broker = RedisBroker(url=cluster.redis_url)
+    wait_for(lambda: broker.client.llen("dramatiq:sweep") >= 1, 30, "the sweep message")
+    [raw] = broker.client.hvals("dramatiq:sweep.msgs")[:1]
+    scheduled = datetime.fromisoformat(Message.decode(raw).options["scheduled_at"])
+    assert scheduled >= back - timedelta(seconds=1)
+    assert broker.client.llen("dramatiq:sweep") <= 2  # once (twice if a minute began meanwhile)
+    broker.close()
+    assert log.read_text().count("Redis is unreachable") == 1  # logged once per outage
+    cluster.processes.start_worker()
+
+    def swept() -> bool:
+        with cluster.app.app_context():
+            beat = db.session.get(Heartbeat, "sweep")
+            db.session.remove()
+            return beat is not None and beat.at >= back
+
+    wait_for(swept, 60, "the sweep to run")
+    assert scheduler.poll() is None
+
+
+def test_a_worker_told_to_stop_hands_back_what_it_has_not_started(cluster):
+    """SIGTERM (to the whole process group, as platforms send it) in the middle of a wave: the
+    busy worker finishes the automation it is on, hands back the rest of its batches and
+    exits cleanly; the other worker runs them at once (not after a lease), each once."""
+    for _ in range(2):
+        cluster.processes.start_worker()
+    wait_for(lambda: len(cluster.workers()) == 2, 60, "two workers beating")
+    cluster.sink.delay = 0.05  # a slow mail server: a batch of 50 takes 2.5 s
+    at = datetime.now(UTC) + timedelta(seconds=4)
+    ids = cluster.wave(200, at)
+    wait_for(lambda: len(cluster.sink.received) >= 10, 60, "the wave to start")
+    stopping = busiest(cluster)
+    told = time.monotonic()
+    cluster.processes.sigterm(stopping)
+    assert stopping.wait(timeout=30) == 0  # within a platform's grace, cleanly
+    stopped_after = time.monotonic() - told
+    name = f"worker{cluster.processes.workers.index(stopping)}.log"
+    log = (cluster.processes.logs / name).read_text()
+    handed = sum(
+        int(line.split("handed back ")[1].split(" ")[0])
+        for line in log.splitlines()
+        if "handed back" in line
+    )
+    wait_for(lambda: cluster.settled(ids), 60, "every automation")
+    drained_after = max(cluster.sink.times) - told
+    with cluster.app.app_context():
+        states = dict(db.session.execute(select(Worker.id, Worker.state)).all())
+        db.session.remove()
+    # The stopping worker finishes at most its 4 threads' current automations; every email
+    # after those is a handed-back automation that the other worker ran.
+    after = sorted(at - told for at in cluster.sink.times if at > told)
+    handed_back_ran = after[4]
+    print(
+        f"\nSIGTERM mid-wave: stopped in {stopped_after:.1f} s, handed back {handed}, the first "
+        f"handed back ran {handed_back_ran:.1f} s after the signal, the wave done "
+        f"{drained_after:.1f} s after it"
+    )
+    assert handed > 0
+    assert sorted(states.values()) == ["RUNNING", "STOPPED"]
+    assert handed_back_ran < 4  # within seconds, not after the 8 s lease
+    keys = cluster.sink.keys
+    assert len(keys) == len(set(keys)) == 200  # each reminder once
+
+
+def busiest(cluster: Cluster) -> subprocess.Popen[bytes]:
+    """The worker (its process group's leader) running the most automations now."""
+    with cluster.app.app_context():
+        pid = db.session.scalar(
+            select(Worker.pid)
+            .join(Automation, Automation.claimed_by == Worker.id)
+            .where(Automation.status == "RUNNING")
+            .group_by(Worker.pid)
+            .order_by(func.count().desc())
+            .limit(1)
+        )
+        db.session.remove()
+    assert pid is not None, "no worker is running anything"
+    parent = int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
+    return next(w for w in cluster.processes.workers if w.pid in (pid, parent))

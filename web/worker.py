@@ -2,6 +2,8 @@
 (installing the broker from REDIS_URL), the actors get their units of work from it and are
 declared on that broker."""
 
+from tasks.watch import one_stop_signal
 from web import worker_app
 
 app = worker_app()
+one_stop_signal()
