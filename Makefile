@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench install dev clean screenshots
+.PHONY: run test lint format bench chaos install dev clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ screenshots: dev
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+## chaos: the Procfile's processes under kill -9, SIGTERM, Redis restarts and PostgreSQL outages
+## (10,000 automations, about 20 minutes; not part of `make test`, which runs a 2-minute one)
+chaos: dev
+	$(BIN)/python -u -m tests.chaos
 
 ## bench: enrollment, sweep, throughput, latency and backlog drain against PostgreSQL and Redis
 bench: dev

@@ -26,9 +26,25 @@ log = logging.getLogger(__name__)
 FORMAT = 2
 
 
+def database_away(retries: int, exc: BaseException) -> bool:
+    """A delivery that found the database away is tried again a few seconds later (for a few
+    minutes; after that the sweep sends it again); any other error ends the delivery (the
+    automation's own retries and alerts are the engine's)."""
+    return retries < 30 and isinstance(exc, OperationalError | InterfaceError)
+
+
+# Retried after 1, 2, 4, 8, then every 10 seconds, while the database is away.
+DELIVERY = {
+    "retry_when": database_away,
+    "min_backoff": 1_000,
+    "max_backoff": 10_000,
+    "time_limit": 240_000,
+}
+
+
 # Generations take up to GENERATOR_TIMEOUT_SECONDS; the time limit leaves room for it (a live
 # worker keeps renewing its leases meanwhile).
-@dramatiq.actor(queue_name="automations", max_retries=0, time_limit=240_000)
+@dramatiq.actor(queue_name="automations", **DELIVERY)
 def run_automations(batch: list[list[int]], format: int = FORMAT) -> None:
     """Execute a batch of automations due at the same moment, each if this message still
     stands for its current version; what is not started when the worker is told to stop is
@@ -40,7 +56,7 @@ def run_automations(batch: list[list[int]], format: int = FORMAT) -> None:
         execute.run_batch(ctx, [(int(i), int(v)) for i, v in batch], watch.stopping)
 
 
-@dramatiq.actor(queue_name="automations", max_retries=0, time_limit=240_000)
+@dramatiq.actor(queue_name="automations", **DELIVERY)
 def run_automation(automation_id: int, version: int) -> None:
     """Format 1, one automation (messages sent by the previous release)."""
     with runtime.context() as ctx:
@@ -51,14 +67,14 @@ def run_automation(automation_id: int, version: int) -> None:
 # wait behind them. Both actors consume it; a worker holding messages of both runs the ones
 # someone asked for now first (Dramatiq orders a worker's prefetched messages by actor
 # priority, lower first).
-@dramatiq.actor(queue_name="generation", max_retries=0, time_limit=240_000, priority=0)
+@dramatiq.actor(queue_name="generation", priority=0, **DELIVERY)
 def generate_now(automation_id: int, version: int) -> None:
     """Run a generation someone asked for now (by hand, or run now)."""
     with runtime.context() as ctx:
         execute.run(ctx, automation_id, version)
 
 
-@dramatiq.actor(queue_name="generation", max_retries=0, time_limit=240_000, priority=10)
+@dramatiq.actor(queue_name="generation", priority=10, **DELIVERY)
 def generate_scheduled(automation_id: int, version: int) -> None:
     """Run a generation whose time has come."""
     with runtime.context() as ctx:
