@@ -142,9 +142,7 @@ def run(plan: Plan, logs: Path | None = None, say: Any = print) -> Run:
         start = datetime.now(UTC) + timedelta(seconds=20)
         stretch = max(60.0, expected * 1.1)
         ids = load(app, plan.automations, start, stretch)
-        say(
-            f"chaos: {plan.automations:,} automations due over {stretch:.0f} s; {len(faults)} faults"
-        )
+        say(f"chaos: {plan.automations:,} automations over {stretch:.0f} s; {len(faults)} faults")
         for _ in range(plan.workers):
             processes.start_worker()
         processes.start_scheduler()
