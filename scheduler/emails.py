@@ -199,6 +199,7 @@ def deliver(ctx: Context, row: Email) -> None:
     refusal (nothing was accepted) makes the row PENDING again, anything else leaves it
     SENDING."""
     begin(ctx, row)
+    began = time.perf_counter()
     try:
         if row.to_address == webhook.ADDRESS:
             url = ctx.engine.alert_webhook_url
@@ -221,6 +222,7 @@ def deliver(ctx: Context, row: Email) -> None:
             row.status = "PENDING"
         ctx.commit()
         raise
+    ctx.engine.observer.timed("email", time.perf_counter() - began)
     record_sent(ctx, row.id, row.attempts)
 
 

@@ -126,6 +126,37 @@ class Generator(Protocol):
         ...
 
 
+class Observer(Protocol):
+    """What the engine tells about its own work, for operators' metrics (each process counts
+    its own; the transport's side exports them)."""
+
+    def executed(self, type_: str, outcome: str) -> None:
+        """An automation's run ended: COMPLETED, SKIPPED, DEFERRED, RETRYING, FAILED or LOST
+        (its worker lost the claim)."""
+        ...
+
+    def timed(self, what: str, seconds: float) -> None:
+        """How long one `email` send or one `generation` took."""
+        ...
+
+    def taken_back(self, reason: str, count: int) -> None:
+        """Automations taken back: `lease`, `dead worker`, `broker restart`, `handback`."""
+        ...
+
+
+class Unobserved:
+    """Counts nothing (tests, the simulator, processes that export no metrics)."""
+
+    def executed(self, type_: str, outcome: str) -> None:
+        pass
+
+    def timed(self, what: str, seconds: float) -> None:
+        pass
+
+    def taken_back(self, reason: str, count: int) -> None:
+        pass
+
+
 class InFlight:
     """The automations this process is executing right now: the only leases its beat renews
     (one whose run died with an error is left to expire and be taken back)."""
@@ -169,6 +200,7 @@ class Engine:
     # This process, as the claims and the workers table know it (its broker connection's id).
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     in_flight: InFlight = field(default_factory=InFlight)
+    observer: Observer = field(default_factory=Unobserved)
     # A due automation whose message has not run this long after dispatch is sent again; while
     # the workers are behind (messages wait in the queue) the sweep waits `busy_factor` times
     # longer, so a backlog is not flooded with copies of messages that are only queued.

@@ -12,13 +12,14 @@ cannot overwrite what the new holder did.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler import controls, emails, lookups, rules
+from scheduler import controls, emails, logs, lookups, rules
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
 from scheduler.errors import Changed
 from scheduler.lookups import month_views, open_hold
@@ -126,6 +127,7 @@ def handback(ctx: Context, ids: Sequence[int]) -> int:
     ctx.commit()
     if given:
         logger.info("handed back %d automation(s) not started before stopping", len(given))
+        ctx.engine.observer.taken_back("handback", len(given))
     return len(given)
 
 
@@ -136,7 +138,12 @@ def execute(ctx: Context, automation_id: int) -> Automation | None:
     if automation is None or not mine(ctx, automation):
         ctx.rollback()
         return None
-    version = automation.version
+    with logs.concerning(automation_id=automation_id, client_id=automation.client_id):
+        return carry_out(ctx, automation)
+
+
+def carry_out(ctx: Context, automation: Automation) -> Automation | None:
+    automation_id, version = automation.id, automation.version
     try:
         try:
             verdict = perform(ctx, automation)
@@ -183,6 +190,7 @@ def completed(ctx: Context, automation: Automation, verdict: rules.Verdict) -> A
     automation.updated_at = now
     log(ctx, automation, LogStatus(automation.status), automation.detail)
     ctx.commit()
+    ctx.engine.observer.executed(automation.type, automation.status)
     return automation
 
 
@@ -192,6 +200,7 @@ def lost(ctx: Context, automation_id: int) -> None:
     effects were idempotent, so the new holder does not repeat them."""
     ctx.rollback()
     logger.warning("automation %s: claim lost to another worker; its run counts", automation_id)
+    ctx.engine.observer.executed("", "LOST")
     return None
 
 
@@ -207,6 +216,7 @@ def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Au
     log(ctx, automation, LogStatus.DEFERRED, verdict.reason)
     send_when_due(ctx, automation)
     ctx.commit()
+    ctx.engine.observer.executed(automation.type, LogStatus.DEFERRED)
     return automation
 
 
@@ -218,6 +228,8 @@ def failed_again(
         return lost(ctx, automation_id)
     failed(ctx, automation, exc)
     ctx.commit()
+    outcome = LogStatus.RETRYING if automation.status == AutomationStatus.SCHEDULED else "FAILED"
+    ctx.engine.observer.executed(automation.type, outcome)
     return automation
 
 
@@ -280,7 +292,9 @@ def generate(
         latest = lookups.latest_deliverable(ctx, client, month)
         notes = str(automation.payload.get("notes") or (latest.reviewer_notes if latest else ""))
         request = generation_request(ctx, client, month, notes)
+        began = time.perf_counter()
         made = ctx.engine.generator.generate(request)
+        ctx.engine.observer.timed("generation", time.perf_counter() - began)
         now = ctx.now()
         mine = Deliverable(
             client_id=client.id,

@@ -37,6 +37,7 @@ class Recovered:
     dead: tuple[str, ...] = ()  # workers found dead this round
     stranded: int = 0  # automations whose message a dead worker held
     restarted: bool = False  # the broker restarted: every dispatch was forgotten
+    forgotten: int = 0  # ...this many
 
     @property
     def taken_back(self) -> int:
@@ -107,17 +108,24 @@ def recover(ctx: Context) -> Recovered:
     leases = expired_leases(ctx)
     dead = dead_workers(ctx)
     stranded = take_back(ctx, ctx.engine.dispatcher.stranded(dead)) if dead else 0
-    restarted = broker_restarted(ctx)
+    forgotten = broker_restarted(ctx)
     ctx.commit()
-    found = Recovered(leases, tuple(dead), stranded, restarted)
+    found = Recovered(leases, tuple(dead), stranded, forgotten is not None, forgotten or 0)
+    observer = ctx.engine.observer
+    for reason, count in (("lease", leases), ("dead worker", stranded)):
+        if count:
+            observer.taken_back(reason, count)
+    if found.forgotten:
+        observer.taken_back("broker restart", found.forgotten)
     if found.taken_back or found.dead or found.restarted:
         log.warning(
             "recovery: %d lease(s) expired, %d worker(s) dead (%d automation(s) in their "
-            "messages), broker restarted: %s",
+            "messages), broker restarted: %s (%d dispatch(es) forgotten)",
             leases,
             len(dead),
             stranded,
-            restarted,
+            found.restarted,
+            found.forgotten,
         )
     return found
 
@@ -182,26 +190,27 @@ def take_back(ctx: Context, pairs: Sequence[tuple[int, int]]) -> int:
     return taken
 
 
-def broker_restarted(ctx: Context) -> bool:
-    """Whether the broker restarted since any worker last looked (its epoch changed): then every
-    message it held is gone, and every dispatch is forgotten. The first look counts as a
-    restart too: nothing says where earlier dispatches went."""
+def broker_restarted(ctx: Context) -> int | None:
+    """If the broker restarted since any worker last looked (its epoch changed), every message
+    it held is gone: every dispatch is forgotten, and their number returned (None when it did
+    not restart). The first look counts as a restart too: nothing says where earlier
+    dispatches went."""
     try:
         epoch = ctx.engine.dispatcher.epoch()
     except Exception:  # the broker is away: nothing to tell yet
-        return False
+        return None
     if epoch is None:
-        return False
+        return None
     now = ctx.now()
     row = ctx.session.get(Heartbeat, BROKER, populate_existing=True)
     if row is not None and row.detail.get("epoch") == epoch:
-        return False
+        return None
     if row is None:
         try:
             with ctx.session.begin_nested():
                 ctx.session.add(Heartbeat(name=BROKER, at=now, detail={"epoch": epoch}))
         except IntegrityError:  # another worker saw it first
-            return False
+            return None
     else:
         won = ctx.session.execute(
             update(Heartbeat)
@@ -210,9 +219,8 @@ def broker_restarted(ctx: Context) -> bool:
             .execution_options(synchronize_session=False)
         ).rowcount
         if not won:
-            return False
-    forget_dispatches(ctx)
-    return True
+            return None
+    return forget_dispatches(ctx)
 
 
 def forget_dispatches(ctx: Context) -> int:

@@ -6,6 +6,7 @@ lost (still pending well after its moment)."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ class SweepReport:
 def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     """Recover what was lost, hand the transport what falls due within the horizon, record the
     heartbeat; then the admins' weekly digests."""
+    began = time.perf_counter()
     now = ctx.now()
     recovered = recovery.recover(ctx)
     dispatched = dispatch(ctx, now + ctx.engine.horizon, batch)
@@ -40,7 +42,12 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     beat(
         ctx,
         "sweep",
-        {"dispatched": dispatched, "reclaimed": report.reclaimed, "overdue": report.overdue},
+        {
+            "dispatched": dispatched,
+            "reclaimed": report.reclaimed,
+            "overdue": report.overdue,
+            "seconds": round(time.perf_counter() - began, 4),
+        },
     )
     ctx.commit()
     try:  # admins' weekly digests, when their Monday morning comes
@@ -124,7 +131,7 @@ def redispatch_delay(ctx: Context) -> timedelta:
     return engine.redispatch_after * (engine.busy_factor if busy else 1)
 
 
-def beat(ctx: Context, name: str, detail: dict[str, int]) -> None:
+def beat(ctx: Context, name: str, detail: dict[str, float]) -> None:
     """Record that `name` ran now (concurrent sweepers: the last write wins, which is right)."""
     now = ctx.now()
     updated = ctx.session.execute(
@@ -145,11 +152,12 @@ def overdue_count(ctx: Context, now: datetime) -> int:
 BACKLOG_CAP = 1_000
 
 
-def backlog(ctx: Context, now: datetime) -> tuple[int, datetime | None]:
-    """Automations of active clients due more than the re-dispatch delay ago and still waiting:
-    how many (counted up to BACKLOG_CAP, so that the count stays cheap however large the
-    backlog), and the oldest trigger time among them. Both walk the due index in order."""
-    stale = now - ctx.engine.redispatch_after
+def backlog(ctx: Context, now: datetime, grace: bool = True) -> tuple[int, datetime | None]:
+    """Automations of active clients due more than the re-dispatch delay ago (without `grace`:
+    due at all) and still waiting: how many (counted up to BACKLOG_CAP, so that the count
+    stays cheap however large the backlog), and the oldest trigger time among them. Both walk
+    the due index in order."""
+    stale = now - ctx.engine.redispatch_after if grace else now
     overdue = waiting(Automation.trigger_at, stale).order_by(Automation.trigger_at)
     oldest = ctx.session.scalar(overdue.limit(1))
     if oldest is None:

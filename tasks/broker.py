@@ -98,11 +98,13 @@ def ready(queue_name: str) -> int:
 
 
 def epoch() -> str | None:
-    """Redis's run id: it changes when the server restarts (and loses what it held without
-    persistence). None for the in-process broker, which cannot tell."""
+    """What changes whenever Redis may have lost messages: its run id (a restart loses what it
+    held without persistence) and its count of evicted keys (an eviction policy drops keys,
+    messages among them, when memory runs short). None for the in-process broker."""
     current = require()
     if isinstance(current, RedisBroker):
-        return str(current.client.info("server")["run_id"])
+        info = current.client.info()
+        return f"{info['run_id']}:{info.get('evicted_keys', 0)}"
     return None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dramatiq
 
-from scheduler import recovery, sweep
+from scheduler import logs, recovery, sweep
 from tasks import runtime
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,22 @@ def one_stop_signal() -> None:
 
 class Watch(dramatiq.Middleware):
     def __init__(self) -> None:
+        self.local = threading.local()  # each worker thread's log context
         self.done = threading.Event()
         self.thread: threading.Thread | None = None
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        self.local.about = logs.attach(message_id=message.message_id)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result=None, exception=None
+    ) -> None:
+        about = getattr(self.local, "about", None)
+        if about is not None:
+            logs.detach(about)
+            self.local.about = None
+
+    after_skip_message = after_process_message
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         _stopping.clear()

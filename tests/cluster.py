@@ -44,6 +44,7 @@ class RedisServer:
         self.binary = shutil.which("redis-server")
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.options: list[str] = []  # more redis-server options, e.g. a memory limit
 
     @property
     def url(self) -> str:
@@ -62,6 +63,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -92,7 +94,14 @@ class SmtpSink:
         self.times: list[float] = []  # when each arrived (monotonic)
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds each message takes to accept (a slow server)
+        self.refuse: set[str] = set()  # recipients it answers 550
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
@@ -185,24 +194,27 @@ class Processes:
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.logs = Path(env["JOURNEY_TEST_LOGS"])
 
-    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, args: list[str], name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
         command = [sys.executable, "-m", *args]
         if args[0] == "periodiq":  # a console script only, no `python -m periodiq`
             command = [str(Path(sys.executable).parent / "periodiq"), *args[1:]]
         return subprocess.Popen(
             command,
-            env=self.env,
+            env=self.env | (env or {}),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         worker = self._spawn(
             ["dramatiq", "web.worker", "--processes", "1", "--threads", "4"],
             f"worker{len(self.workers)}",
+            env,
         )
         self.workers.append(worker)
         return worker

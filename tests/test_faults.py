@@ -8,10 +8,12 @@ Each fault runs several rounds; the counts are printed (pytest -s shows them).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from scheduler import controls, enrollment
@@ -37,7 +39,7 @@ from scheduler.models import (
     Worker,
 )
 from scheduler.vocab import AutomationStatus
-from tests.cluster import Processes, Proxy, RedisServer, SmtpSink, wait_for
+from tests.cluster import Processes, Proxy, RedisServer, SmtpSink, free_port, wait_for
 from tests.conftest import PG_URL, sa_url, unavailable
 from tests.harness import NoTransport
 from web import create_app, journey_context
@@ -521,3 +523,105 @@ def busiest(cluster: Cluster) -> subprocess.Popen[bytes]:
     assert pid is not None, "no worker is running anything"
     parent = int(Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0])
     return next(w for w in cluster.processes.workers if w.pid in (pid, parent))
+
+
+def test_metrics_scraped_from_a_worker_and_the_web_process(cluster, tmp_path):
+    """The worker exports Dramatiq's metrics and the engine's counters on its port; the web
+    process's /metrics (with its token) states what /healthz states; JSON logs carry ids."""
+    port = free_port()
+    cluster.processes.start_worker(
+        {
+            "WORKER_METRICS_PORT": str(port),
+            "dramatiq_prom_db": str(tmp_path / "prometheus"),
+            "LOG_FORMAT": "json",
+        }
+    )
+    at = datetime.now(UTC) + timedelta(seconds=4)
+    ids = cluster.wave(20, at)
+    with cluster.app.app_context():
+        first = db.session.get(Client, ids[0]).email
+        db.session.remove()
+    cluster.sink.refuse = {first}  # this one fails: retried in 15 minutes, logged
+    wait_for(lambda: cluster.settled(ids), 60, "the wave")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            return answer.read().decode()
+
+    def executions() -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(scrape())
+            for sample in family.samples
+            if sample.name == "journey_executions_total"
+            and sample.labels == {"type": "SEND_REMINDER", "outcome": "COMPLETED"}
+        )
+
+    def counted() -> bool:
+        try:
+            return executions() == 19
+        except OSError:
+            return False
+
+    wait_for(counted, 30, "the worker's metrics")
+    worker = scrape()
+    assert "dramatiq_messages_total" in worker and "journey_email_send_seconds_count" in worker
+    lines = (cluster.processes.logs / "worker0.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    failed = [r for r in records if "failed" in r["message"] and r["level"] == "WARNING"]
+    assert failed and {"automation_id", "client_id", "message_id"} <= set(failed[0]), records
+    assert failed[0]["client_id"] == ids[0]
+
+    cluster.app.config["METRICS_TOKEN"] = "t" * 40
+    web = cluster.app.test_client()
+    assert web.get("/metrics").status_code == 401
+    answer = web.get("/metrics", headers={"Authorization": "Bearer " + "t" * 40})
+    assert answer.status_code == 200, answer.get_data(True)
+    metrics = answer.get_data(True)
+    health = web.get("/healthz").get_json()
+    assert f"journey_automations_overdue {float(health['backlog']['overdue'])}" in metrics
+    assert 'journey_workers{state="RUNNING"} 1.0' in metrics
+
+
+def test_an_evicting_redis_is_reported_and_what_it_evicts_is_sent_again(cluster):
+    """With maxmemory-policy allkeys-lru and too little memory, Redis drops waiting messages
+    silently: the worker warns at start (REDIS_EVICTION=refuse refuses), /healthz shows the
+    policy, and the engine notices the eviction and sends everything again."""
+    cluster.redis.kill()
+    cluster.redis.options = ["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]
+    cluster.redis.start()
+    refused = cluster.processes.start_worker({"REDIS_EVICTION": "refuse"})
+    assert refused.wait(timeout=60) != 0
+    assert "maxmemory-policy is allkeys-lru" in (cluster.processes.logs / "worker0.log").read_text()
+    # One worker, holding one delayed message at a time: the rest wait in Redis.
+    cluster.processes.start_worker({"dramatiq_delay_queue_prefetch": "1"})
+    log = cluster.processes.logs / "worker1.log"
+    wait_for(lambda: "maxmemory-policy is allkeys-lru" in log.read_text(), 60, "the warning")
+    at = datetime.now(UTC) + timedelta(seconds=25)
+    ids = cluster.wave(60, at)
+    with cluster.app.app_context():  # sent as delayed messages by the worker's next round
+        db.session.execute(
+            update(Automation).where(Automation.client_id.in_(ids)).values(dispatched_at=None)
+        )
+        db.session.commit()
+        db.session.remove()
+    broker = RedisBroker(url=cluster.redis_url)
+    wait_for(
+        lambda: broker.client.hlen("dramatiq:automations.DQ.msgs") >= 1, 30, "delayed messages"
+    )
+    junk = "x" * 100_000
+    for i in range(200):  # far more than 4 MB: Redis evicts
+        broker.client.set(f"junk:{i}", junk)
+    assert broker.client.info("stats")["evicted_keys"] > 0
+    # Whichever keys LRU chose, the waiting messages are among the lost ones here.
+    broker.client.delete("dramatiq:automations.DQ", "dramatiq:automations.DQ.msgs")
+    broker.close()
+    cluster.app.config["REDIS_URL"] = cluster.redis_url
+    health = cluster.app.test_client().get("/healthz").get_json()
+    assert health["broker"]["maxmemory_policy"] == "allkeys-lru" and health["broker"]["evicts"]
+    wait_for(lambda: datetime.now(UTC) > at and cluster.settled(ids), 90, "every automation")
+    counts = cluster.audit(ids)
+    assert counts["lost"] == 0 and counts["executed_twice"] == 0
+    assert len(cluster.sink.keys) == len(set(cluster.sink.keys)) == 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -9,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 from flask import Flask, current_app, g
 
 from scheduler import database
@@ -16,10 +18,11 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
 from scheduler.program import load_program
 from scheduler.providers import ChatSettings, make_generator
-from web import assets
+from web import assets, logs
 from web.config import from_env
 from web.extensions import csrf, db, htmx, mail, migrate
 
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 MIGRATIONS = ROOT / "migrations"
@@ -43,6 +46,7 @@ def create_app(
     else:  # a server database: connections that died (restart, failover) are replaced
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("pool_pre_ping", True)
 
+    logs.configure(app)
     database.tune_sqlite()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
@@ -114,12 +118,38 @@ def worker_app(config: dict[str, Any] | None = None) -> Flask:
     """The app of a worker process (`web.worker`, `web.periodic`): built by the factory, its
     units of work bound for the actors, and the actors declared on its broker."""
     app = create_app(config)
-    from tasks import runtime
+    from tasks import metrics, runtime
 
+    if app.config["WORKER_METRICS_PORT"]:
+        metrics.install(dramatiq.get_broker(), app.config["WORKER_METRICS_PORT"])
+        app.extensions["journey"].observer = metrics.PrometheusObserver()
     runtime.bind(units_of_work(app))
     from tasks import actors  # noqa: F401  (declares the actors on the broker just installed)
 
+    check_eviction(app)
     return app
+
+
+def check_eviction(app: Flask) -> None:
+    """A Redis that may evict keys can drop delayed messages silently (the workers notice an
+    eviction and send everything again, late): say so at start, or refuse to start when
+    REDIS_EVICTION=refuse."""
+    from tasks import broker
+
+    try:
+        policy = broker.eviction_policy()
+    except Exception as exc:  # Redis is away: the watch will say so
+        log.warning("could not read Redis's maxmemory-policy: %s", exc)
+        return
+    if policy in (None, "noeviction"):
+        return
+    message = (
+        f"Redis's maxmemory-policy is {policy}: under memory pressure it may drop messages "
+        "(the workers send them again, late). Set maxmemory-policy noeviction."
+    )
+    if app.config["REDIS_EVICTION"] == "refuse":
+        raise SystemExit(f"error: {message} (REDIS_EVICTION=refuse)")
+    log.warning(message)
 
 
 def units_of_work(app: Flask) -> Callable[[], AbstractContextManager[Context]]:

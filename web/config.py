@@ -84,6 +84,14 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),
         "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL") or None,
+        # Metrics for Prometheus: the workers export theirs on this port (unset: none); the
+        # web process serves /metrics to requests bearing METRICS_TOKEN (unset: no /metrics).
+        "WORKER_METRICS_PORT": _int("WORKER_METRICS_PORT", 0, 0, 65535) or None,
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+        # Logs as one JSON object a line (automation, client and message ids attached).
+        "LOG_FORMAT": _choice("LOG_FORMAT", "text", ("text", "json")),
+        # A Redis that may evict keys can lose messages: warn at a worker's start, or refuse.
+        "REDIS_EVICTION": _choice("REDIS_EVICTION", "warn", ("warn", "refuse")),
         "HEALTH_MAX_LAG_SECONDS": _int("HEALTH_MAX_LAG_SECONDS", 600, 1, 7 * 24 * 3600),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int("MAIL_PORT", 25, 1, 65535),
