@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -286,6 +287,8 @@ def simulate(
             },
             "REDIS_URL": None,
             "SEND_HOUR": scenario.send_hour,
+            # A throwaway database: a throwaway key (nothing it signs outlives the run).
+            "SECRET_KEY": secrets.token_urlsafe(32),
         },
         clock=clock,
         dispatcher=transport,

@@ -15,7 +15,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
 from scheduler.program import load_program
 from scheduler.providers import ChatSettings, make_generator
-from web.config import from_env
+from web.config import from_env, signing_keys
 from web.extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,8 @@ def create_app(
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES))
     app.config.from_mapping(from_env(app.instance_path))
     app.config.update(config or {})
+    # Before anything else starts (the broker, the workers): no deployment runs on a known key.
+    signing_keys(app.config, app.instance_path)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     else:  # a server database: connections that died (restart, failover) are replaced
@@ -72,6 +74,7 @@ def create_app(
         lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
         secret_key=app.config["SECRET_KEY"],
+        secret_key_fallbacks=tuple(app.config["SECRET_KEY_FALLBACKS"]),
         portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
         frequency_cap=app.config["EMAIL_FREQUENCY_CAP"],
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],

@@ -4,6 +4,8 @@ Every setting is documented in docs/configuration.md."""
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,10 @@ def from_env(instance_path: str) -> dict[str, Any]:
     load_dotenv(override=False)
     mail_server = os.environ.get("MAIL_SERVER") or None
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "dev-only-secret-change-me",
+        # Unset: `signing_keys` decides (a per-install key on the embedded default, else refuse).
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        # Old keys, still accepted for sessions and links until removed (rotation).
+        "SECRET_KEY_FALLBACKS": (os.environ.get("SECRET_KEY_FALLBACKS") or "").split(),
         # Admin sessions: how long a login lasts; cookies are HTTP-only and same-site.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("SESSION_HOURS", 12, 1, 24 * 30)),
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -104,3 +109,66 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "GENERATOR_TIMEOUT_SECONDS": _int("GENERATOR_TIMEOUT_SECONDS", 60, 1, 200),
         "GENERATOR_MAX_TOKENS": _int("GENERATOR_MAX_TOKENS", 4000, 100, 100_000),
     }
+
+
+# -- signing keys ----------------------------------------------------------------------------------
+
+MIN_SECRET_KEY = 32
+KEY_FILE = "secret_key"
+MAKE_ONE = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+def embedded(config: Mapping[str, Any]) -> bool:
+    """The embedded default (`make run`): no Redis and a SQLite database. Anything else (the
+    Procfile's processes run with REDIS_URL and PostgreSQL) is a deployment."""
+    return not config.get("REDIS_URL") and str(config["SQLALCHEMY_DATABASE_URI"]).startswith(
+        "sqlite:"
+    )
+
+
+def signing_keys(config: dict[str, Any], instance_path: str) -> None:
+    """Settle SECRET_KEY (sessions, CSRF tokens, portal links) in `config`: the one set, at
+    least 32 characters; on the embedded default, when none is set, this install's own key,
+    generated once into the instance folder; anywhere else, none set is a refusal to start."""
+    key = config.get("SECRET_KEY")
+    if key:
+        if len(key) < MIN_SECRET_KEY:
+            raise ConfigError(
+                f"SECRET_KEY is {len(key)} characters long: it needs at least {MIN_SECRET_KEY}. "
+                f"Make one with: {MAKE_ONE}"
+            )
+    elif embedded(config):
+        config["SECRET_KEY"] = install_key(Path(instance_path))
+    else:
+        raise ConfigError(
+            "SECRET_KEY is not set: outside the embedded default (REDIS_URL set, or a database "
+            "other than SQLite) sessions and portal links need a secret key of your own, at "
+            f"least {MIN_SECRET_KEY} characters. Make one with: {MAKE_ONE}"
+        )
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, str):
+        fallbacks = fallbacks.split()
+    config["SECRET_KEY_FALLBACKS"] = [k for k in fallbacks if k and k != config["SECRET_KEY"]]
+
+
+def install_key(folder: Path) -> str:
+    """This install's signing key: read from `folder/secret_key`, or generated there on first
+    use, readable by its owner only. The file appears whole (written aside, then linked into
+    place), so a process starting at the same moment reads the key, never half of it."""
+    path = folder / KEY_FILE
+    folder.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        aside = folder / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is the key
+        finally:
+            aside.unlink()
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < MIN_SECRET_KEY:
+        raise ConfigError(f"{path} holds no usable key: delete it and a new one is made")
+    return key
