@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from scheduler import portal
 from scheduler.certificate import certificate
@@ -27,9 +36,11 @@ def private(response: Response) -> Response:
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    # No script, no outside resource; emails shown in a sandboxed frame.
+    # No outside resource, no inline script: only the portal's own script file (it records a
+    # person reading a deliverable); emails shown in a sandboxed frame.
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; connect-src 'self'; "
+        "style-src 'unsafe-inline'; img-src 'self' data:; "
         "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
     return response
@@ -72,19 +83,15 @@ def home(token: str) -> str:
 
 @bp.get("/<token>/months/<int:month>")
 def month(token: str, month: int) -> str:
+    """The deliverable. Showing it records nothing: link checkers and mail scanners fetch the
+    links in emails too, and an open would cancel the month's overdue reminder and escalation.
+    The page's script (or, without JavaScript, its button) posts to `opened`."""
     client = client_for(token)
     ctx = journey_context()
     try:
         deliverable = portal.deliverable(ctx, client, month)
-    except NotFound as exc:
-        abort(404, description=exc.message)
     except JourneyError as exc:
         abort(404, description=exc.message)
-    # A HEAD request (a link checker, a mail scanner) is not the client reading it.
-    first_open = deliverable.opened_at is None and request.method == "GET"
-    if first_open:
-        open_deliverable(ctx, client, month)
-        ctx.commit()
     return page(
         "month.html",
         token,
@@ -97,6 +104,23 @@ def month(token: str, month: int) -> str:
         if deliverable.delivered_at
         else "",
     )
+
+
+@bp.post("/<token>/months/<int:month>/opened")
+def opened(token: str, month: int) -> Any:
+    """A person is reading the month: record the first open (its overdue reminder and
+    escalation stop). 204 for the page's script; back to the page for the button."""
+    client = client_for(token)
+    ctx = journey_context()
+    try:
+        portal.deliverable(ctx, client, month)  # only a month the client can read
+        open_deliverable(ctx, client, month)
+    except JourneyError as exc:
+        abort(404, description=exc.message)
+    ctx.commit()
+    if request.headers.get("X-Requested-With") == "fetch":
+        return "", 204
+    return redirect(url_for("portal.month", token=token, month=month), 303)
 
 
 @bp.get("/<token>/notifications")
