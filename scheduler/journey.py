@@ -18,7 +18,15 @@ from sqlalchemy import Table, func, insert, or_, select, update
 
 from scheduler import plan, rules
 from scheduler.engine import Context
-from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
+from scheduler.models import (
+    Automation,
+    AutomationLog,
+    Client,
+    Deliverable,
+    Hold,
+    fits_id,
+    looks_like_id,
+)
 from scheduler.vocab import (
     TEMPLATE_TYPE,
     AutomationStatus,
@@ -65,8 +73,8 @@ def find_client(ctx: Context, ref: str | int) -> Client:
     """A client by id or email."""
     client: Client | None
     text = str(ref).strip()
-    if text.isdigit():
-        client = ctx.session.get(Client, int(text))
+    if looks_like_id(text):
+        client = ctx.session.get(Client, int(text)) if fits_id(int(text)) else None
     else:
         client = ctx.session.scalar(select(Client).where(Client.email == text.lower()))
     if client is None:
@@ -75,7 +83,7 @@ def find_client(ctx: Context, ref: str | int) -> Client:
 
 
 def find_automation(ctx: Context, automation_id: int) -> Automation:
-    automation = ctx.session.get(Automation, automation_id)
+    automation = ctx.session.get(Automation, automation_id) if fits_id(automation_id) else None
     if automation is None:
         raise NotFound(f"no automation {automation_id}", "automation")
     return automation

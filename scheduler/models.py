@@ -51,6 +51,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 ID = BigInteger().with_variant(Integer, "sqlite")
+# The largest id an ID column holds (a signed 64-bit integer): a larger number names no row (and
+# a database refuses it as a parameter).
+MAX_ID = 2**63 - 1
+
+
+def looks_like_id(text: str) -> bool:
+    """Written as a row id: ASCII digits only (`str.isdigit` also takes "²" and "٣")."""
+    return text.isascii() and text.isdigit()
+
+
+def fits_id(number: int) -> bool:
+    """A number an id column can hold; any other names no row."""
+    return 0 < number <= MAX_ID
+
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 

@@ -345,3 +345,20 @@ def test_the_journey_page_shows_each_months_generation_progress(harness, panel):
     harness.run_for(timedelta(minutes=16))
     page = panel.get(f"/clients/{client.id}").get_data(True)
     assert ">done</span>" in page and "2 attempts" in page
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "says"),
+    [
+        ("/?page=x", 422, "page: &#39;x&#39; is not a whole number"),
+        ("/review?page=x", 422, "page: &#39;x&#39; is not a whole number"),
+        ("/clients/99999999999999999999", 404, "Not Found"),
+        ("/log?client=99999999999999999999", 200, "No row matches"),
+        ("/log?to=9999-12-31", 422, "outside the years"),
+        ("/automations/99999999999999999999/cancel", 404, "Not Found"),
+    ],
+)
+def test_bad_query_parameters_get_a_message_not_a_500(harness, panel, url, status, says):
+    answer = panel.post(url, htmx=False) if url.endswith("/cancel") else panel.get(url)
+    assert answer.status_code == status, answer.get_data(True)
+    assert says in answer.get_data(True)

@@ -37,6 +37,16 @@ def refused(exc: ops.JourneyError) -> int:
     return next((code for kind, code in STATUS_CODE.items() if isinstance(exc, kind)), 400)
 
 
+@bp.errorhandler(ops.JourneyError)
+def refusal(exc: ops.JourneyError) -> Any:
+    """What a page refuses (a query parameter it cannot use, say `?page=x`): the message, with
+    its 4xx status, never a 500."""
+    code = refused(exc)
+    if htmx:
+        return render_template("panel/_flash.html", error=exc.message), code
+    return render_template("panel/refused.html", message=exc.message, code=code), code
+
+
 def client_or_404(client_id: int) -> Client:
     try:
         return ops.find_client(journey_context(), client_id)
@@ -48,9 +58,10 @@ def parse_date(value: str | None, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ops.Invalid(f"{field}: {value!r} is not a date (YYYY-MM-DD)", field) from None
+    return ops.check_date(parsed, field)
 
 
 def parse_int(value: str | None, field: str) -> int | None:
@@ -324,10 +335,10 @@ def schedule(client_id: int) -> Any:
 
 
 def automation_or_404(automation_id: int) -> Automation:
-    found = db.session.get(Automation, automation_id)
-    if found is None:
+    try:
+        return ops.find_automation(journey_context(), automation_id)
+    except ops.NotFound:
         abort(404)
-    return found
 
 
 @bp.post("/automations/<int:automation_id>/trigger")

@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from scheduler.journey import YEARS
+from scheduler.models import MAX_ID
 from scheduler.program import Program
 from scheduler.vocab import (
     AutomationStatus,
@@ -20,7 +21,6 @@ from scheduler.vocab import (
 )
 
 # Dates and instants the API accepts lie in the engine's range of years (scheduler.journey).
-MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which no database stores in text.
 TEXT = r"^[^\u0000]*$"
 ADDRESS_PART = r"[^@\s<>()\[\],;:\"\u0000-\u001f\u007f]+"
