@@ -29,6 +29,10 @@ def web(harness):
 
 @pytest.fixture
 def panel(harness, web):
+    # These tests move the clock by hours while the coach stays logged in (sessions have
+    # tests of their own): the longest idle time and lifetime the settings allow.
+    harness.app.config["SESSION_IDLE_MINUTES"] = 24 * 60
+    harness.app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=720)
     set_password()
     assert log_in(web).status_code == 302
     return Panel(web)
@@ -97,8 +101,15 @@ def test_a_next_link_cannot_send_a_login_elsewhere(harness, web):
 
 
 def test_a_changed_password_ends_other_sessions(harness, web, panel):
+    from web.cli import cli
+
     assert web.get("/").status_code == 200
-    set_password()  # a new hash (new salt), as `journey admins password` makes
+    changed = harness.app.test_cli_runner().invoke(
+        cli,
+        ["admins", "password", "coach@example.com", "--password-stdin"],
+        input="a new passphrase\n",
+    )
+    assert changed.exit_code == 0 and "1 session(s) ended" in changed.output
     assert web.get("/").status_code == 302
 
 

@@ -69,8 +69,10 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         # Old keys, still accepted for sessions and links until removed (rotation).
         "SECRET_KEY_FALLBACKS": (os.environ.get("SECRET_KEY_FALLBACKS") or "").split(),
-        # Admin sessions: how long a login lasts; cookies are HTTP-only and same-site.
+        # Admin sessions: a login ends after SESSION_HOURS whatever happens, or after
+        # SESSION_IDLE_MINUTES without a request; cookies are HTTP-only and same-site.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("SESSION_HOURS", 12, 1, 24 * 30)),
+        "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (os.environ.get("BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
