@@ -27,7 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler import sessions
 from scheduler.models import Admin, AdminSession, fits_id
-from web import journey_context
+from web import journey_context, throttle
 from web.extensions import db, htmx, login
 
 bp = Blueprint("auth", __name__)
@@ -39,12 +39,26 @@ PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "main.healthz"})
 PUBLIC_BLUEPRINTS = frozenset({"portal", "api"})
 MIN_PASSWORD = 10
 TOKEN = "sid"  # the session cookie's key holding the session's token
+# Checked when the email is no admin's, so that a login takes as long either way (scrypt, the
+# same cost as werkzeug's default; a hash of a random password nobody knows).
+DUMMY_HASH = (
+    "scrypt:32768:8:1$AofL9Z0PscytQrvL$cbaec1e77c830ffcbbb793108134307c9e0d4619ddac45b747b225ef0"
+    "b96147afcf75cf1dedcc14af9b761e6c86cc4792f59b338490cb6af5c932de960eed540"
+)
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
     return generate_password_hash(password)
+
+
+def password_matches(admin: Admin | None, password: str) -> bool:
+    """Whether `password` logs `admin` in. A hash is checked whether or not the email is an
+    admin's (a dummy one when not), so the time taken does not tell which emails are admins."""
+    stored = admin.password_hash if admin is not None else None
+    matches = check_password_hash(stored or DUMMY_HASH, password)
+    return matches and admin is not None and stored is not None and admin.active
 
 
 def policy() -> sessions.Policy:
@@ -105,22 +119,34 @@ def safe_next(value: str | None) -> str:
 def login_page() -> Any:
     if request.method == "GET":
         return render_template("panel/login.html", next=request.args.get("next", ""))
-    email = request.form.get("email", "").strip().lower()
+    email = request.form.get("email", "").strip().lower()[:254]
     password = request.form.get("password", "")
+    address = throttle.client_address()
+    # Failed logins are counted per account and per address; over either limit, no password
+    # is checked until the wait is over.
+    wait = max(
+        throttle.LOGIN_ACCOUNT.retry_after(email) or 0,
+        throttle.LOGIN_ADDRESS.retry_after(address) or 0,
+    )
+    if wait:
+        flash(
+            "Too many failed logins for this account or from this address: try again in "
+            f"{throttle.wait_words(wait)}.",
+            "error",
+        )
+        page = render_template("panel/login.html", next=request.form.get("next", ""))
+        return page, 429, {"Retry-After": str(wait)}
     admin = db.session.scalar(select(Admin).where(Admin.email == email))
-    if (
-        admin is None
-        or admin.password_hash is None
-        or not admin.active
-        or not check_password_hash(admin.password_hash, password)
-    ):
+    if not password_matches(admin, password) or admin is None:
+        throttle.LOGIN_ACCOUNT.failed(email)
+        throttle.LOGIN_ADDRESS.failed(address)
         flash("That email and password do not match an active admin.", "error")
         return render_template("panel/login.html", next=request.form.get("next", "")), 401
     _, token = sessions.start(
         db.session,
         admin,
         journey_context().now(),
-        address=request.remote_addr or "",
+        address=address,
         user_agent=request.user_agent.string,
     )
     db.session.commit()

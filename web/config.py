@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 
 class ConfigError(ValueError):
@@ -61,6 +62,17 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _limit(name: str, default: str) -> str:
+    raw = (os.environ.get(name) or "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r}: a rate such as '10 per 15 minutes' or '20/minute'"
+        ) from None
+    return raw
+
+
 def from_env(instance_path: str) -> dict[str, Any]:
     load_dotenv(override=False)
     mail_server = os.environ.get("MAIL_SERVER") or None
@@ -73,6 +85,15 @@ def from_env(instance_path: str) -> dict[str, Any]:
         # SESSION_IDLE_MINUTES without a request; cookies are HTTP-only and same-site.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("SESSION_HOURS", 12, 1, 24 * 30)),
         "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+        # Throttling (in Redis when REDIS_URL is set): failed logins per account and per client
+        # address, failed API tokens per address, every portal request per address.
+        "LOGIN_LIMIT_PER_ACCOUNT": _limit("LOGIN_LIMIT_PER_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_LIMIT_PER_ADDRESS": _limit("LOGIN_LIMIT_PER_ADDRESS", "30 per 15 minutes"),
+        "API_TOKEN_LIMIT": _limit("API_TOKEN_LIMIT", "20 per minute"),
+        "PORTAL_LIMIT": _limit("PORTAL_LIMIT", "120 per minute"),
+        # Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1); the
+        # client's address is read that many hops back. 0: the connection's own address.
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0, 0, 5),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (os.environ.get("BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

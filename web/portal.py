@@ -4,6 +4,7 @@ page and no data."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import (
@@ -25,8 +26,11 @@ from scheduler.links import BadLink
 from scheduler.models import Client
 from web import journey_context
 from web.extensions import db
+from web.throttle import limiter, wait_words
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
+# Every request of the portal's token routes counts, per client address.
+limiter.limit(lambda: current_app.config["PORTAL_LIMIT"], scope="portal")(bp)
 
 
 @bp.after_request
@@ -68,6 +72,12 @@ def page(template: str, token: str, client: Client, **context: Any) -> str:
 @bp.errorhandler(403)
 def forbidden(error: Any) -> tuple[str, int]:
     return render_template("portal/forbidden.html", reason=error.description), 403
+
+
+@bp.errorhandler(429)
+def too_many(error: Any) -> Any:
+    wait = limiter.current_limit.reset_at - int(time.time()) if limiter.current_limit else 60
+    return render_template("portal/too_many.html", wait=wait_words(max(wait, 1))), 429
 
 
 @bp.errorhandler(404)
