@@ -80,8 +80,9 @@ def create_app(
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
-    from web import api, auth, main, panel, portal, records, throttle
+    from web import api, auth, main, panel, portal, records, security, throttle
 
+    security.init_app(app)
     throttle.init_app(app)
     auth.init_app(app)
     app.register_blueprint(main.bp)

@@ -23,7 +23,7 @@ from scheduler import emails, overview, progress, timeline
 from scheduler import journey as ops
 from scheduler.models import Admin, Automation, Client
 from scheduler.vocab import AutomationStatus, AutomationType, Template
-from web import journey_context
+from web import journey_context, security
 from web.extensions import db, htmx
 
 bp = Blueprint("panel", __name__)
@@ -372,8 +372,7 @@ def cancel(automation_id: int) -> Any:
     return control(automation.client_id, act)
 
 
-@bp.get("/clients/<int:client_id>/emails/<template>")
-def email_preview(client_id: int, template: str) -> Any:
+def previewed(client_id: int, template: str) -> tuple[Client, Template, emails.Rendered]:
     """Any template, rendered for this client as it would be sent today (nothing is sent)."""
     found = client_or_404(client_id)
     try:
@@ -383,9 +382,30 @@ def email_preview(client_id: int, template: str) -> Any:
     if chosen is Template.WEEKLY_DIGEST:
         abort(404, description="the weekly digest is for admins: preview it from the CLI")
     try:
-        rendered = emails.preview(journey_context(), chosen, found)
+        return found, chosen, emails.preview(journey_context(), chosen, found)
     except emails.MissingVariable as exc:
         abort(409, description=str(exc))
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>/html")
+def email_html(client_id: int, template: str) -> Any:
+    """The email's HTML alone, for the preview page's sandboxed frame: the email's inline
+    styles are allowed here, and nothing else (no script, nothing from outside)."""
+    _, _, rendered = previewed(client_id, template)
+    return (
+        rendered.html,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": security.EMAIL_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>")
+def email_preview(client_id: int, template: str) -> Any:
+    found, chosen, rendered = previewed(client_id, template)
     return render_template(
         "panel/email_preview.html",
         client=found,

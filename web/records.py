@@ -21,6 +21,7 @@ from scheduler.models import (
     fits_id,
     looks_like_id,
 )
+from web import security
 from web.extensions import db
 
 
@@ -71,6 +72,7 @@ def init_app(app: Flask) -> None:
         url="/records",
         endpoint="records",
         theme=Bootstrap4Theme(),
+        csp_nonce_generator=security.nonce,
     )
     for model, view in (
         (Client, RecordView),

@@ -1,5 +1,6 @@
 """The contract, as JSON (/api/openapi.json) and as a page a person reads (/api/docs), both
-from the one document in `spec`. The page is plain server-rendered HTML: no script, no CDN."""
+from the one document in `spec`. The page is plain server-rendered HTML: no script, no CDN, one stylesheet (allowed by its
+Content-Security-Policy through a nonce)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, render_template_string
 
+from web import security
 from web.api import bp, reply
 
 
@@ -58,7 +60,9 @@ def docs() -> str:
                 }
             )
     models = {name: fields({"$ref": f"#/components/schemas/{name}"}, doc) for name in RESPONSES}
-    return render_template_string(PAGE, info=doc["info"], groups=groups, models=models)
+    return render_template_string(
+        PAGE, info=doc["info"], groups=groups, models=models, nonce=security.nonce()
+    )
 
 
 RESPONSES = (
@@ -140,7 +144,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ info.title }}</title>
-<style>
+<style nonce="{{ nonce }}">
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
   color: #1d2430; }
 h1 { margin-bottom: 0; } h2 { border-bottom: 1px solid #d8dde6; padding-bottom: .3rem;
