@@ -62,6 +62,17 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _url(name: str, default: str | None) -> str | None:
+    """An http(s) URL, without its trailing slash: the engine opens these, and `file:` or any
+    other scheme would read what it should not."""
+    raw = (os.environ.get(name) or "").strip() or default
+    if raw is None:
+        return None
+    if not raw.lower().startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={raw!r}: must be an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
 def _limit(name: str, default: str) -> str:
     raw = (os.environ.get(name) or "").strip() or default
     try:
@@ -101,14 +112,14 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),
         "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
-        "BASE_URL": (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "BASE_URL": _url("BASE_URL", "http://127.0.0.1:5000"),
         "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 60, 1, 24 * 60),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
         "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 300, 2, 24 * 3600),
         "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),
-        "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL") or None,
+        "ALERT_WEBHOOK_URL": _url("ALERT_WEBHOOK_URL", None),
         "HEALTH_MAX_LAG_SECONDS": _int("HEALTH_MAX_LAG_SECONDS", 600, 1, 7 * 24 * 3600),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int("MAIL_PORT", 25, 1, 65535),
@@ -123,9 +134,7 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "MAIL_SUPPRESS_SEND": mail_server is None,
         # Deliverable generation: the built-in writer, or an OpenAI-compatible service.
         "GENERATOR": _choice("GENERATOR", "builtin", ("builtin", "openai")),
-        "GENERATOR_BASE_URL": (
-            os.environ.get("GENERATOR_BASE_URL") or "https://api.openai.com/v1"
-        ).rstrip("/"),
+        "GENERATOR_BASE_URL": _url("GENERATOR_BASE_URL", "https://api.openai.com/v1"),
         "GENERATOR_MODEL": os.environ.get("GENERATOR_MODEL") or "gpt-4o-mini",
         "GENERATOR_API_KEY": os.environ.get("GENERATOR_API_KEY") or "",
         # Below the generation actors' 240 s time limit, which cannot interrupt a blocked read.
