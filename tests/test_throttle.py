@@ -179,3 +179,26 @@ def test_the_counts_are_in_redis_when_redis_url_is_set(harness, tmp_path):
     finally:
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
+
+
+def test_with_its_storage_down_the_throttle_counts_in_memory_and_nothing_fails(harness):
+    """Redis unreachable (a port nothing listens on): logins, the API and the portal still
+    answer, and failed logins are still limited, in the process's memory."""
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": harness.app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": None,
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0",
+            "RATELIMIT_KEY_PREFIX": f"outage-{uuid.uuid4().hex[:8]}",
+            "LOGIN_LIMIT_PER_ACCOUNT": "2 per 15 minutes",
+        },
+        clock=harness.clock,
+        dispatcher=harness.transport,
+    )
+    set_password()
+    web = browser(app)
+    assert [log_in(web, password=f"wrong {n}").status_code for n in range(3)] == [401, 401, 429]
+    client = harness.enroll(date(2026, 1, 5))
+    url = "/" + app.extensions["journey"].links.portal(client.id).split("/", 3)[3]
+    assert app.test_client().get(url).status_code == 200
+    assert app.test_client().get("/api/clients").status_code == 401
