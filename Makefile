@@ -18,18 +18,22 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-# htmx for the admin panel, from npm (package.json); without npm the pages load the same file
-# from a CDN, pinned by its hash.
-HTMX := web/static/vendor/htmx.min.js
-$(HTMX): package.json
+# Front-end libraries from npm (package.json): htmx for the admin panel, Swagger UI for the API
+# reference, copied into static/vendor (git-ignored). Without npm, pages load the same pinned
+# files from a CDN, checked by their hash (web/assets.py).
+VENDOR := web/static/vendor
+$(VENDOR)/.installed: package.json
 	@if ! command -v npm >/dev/null 2>&1; then \
-		echo "npm not found: the admin panel will load htmx from unpkg.com"; \
+		echo "npm not found: pages will load htmx and Swagger UI from unpkg.com"; \
 	elif npm install --no-audit --no-fund --silent; then \
-		mkdir -p $(@D) && cp node_modules/htmx.org/dist/htmx.min.js $@; \
-	else echo "npm install failed: the admin panel will load htmx from unpkg.com"; fi
+		mkdir -p $(VENDOR)/swagger-ui && \
+		cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/ && \
+		cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+			$(VENDOR)/swagger-ui/ && touch $@; \
+	else echo "npm install failed: pages will load htmx and Swagger UI from unpkg.com"; fi
 
-install: $(VENV)/.installed $(HTMX)
-dev: $(VENV)/.dev $(HTMX)
+install: $(VENV)/.installed $(VENDOR)/.installed
+dev: $(VENV)/.dev $(VENDOR)/.installed
 
 ## run: install, migrate, load demo clients if empty, serve on http://127.0.0.1:5000
 run: install

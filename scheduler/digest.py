@@ -144,7 +144,11 @@ def send_due(ctx: Context) -> int:
         # Claim this attempt: only the sweeper whose update matches sends.
         claimed = ctx.session.execute(
             update(Email)
-            .where(Email.id == row.id, Email.status == "PENDING", Email.attempts == row.attempts)
+            .where(
+                Email.id == row.id,
+                Email.status.in_(["PENDING", "SENDING"]),
+                Email.attempts == row.attempts,
+            )
             .values(attempts=row.attempts + 1)
             .execution_options(synchronize_session=False)
         ).rowcount

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -17,16 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scheduler import rules, timeline, webhook
-from scheduler.engine import Context, OutgoingMessage
-from scheduler.journey import (
-    client_zone,
-    latest_deliverable,
-    local_today,
-    month_views,
-    open_hold,
-)
+from scheduler.engine import Context, NotSent, OutgoingMessage
+from scheduler.lookups import client_zone, latest_deliverable, local_today, month_views, open_hold
 from scheduler.models import Admin, Automation, Client, Email, Hold
 from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -153,8 +150,10 @@ def held_back(
     )
 
 
-def send_for(ctx: Context, automation: Automation, client: Client, template: Template) -> int:
-    """Send the automation's email to each recipient, once. Returns how many it is for."""
+def send_for(
+    ctx: Context, automation: Automation, client: Client, template: Template
+) -> list[Email]:
+    """Send the automation's email to each recipient, once. Returns its outbox rows."""
     rows = []
     addresses = recipients(ctx, client, template)
     if addresses and template in webhook.ALERTS and ctx.engine.alert_webhook_url:
@@ -189,12 +188,17 @@ def send_for(ctx: Context, automation: Automation, client: Client, template: Tem
             continue
         row.attempts += 1
         deliver(ctx, row)
-    return len(rows)
+    return rows
 
 
 def deliver(ctx: Context, row: Email) -> None:
-    """Hand one outbox row to the mail server (or the alert webhook) and record it as sent;
-    on failure record the error and raise."""
+    """Hand one outbox row to the mail server (or the alert webhook) and record it as sent.
+    The row says SENDING, committed, before the transmission begins: a re-run that finds it so
+    knows the first transmission may have reached the server, and sends it again with the same
+    Message-ID (recorded as possibly sent twice). On failure record the error and raise: a
+    refusal (nothing was accepted) makes the row PENDING again, anything else leaves it
+    SENDING."""
+    begin(ctx, row)
     try:
         if row.to_address == webhook.ADDRESS:
             url = ctx.engine.alert_webhook_url
@@ -213,9 +217,38 @@ def deliver(ctx: Context, row: Email) -> None:
             )
     except Exception as exc:
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if isinstance(exc, NotSent):
+            row.status = "PENDING"
         ctx.commit()
         raise
     record_sent(ctx, row.id, row.attempts)
+
+
+def begin(ctx: Context, row: Email) -> None:
+    """Mark the row as being sent now (committed before the transmission starts)."""
+    now = ctx.now()
+    if row.status == "SENDING" and row.uncertain_at is None:
+        # An earlier transmission began and was never confirmed: it may have arrived.
+        row.uncertain_at = row.sending_at or now
+        log.warning(
+            "email %s to %s: an earlier transmission may have reached the server; sending "
+            "again with the same Message-ID",
+            row.key,
+            row.to_address,
+        )
+    row.status = "SENDING"
+    row.sending_at = now
+    ctx.commit()
+
+
+def uncertain(rows: list[Email]) -> str:
+    """What the log says of emails possibly sent twice (both transmissions' times)."""
+    return "; ".join(
+        f"possibly sent twice to {r.to_address} "
+        f"(at {r.uncertain_at:%Y-%m-%d %H:%M:%S} and {r.sent_at or r.sending_at:%H:%M:%S} UTC)"
+        for r in rows
+        if r.uncertain_at is not None
+    )
 
 
 def headers_for(ctx: Context, row: Email) -> dict[str, str]:

@@ -5,33 +5,71 @@ simulator can swap the transport and the clock while everything else stays real.
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from scheduler.clock import Clock
+from scheduler.errors import Changed
 from scheduler.links import Links
+from scheduler.models import Automation
 from scheduler.program import Month, Program
 from scheduler.vocab import Lane
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """One automation to deliver to a worker at `trigger_at` (at once if past), on `lane`."""
+
+    automation_id: int
+    version: int
+    trigger_at: datetime
+    lane: Lane = Lane.AUTOMATIONS
+
+
 class Dispatcher(Protocol):
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Lane = Lane.AUTOMATIONS
-    ) -> None:
-        """Arrange for the automation to be executed at `trigger_at` (or now, if past), through
-        `lane`."""
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        """Arrange for each automation to be executed at its moment. Automations due at the
+        same moment may travel together."""
         ...
 
     def waiting(self) -> int:
         """Messages that are due and not yet taken by a worker (0 when the transport cannot
         tell). While some wait, an overdue automation's message is queued, not lost."""
         ...
+
+    def epoch(self) -> str | None:
+        """What identifies the broker's current life (None when it cannot tell): when it
+        changes, the broker restarted and lost every message it held."""
+        ...
+
+    def stranded(self, workers: Sequence[str]) -> list[tuple[int, int]]:
+        """The (automation id, version) pairs in messages that the given dead workers had taken
+        from the broker and never finished; the broker forgets those messages."""
+        ...
+
+
+class Unobservable:
+    """The state-reading half of a Dispatcher, for transports that cannot see a broker's state
+    (the simulator, tests): nothing waits, the broker never restarts, nothing is stranded."""
+
+    def waiting(self) -> int:
+        return 0
+
+    def epoch(self) -> str | None:
+        return None
+
+    def stranded(self, workers: Sequence[str]) -> list[tuple[int, int]]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -44,9 +82,16 @@ class OutgoingMessage:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class NotSent(Exception):
+    """The server did not take the message (it refused it, or could not be reached before the
+    transaction began): sending it again cannot make a duplicate."""
+
+
 class Mailer(Protocol):
     def send(self, message: OutgoingMessage) -> None:
-        """Hand the message to the mail server; raise if it was not accepted."""
+        """Hand the message to the mail server. Raise NotSent when the server certainly did
+        not take it; anything else raised means it may have (the connection broke after the
+        message went out, before the server's answer)."""
         ...
 
 
@@ -81,6 +126,27 @@ class Generator(Protocol):
         ...
 
 
+class InFlight:
+    """The automations this process is executing right now: the only leases its beat renews
+    (one whose run died with an error is left to expire and be taken back)."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            self._ids.update(ids)
+
+    def discard(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            self._ids.difference_update(ids)
+
+    def snapshot(self) -> list[int]:
+        with self._lock:
+            return sorted(self._ids)
+
+
 @dataclass
 class Engine:
     """The long-lived parts: one per process."""
@@ -95,9 +161,14 @@ class Engine:
     mail_sender: str = "Journey Engine <journey@localhost>"
     # Only automations due within the horizon are handed to the broker; the sweep feeds the rest.
     horizon: timedelta = timedelta(hours=1)
-    # A RUNNING automation whose worker vanished is taken back after its lease (longer than
-    # the actor's time limit, so a live worker never loses its automation).
-    lease: timedelta = timedelta(minutes=5)
+    # A RUNNING automation is leased to the worker process that claimed it; the worker renews
+    # its leases every `beat_every` while it lives, so a dead worker's automations are taken
+    # back within a lease and a live one never loses its own.
+    lease: timedelta = timedelta(seconds=30)
+    beat_every: timedelta = timedelta(seconds=10)
+    # This process, as the claims and the workers table know it (its broker connection's id).
+    worker_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    in_flight: InFlight = field(default_factory=InFlight)
     # A due automation whose message has not run this long after dispatch is sent again; while
     # the workers are behind (messages wait in the queue) the sweep waits `busy_factor` times
     # longer, so a backlog is not flooded with copies of messages that are only queued.
@@ -139,7 +210,7 @@ class Context:
 
     engine: Engine
     session: Session
-    _pending: dict[int, tuple[int, datetime, Lane]] = field(default_factory=dict)
+    _pending: dict[int, Dispatch] = field(default_factory=dict)
 
     @property
     def program(self) -> Program:
@@ -155,18 +226,42 @@ class Context:
         trigger_at: datetime,
         lane: Lane = Lane.AUTOMATIONS,
     ) -> None:
-        self._pending[automation_id] = (version, trigger_at, lane)
+        self._pending[automation_id] = Dispatch(automation_id, version, trigger_at, lane)
 
     def commit(self) -> None:
-        self.session.commit()
+        try:
+            self.session.commit()
+        except StaleDataError:
+            self.rollback()
+            raise Changed("another process changed this meanwhile: reload and try again") from None
         pending, self._pending = self._pending, {}
-        for automation_id, (version, trigger_at, lane) in sorted(
-            pending.items(), key=lambda i: i[1][1]
-        ):
-            try:
-                self.engine.dispatcher.dispatch(automation_id, version, trigger_at, lane=lane)
-            except Exception:  # the sweep sends it again once it is overdue
-                log.exception("could not dispatch automation %s; the sweep will", automation_id)
+        if not pending:
+            return
+        items = sorted(pending.values(), key=lambda d: (d.trigger_at, d.automation_id))
+        try:
+            self.engine.dispatcher.dispatch(items)
+        except Exception:
+            log.exception("could not hand %d automation(s) to the broker", len(items))
+            self.undispatched(items)
+
+    def undispatched(self, items: Sequence[Dispatch]) -> None:
+        """Dispatches that did not reach the broker: marked as never sent, so that the next
+        recovery round (within seconds, once the broker is back) sends them."""
+        try:
+            self.session.execute(
+                update(Automation)
+                .where(
+                    tuple_(Automation.id, Automation.version).in_(
+                        [(d.automation_id, d.version) for d in items]
+                    )
+                )
+                .values(dispatched_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            self.session.commit()
+        except Exception:  # the database is away too: the sweep's re-send covers it
+            log.warning("could not mark %d automation(s) as not sent", len(items), exc_info=True)
+            self.session.rollback()
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -1,22 +1,29 @@
-"""Carry out one automation, exactly once in effect.
+"""Carry out automations, exactly once in effect.
 
-A delivery (a broker message, a sweep's re-send, a redelivery after a crash) first claims the
-row with one conditional UPDATE; only one delivery can win it. Side effects are idempotent on
-re-run: a deliverable remembers the automation that made it, an email is keyed by automation
-and recipient in the outbox and is never sent twice.
+A delivery (a broker message carrying one automation or a batch of them, a re-send after a
+loss, a redelivery after a crash) first claims its rows with one conditional UPDATE: only one
+delivery can win each, and the winner holds a lease that its worker renews while it lives.
+Side effects are idempotent on re-run: a deliverable remembers the automation that made it, an
+email is keyed by automation and recipient in the outbox and is never sent twice; and every
+write to a claimed automation says which version it read, so a worker that lost its claim
+cannot overwrite what the new holder did.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler import emails, journey, rules
+from scheduler import controls, emails, lookups, rules
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
-from scheduler.journey import log, month_views, notify, open_hold, refresh_progress, send_when_due
+from scheduler.errors import Changed
+from scheduler.lookups import month_views, open_hold
 from scheduler.models import Automation, Client, Deliverable, Hold
+from scheduler.schedule import lane_of, log, notify, refresh_progress, send_when_due
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -28,49 +35,141 @@ from scheduler.vocab import (
 logger = logging.getLogger(__name__)
 
 
-def claim(ctx: Context, automation_id: int, version: int) -> bool:
-    """Move the automation to RUNNING if it is still scheduled, due, and at this version."""
+def never() -> bool:
+    return False
+
+
+def claim(ctx: Context, pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """Move to RUNNING, leased to this worker, those of the (id, version) pairs still scheduled,
+    due, and at that version; returns their ids (one statement, one commit)."""
+    if not pairs:
+        return []
     now = ctx.now()
-    result = ctx.session.execute(
+    claimed = ctx.session.scalars(
         update(Automation)
         .where(
-            Automation.id == automation_id,
-            Automation.version == version,
+            tuple_(Automation.id, Automation.version).in_([(int(i), int(v)) for i, v in pairs]),
             Automation.status == AutomationStatus.SCHEDULED,
             Automation.trigger_at <= now,
         )
         .values(
             status=AutomationStatus.RUNNING,
             lease_until=now + ctx.engine.lease,
+            claimed_by=ctx.engine.worker_id,
             updated_at=now,
         )
+        .returning(Automation.id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
     ctx.session.commit()
-    return result.rowcount == 1
+    return sorted(claimed)
 
 
 def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
     """Execute the automation if this delivery wins the claim; None if another did (or the
     message is stale)."""
-    if not claim(ctx, automation_id, version):
-        return None
-    automation = ctx.session.get(Automation, automation_id, populate_existing=True)
-    assert automation is not None
+    done = run_batch(ctx, [(automation_id, version)])
+    return done[0] if done else None
+
+
+def run_batch(
+    ctx: Context, pairs: Sequence[tuple[int, int]], stopping: Callable[[], bool] = never
+) -> list[Automation]:
+    """Execute the automations this delivery wins, one after another. When the worker is
+    told to stop (`stopping`), the ones not yet started are handed back at once rather than
+    left to their leases. Returns those it finished (completed, skipped, deferred, failed or
+    retrying)."""
+    ids = claim(ctx, pairs)
+    finished: list[Automation] = []
+    ctx.engine.in_flight.add(ids)
     try:
-        verdict = perform(ctx, automation)
-        if verdict.defer_until is not None:
-            return deferred(ctx, automation, verdict)
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            # The database went away: not the action's fault. The automation stays RUNNING
-            # and is taken back when its lease expires.
+        for index, automation_id in enumerate(ids):
+            if stopping():
+                handback(ctx, ids[index:])
+                break
+            done = execute(ctx, automation_id)
+            ctx.engine.in_flight.discard([automation_id])
+            if done is not None:
+                finished.append(done)
+    finally:
+        ctx.engine.in_flight.discard(ids)
+    return finished
+
+
+def handback(ctx: Context, ids: Sequence[int]) -> int:
+    """Give back automations this worker claimed but did not start: scheduled again at a new
+    version (so that any other copy of their message goes stale) and dispatched at once."""
+    now = ctx.now()
+    back = ctx.session.execute(
+        update(Automation)
+        .where(
+            Automation.id.in_(list(ids)),
+            Automation.status == AutomationStatus.RUNNING,
+            Automation.claimed_by == ctx.engine.worker_id,
+        )
+        .values(
+            status=AutomationStatus.SCHEDULED,
+            version=Automation.version + 1,
+            lease_until=None,
+            claimed_by=None,
+            dispatched_at=now,
+            updated_at=now,
+        )
+        .returning(Automation)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    given = list(back)
+    for automation in given:
+        ctx.dispatch_after_commit(
+            automation.id, automation.version, automation.trigger_at, lane_of(automation)
+        )
+    ctx.commit()
+    if given:
+        logger.info("handed back %d automation(s) not started before stopping", len(given))
+    return len(given)
+
+
+def execute(ctx: Context, automation_id: int) -> Automation | None:
+    """Carry out one claimed automation and record how it ended; None when this worker lost
+    its claim meanwhile (its lease expired and another took it over)."""
+    automation = ctx.session.get(Automation, automation_id, populate_existing=True)
+    if automation is None or not mine(ctx, automation):
+        ctx.rollback()
+        return None
+    version = automation.version
+    try:
+        try:
+            verdict = perform(ctx, automation)
+            # The action's own commits reload the row: is it still this worker's claim?
+            if not mine(ctx, automation) or automation.version != version:
+                return lost(ctx, automation_id)
+            if verdict.defer_until is not None:
+                return deferred(ctx, automation, verdict)
+        except (StaleDataError, Changed):
             raise
-        ctx.rollback()
-        return failed_again(ctx, automation_id, exc)
-    except Exception as exc:  # any failure of the action: retry later, then give up loudly
-        ctx.rollback()
-        return failed_again(ctx, automation_id, exc)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                # The database went away: not the action's fault. The automation stays RUNNING
+                # and is taken back when its lease expires.
+                raise
+            ctx.rollback()
+            return failed_again(ctx, automation_id, version, exc)
+        except Exception as exc:  # any failure of the action: retry later, then give up loudly
+            ctx.rollback()
+            return failed_again(ctx, automation_id, version, exc)
+        return completed(ctx, automation, verdict)
+    except (StaleDataError, Changed):
+        return lost(ctx, automation_id)
+
+
+def mine(ctx: Context, automation: Automation) -> bool:
+    return (
+        automation.status == AutomationStatus.RUNNING
+        and automation.claimed_by == ctx.engine.worker_id
+    )
+
+
+def completed(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Automation:
     now = ctx.now()
     automation.status = AutomationStatus.COMPLETED if verdict.run else AutomationStatus.SKIPPED
     automation.executed_at = now
@@ -79,11 +178,21 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
         n = automation.retry_count
         automation.detail += f" (after {n} {'retry' if n == 1 else 'retries'})"
     automation.lease_until = None
+    automation.claimed_by = None
     automation.error = None
     automation.updated_at = now
     log(ctx, automation, LogStatus(automation.status), automation.detail)
     ctx.commit()
     return automation
+
+
+def lost(ctx: Context, automation_id: int) -> None:
+    """This worker's claim was taken over (its lease ran out while it worked, say through a
+    database outage): the new holder's run counts, this one's record is dropped. Its side
+    effects were idempotent, so the new holder does not repeat them."""
+    ctx.rollback()
+    logger.warning("automation %s: claim lost to another worker; its run counts", automation_id)
+    return None
 
 
 def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Automation:
@@ -93,6 +202,7 @@ def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Au
     automation.trigger_at = verdict.defer_until
     automation.version += 1
     automation.lease_until = None
+    automation.claimed_by = None
     automation.updated_at = ctx.now()
     log(ctx, automation, LogStatus.DEFERRED, verdict.reason)
     send_when_due(ctx, automation)
@@ -100,9 +210,12 @@ def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Au
     return automation
 
 
-def failed_again(ctx: Context, automation_id: int, exc: BaseException) -> Automation:
+def failed_again(
+    ctx: Context, automation_id: int, version: int, exc: BaseException
+) -> Automation | None:
     automation = ctx.session.get(Automation, automation_id, populate_existing=True)
-    assert automation is not None
+    if automation is None or not mine(ctx, automation) or automation.version != version:
+        return lost(ctx, automation_id)
     failed(ctx, automation, exc)
     ctx.commit()
     return automation
@@ -126,7 +239,7 @@ def perform(ctx: Context, automation: Automation) -> rules.Verdict:
     if kind is AutomationType.GENERATE_DELIVERABLE:
         generate(ctx, automation, client, previous)
     elif kind is AutomationType.UPDATE_STATUS:
-        journey.resume(ctx, client, ended_by="schedule")
+        controls.resume(ctx, client, ended_by="schedule")
     else:
         assert template is not None
         held_back = emails.held_back(ctx, automation, client, template)
@@ -135,6 +248,9 @@ def perform(ctx: Context, automation: Automation) -> rules.Verdict:
         sent = emails.send_for(ctx, automation, client, template)
         if not sent:
             return rules.skip("nobody to send it to (no active admin)")
+        note = emails.uncertain(sent)
+        if note:
+            return rules.Verdict(verdict.run, f"{verdict.reason}; {note}")
     return verdict
 
 
@@ -143,7 +259,7 @@ def generation_view(
 ) -> rules.MonthView:
     """How a generation sees its month: its own deliverable (a re-run after a crash) does not
     count as existing, and neither does a rejected one it is asked to replace."""
-    latest = journey.latest_deliverable(ctx, client, automation.month or 0)
+    latest = lookups.latest_deliverable(ctx, client, automation.month or 0)
     if latest is None:
         return this
     if latest.automation_id == automation.id:
@@ -161,7 +277,7 @@ def generate(
     assert month is not None
     mine = ctx.session.scalar(select(Deliverable).where(Deliverable.automation_id == automation.id))
     if mine is None:
-        latest = journey.latest_deliverable(ctx, client, month)
+        latest = lookups.latest_deliverable(ctx, client, month)
         notes = str(automation.payload.get("notes") or (latest.reviewer_notes if latest else ""))
         request = generation_request(ctx, client, month, notes)
         made = ctx.engine.generator.generate(request)
@@ -226,6 +342,7 @@ def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
     when = rules.retry_at(now, automation.retry_count, automation.max_retries, ctx.program)
     automation.error = error
     automation.lease_until = None
+    automation.claimed_by = None
     automation.updated_at = now
     if when is not None:
         attempt = automation.retry_count + 1
@@ -258,25 +375,3 @@ def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
             payload={"automation_id": automation.id, "error": error},
             hold=hold,
         )
-
-
-def expired_leases(ctx: Context) -> int:
-    """Take back RUNNING automations whose worker died (lease expired): scheduled again, at a
-    new version, so the sweep re-sends them."""
-    now = ctx.now()
-    result = ctx.session.execute(
-        update(Automation)
-        .where(
-            Automation.status == AutomationStatus.RUNNING,
-            Automation.lease_until < now,
-        )
-        .values(
-            status=AutomationStatus.SCHEDULED,
-            version=Automation.version + 1,
-            lease_until=None,
-            dispatched_at=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount

@@ -252,7 +252,10 @@ class Automation(Base):
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=3)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    lease_until: Mapped[datetime | None]  # while RUNNING: taken back after this
+    # While RUNNING: the worker process that claimed it (it renews the lease while it lives),
+    # and when it is taken back if that worker stops renewing.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]  # a message for this version was sent then
     executed_at: Mapped[datetime | None]
     detail: Mapped[str] = mapped_column(Text, default="")  # why it ended as it did
@@ -261,6 +264,11 @@ class Automation(Base):
     updated_at: Mapped[datetime]
 
     client: Mapped[Client] = relationship()
+
+    # Optimistic locking: every ORM update of an automation says `WHERE version = <the version
+    # read>`, and the engine changes the version itself (moved, cancelled, retried, taken back),
+    # so a process that lost its claim cannot overwrite what the new holder does.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class AutomationLog(Base):
@@ -310,12 +318,34 @@ class Email(Base):
     subject: Mapped[str] = mapped_column(String(300))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="PENDING")  # PENDING, SENT
+    # PENDING: not yet handed to the server; SENDING: a transmission began at `sending_at` and
+    # has not been confirmed (a crash there leaves it unknown whether the server got it); SENT.
+    status: Mapped[str] = mapped_column(String(10), default="PENDING")
     message_id: Mapped[str] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    sending_at: Mapped[datetime | None]
+    # Set when a transmission was interrupted after it may have reached the server and the
+    # message was sent again: the message was possibly received twice (same Message-ID).
+    uncertain_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+
+
+class Worker(Base):
+    """A process that executes automations. It beats every few seconds, renewing the leases of
+    what it has claimed; one that stops beating is dead, and what it held (claimed
+    automations, messages the broker handed it) is taken back."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # its broker connection's id
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(10))  # RUNNING, STOPPING, STOPPED, DEAD
+    ended_at: Mapped[datetime | None]
 
 
 class Heartbeat(Base):

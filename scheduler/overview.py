@@ -48,29 +48,6 @@ class Page:
     pages: int
 
 
-def client_status(
-    today: date,
-    start: date,
-    held_days: int,
-    month: int,
-    month_done: bool,
-    paused: bool,
-    completed: bool,
-) -> str:
-    """The rule the list's SQL applies, for one client: overdue once the month being worked on
-    (the current one, or the next when the current is done) is OVERDUE_AFTER_DAYS past its
-    milestone (start + held days + 30 per month)."""
-    if completed:
-        return "completed"
-    if paused:
-        return "paused"
-    month += 1 if month_done else 0
-    milestone = start + timedelta(days=held_days + 30 * (month - 1))
-    if today > milestone + timedelta(days=OVERDUE_AFTER_DAYS):
-        return "overdue"
-    return "on track"
-
-
 def current_month_done() -> Any:
     """SQL: the client's current month is delivered or skipped."""
     return (
@@ -85,7 +62,9 @@ def current_month_done() -> Any:
 
 
 def overdue_from(dialect: str) -> Any:
-    """SQL for the first day a client counts as overdue (see `client_status`)."""
+    """SQL for the first day a client counts as overdue: the month being worked on (the current
+    one, or the next when the current is done) is OVERDUE_AFTER_DAYS past its milestone (start +
+    held days + 30 per month)."""
     month = Client.current_month + case((current_month_done(), 1), else_=0)
     days = Client.held_days + 30 * (month - 1) + OVERDUE_AFTER_DAYS + 1
     if dialect == "sqlite":  # dates are ISO text there

@@ -10,13 +10,9 @@ from sqlalchemy import select
 
 from scheduler import emails, timeline
 from scheduler.engine import Context
-from scheduler.journey import (
-    NotFound,
-    check_month,
-    client_zone,
-    latest_deliverable,
-    local_today,
-)
+from scheduler.errors import NotFound
+from scheduler.inputs import check_month
+from scheduler.lookups import client_zone, latest_deliverable, local_today
 from scheduler.models import Client, Deliverable, Email
 from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus
 

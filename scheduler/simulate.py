@@ -8,18 +8,29 @@ import heapq
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.orm import sessionmaker
 
-from scheduler import journey as ops
+from scheduler import controls, enrollment, errors, execute, inputs, lookups, review
 from scheduler.clock import ManualClock
-from scheduler.engine import Generated, GenerationRequest, OutgoingMessage
+from scheduler.database import memory_engine
+from scheduler.engine import (
+    Context,
+    Dispatch,
+    Engine,
+    Generated,
+    GenerationRequest,
+    OutgoingMessage,
+    Unobservable,
+)
 from scheduler.generator import BuiltinGenerator
+from scheduler.models import Admin, AutomationLog, Base, Client, Deliverable, Email
+from scheduler.program import load_program
 from scheduler.vocab import AutomationType, DeliverableStatus, LogStatus
 
 ACTIONS = (
@@ -101,7 +112,7 @@ def load_scenario(text: str) -> Scenario:
         where = f"admins[{i}]"
         if not isinstance(admin, dict) or not isinstance(admin.get("email"), str):
             raise ScenarioError(f"{where}: must be an object with an email")
-        admins.append(checked(lambda a=admin: ops.clean_email(a["email"]), f"{where}.email"))
+        admins.append(checked(lambda a=admin: inputs.clean_email(a["email"]), f"{where}.email"))
     clients: list[ClientSpec] = []
     for i, raw in enumerate(listed(data, "clients")):
         clients.append(client_spec(raw, f"clients[{i}]"))
@@ -160,7 +171,7 @@ def hours(value: Any, where: str) -> float | None:
 def checked(fn: Callable[[], Any], where: str) -> Any:
     try:
         return fn()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         raise ScenarioError(f"{where}: {exc.message.split(': ', 1)[-1]}") from None
 
 
@@ -175,9 +186,11 @@ def client_spec(raw: Any, where: str) -> ClientSpec:
         raise ScenarioError(f"{where}.onboarding: must be an object")
     return ClientSpec(
         key=key,
-        name=checked(lambda: ops.clean_name(raw.get("name") or ""), f"{where}.name"),
-        email=checked(lambda: ops.clean_email(raw.get("email") or ""), f"{where}.email"),
-        timezone=checked(lambda: ops.clean_zone(raw.get("timezone") or "UTC"), f"{where}.timezone"),
+        name=checked(lambda: inputs.clean_name(raw.get("name") or ""), f"{where}.name"),
+        email=checked(lambda: inputs.clean_email(raw.get("email") or ""), f"{where}.email"),
+        timezone=checked(
+            lambda: inputs.clean_zone(raw.get("timezone") or "UTC"), f"{where}.timezone"
+        ),
         start_date=day_of(raw.get("start_date"), f"{where}.start_date"),
         approve_after_hours=hours(raw.get("approve_after_hours"), f"{where}.approve_after_hours"),
         open_after_hours=hours(raw.get("open_after_hours"), f"{where}.open_after_hours"),
@@ -222,20 +235,17 @@ def event_spec(raw: Any, index: int, keys: set[str], now: datetime, until: datet
 # -- running it --------------------------------------------------------------------------------
 
 
-class SimTransport:
-    """Delayed messages, delivered in simulated time order."""
+class SimTransport(Unobservable):
+    """Delayed messages, delivered in simulated time order (simulated workers keep up: each
+    message runs at its moment)."""
 
     def __init__(self) -> None:
         self.queue: list[tuple[datetime, int, int, int]] = []
         self.seq = itertools.count()
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
-        heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
-
-    def waiting(self) -> int:
-        return 0  # simulated workers keep up: each message runs at its moment
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        for d in items:
+            heapq.heappush(self.queue, (d.trigger_at, next(self.seq), d.automation_id, d.version))
 
 
 class SimMailer:
@@ -267,37 +277,24 @@ def iso(value: datetime) -> str:
 def simulate(
     scenario: Scenario, warn: Callable[[str], None] | None = None
 ) -> Iterator[dict[str, Any]]:
-    from flask import Flask
-
-    from scheduler.models import Admin, AutomationLog, Deliverable, Email
-    from tasks import runtime
-    from web import create_app, journey_context
-    from web.extensions import db
-
     warn = warn or (lambda message: None)
     clock = ManualClock(scenario.now)
     transport = SimTransport()
     generator = FlakyGenerator()
-    app: Flask = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": "sqlite://",
-            "SQLALCHEMY_ENGINE_OPTIONS": {
-                "poolclass": StaticPool,
-                "connect_args": {"check_same_thread": False},
-            },
-            "REDIS_URL": None,
-            "SEND_HOUR": scenario.send_hour,
-            # A throwaway database: a throwaway key (nothing it signs outlives the run).
-            "SECRET_KEY": secrets.token_urlsafe(32),
-        },
+    engine = Engine(
         clock=clock,
+        program=load_program(None),
         dispatcher=transport,
         mailer=SimMailer(),
         generator=generator,
+        send_hour=scenario.send_hour,
+        # Every automation goes to the (simulated) transport when it is planned.
+        horizon=scenario.until - scenario.now + timedelta(days=1),
+        secret_key=secrets.token_urlsafe(32),
     )
-    app.extensions["journey"].horizon = scenario.until - scenario.now + timedelta(days=1)
-    runtime.bind(app)
-    from tasks.actors import run_automation  # declared on the broker create_app installed
+    database = memory_engine()
+    Base.metadata.create_all(database)
+    sessions = sessionmaker(database, expire_on_commit=False)
 
     keys: dict[int, str] = {}
     ids: dict[str, int] = {}
@@ -307,16 +304,15 @@ def simulate(
     seq = itertools.count()
     last_log = last_email = 0
 
-    with app.app_context():
-        db.create_all()
+    with sessions() as session:
+        ctx = engine.context(session)
         for address in scenario.admins:
-            db.session.add(
+            session.add(
                 Admin(email=address, name="", timezone="UTC", active=True, created_at=clock.now())
             )
-        db.session.commit()
+        session.commit()
         for spec in scenario.clients:
-            ctx = journey_context()
-            client = ops.enroll(
+            client = enrollment.enroll(
                 ctx,
                 name=spec.name,
                 email=spec.email,
@@ -331,7 +327,7 @@ def simulate(
 
         def outputs() -> Iterator[dict[str, Any]]:
             nonlocal last_log, last_email
-            for entry in db.session.scalars(
+            for entry in session.scalars(
                 select(AutomationLog).where(AutomationLog.id > last_log).order_by(AutomationLog.id)
             ):
                 last_log = entry.id
@@ -348,7 +344,7 @@ def simulate(
                     "status": entry.status,
                     "detail": detail,
                 }
-            for email in db.session.scalars(
+            for email in session.scalars(
                 select(Email)
                 .where(Email.id > last_email, Email.status == "SENT")
                 .order_by(Email.id)
@@ -367,7 +363,7 @@ def simulate(
 
         def plan_people() -> None:
             """The simulated admin approves, the simulated client opens, after their delays."""
-            for d in db.session.scalars(
+            for d in session.scalars(
                 select(Deliverable).where(
                     Deliverable.status.in_(
                         [DeliverableStatus.PENDING_REVIEW, DeliverableStatus.DELIVERED]
@@ -410,91 +406,84 @@ def simulate(
             if at > scenario.until:
                 break
             clock.set(max(at, clock.now()))
+            session.close()  # each step is a unit of work of its own, as in a worker
             if which == 1:
                 _, _, automation_id, version = heapq.heappop(transport.queue)
-                db.session.remove()
-                run_automation.fn(automation_id, version)
+                execute.run(ctx, automation_id, version)
             elif which == 0:
                 event = events.pop(0)
-                apply_event(event, ids[event.client], generator, names, warn)
+                apply_event(ctx, event, ids[event.client], generator, names, warn)
             else:
                 _, _, do, deliverable_id, _ = heapq.heappop(actions)
-                apply_person(do, deliverable_id, warn)
-            db.session.remove()
+                apply_person(ctx, do, deliverable_id, warn)
+            session.close()
             yield from outputs()
             plan_people()
 
 
 def apply_event(
+    ctx: Context,
     event: EventSpec,
     client_id: int,
     generator: FlakyGenerator,
     names: dict[str, str],
     warn: Callable[[str], None],
 ) -> None:
-    from scheduler.models import Client
-    from web import journey_context
-
-    ctx = journey_context()
     client = ctx.session.get(Client, client_id)
     assert client is not None
     p = event.params
     try:
         match event.do:
             case "approve":
-                ops.approve(ctx, client, p["month"])
+                review.approve(ctx, client, p["month"])
             case "reject":
-                ops.reject(ctx, client, p["month"], str(p.get("notes", "")))
+                review.reject(ctx, client, p["month"], str(p.get("notes", "")))
             case "open":
-                ops.open_deliverable(ctx, client, p["month"])
+                review.open_deliverable(ctx, client, p["month"])
             case "generate":
-                ops.generate_by_hand(ctx, client, p["month"], str(p.get("notes", "")))
+                review.generate_by_hand(ctx, client, p["month"], str(p.get("notes", "")))
             case "pause":
-                ops.pause(ctx, client, until=p.get("until"), reason=str(p.get("reason", "")))
+                controls.pause(ctx, client, until=p.get("until"), reason=str(p.get("reason", "")))
             case "resume":
-                ops.resume(ctx, client)
+                controls.resume(ctx, client)
             case "adjust":
-                ops.adjust(ctx, client, p["start_date"])
+                controls.adjust(ctx, client, p["start_date"])
             case "skip":
-                ops.skip_month(ctx, client, p["month"])
+                controls.skip_month(ctx, client, p["month"])
             case "business_plan_approved":
-                ops.approve_business_plan(ctx, client)
+                review.approve_business_plan(ctx, client)
             case "fail_generation":
                 generator.failures[(names[event.client], p["month"])] = p["times"]
             case "cancel":
                 targets = [
                     a
-                    for a in ops.pending(ctx, client, type=p["type"], month=p["month"])
+                    for a in lookups.pending(ctx, client, type=p["type"], month=p["month"])
                     if not p.get("template") or a.template == p["template"]
                 ]
                 if not targets:
-                    raise ops.NotFound(f"no scheduled {p['type']} for M{p['month']}")
+                    raise errors.NotFound(f"no scheduled {p['type']} for M{p['month']}")
                 for automation in targets:
-                    ops.cancel(ctx, automation)
+                    controls.cancel(ctx, automation)
         ctx.commit()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         ctx.rollback()
         warn(f"events[{event.index}] ({event.do} at {iso(event.at)}): {exc.message}")
 
 
-def apply_person(do: str, deliverable_id: int, warn: Callable[[str], None]) -> None:
-    from scheduler.models import Client, Deliverable
-    from web import journey_context
-
-    ctx = journey_context()
+def apply_person(ctx: Context, do: str, deliverable_id: int, warn: Callable[[str], None]) -> None:
     d = ctx.session.get(Deliverable, deliverable_id)
     client = ctx.session.get(Client, d.client_id) if d else None
     if d is None or client is None:
         return
-    latest = ops.latest_deliverable(ctx, client, d.month)
+    latest = lookups.latest_deliverable(ctx, client, d.month)
     if latest is None or latest.id != d.id:
         return
     try:
         if do == "approve" and d.status == DeliverableStatus.PENDING_REVIEW:
-            ops.approve(ctx, client, d.month)
+            review.approve(ctx, client, d.month)
         elif do == "open" and d.status == DeliverableStatus.DELIVERED and d.opened_at is None:
-            ops.open_deliverable(ctx, client, d.month)
+            review.open_deliverable(ctx, client, d.month)
         ctx.commit()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         ctx.rollback()
         warn(f"simulated {do} of M{d.month}: {exc.message}")

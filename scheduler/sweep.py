@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler import digest
+from scheduler import digest, recovery
 from scheduler.engine import Context
-from scheduler.execute import expired_leases
 from scheduler.models import Automation, Client, Heartbeat
 from scheduler.vocab import AutomationStatus, Source, lane
 
@@ -32,13 +31,35 @@ class SweepReport:
 
 
 def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
+    """Recover what was lost, hand the transport what falls due within the horizon, record the
+    heartbeat; then the admins' weekly digests."""
     now = ctx.now()
-    reclaimed = expired_leases(ctx)
+    recovered = recovery.recover(ctx)
+    dispatched = dispatch(ctx, now + ctx.engine.horizon, batch)
+    report = SweepReport(now, recovered.taken_back, dispatched, overdue_count(ctx, now))
+    beat(
+        ctx,
+        "sweep",
+        {"dispatched": dispatched, "reclaimed": report.reclaimed, "overdue": report.overdue},
+    )
     ctx.commit()
-    horizon = now + ctx.engine.horizon
+    try:  # admins' weekly digests, when their Monday morning comes
+        digest.send_due(ctx)
+    except Exception:
+        log.exception("weekly digests failed; the next sweep tries again")
+        ctx.rollback()
+    return report
+
+
+def dispatch(ctx: Context, until: datetime, batch: int = BATCH) -> int:
+    """Hand the transport the automations due by `until` that have no message in flight, or
+    whose message was lost (still pending well after its moment); commits. One compare-and-set
+    for the batch: a row another sweeper has just dispatched no longer matches, so each
+    automation is dispatched by one sweeper only."""
+    now = ctx.now()
     stale = now - redispatch_delay(ctx)
     due = (
-        waiting(Automation.id, horizon)
+        waiting(Automation.id, until)
         .where(
             or_(
                 Automation.dispatched_at.is_(None),
@@ -49,8 +70,6 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
         .limit(batch)
     )
     ids = list(ctx.session.scalars(due))
-    # One compare-and-set for the batch: a row another sweeper has just dispatched no longer
-    # matches, so each automation is dispatched by one sweeper only.
     won = (
         ctx.session.execute(
             update(Automation)
@@ -76,18 +95,8 @@ def sweep(ctx: Context, batch: int = BATCH) -> SweepReport:
     for automation_id, version, trigger_at, type_, source, payload in won:
         urgent = source == Source.MANUAL or bool((payload or {}).get("urgent"))
         ctx.dispatch_after_commit(automation_id, version, trigger_at, lane(type_, urgent=urgent))
-    dispatched = len(won)
-    report = SweepReport(now, reclaimed, dispatched, overdue_count(ctx, now))
-    beat(
-        ctx, "sweep", {"dispatched": dispatched, "reclaimed": reclaimed, "overdue": report.overdue}
-    )
     ctx.commit()
-    try:  # admins' weekly digests, when their Monday morning comes
-        digest.send_due(ctx)
-    except Exception:
-        log.exception("weekly digests failed; the next sweep tries again")
-        ctx.rollback()
-    return report
+    return len(won)
 
 
 def waiting(column: Any, until: datetime) -> Select[Any]:
@@ -149,18 +158,3 @@ def backlog(ctx: Context, now: datetime) -> tuple[int, datetime | None]:
         select(func.count()).select_from(overdue.limit(BACKLOG_CAP).subquery())
     )
     return int(count or 0), oldest
-
-
-def forget_dispatches(ctx: Context) -> int:
-    """The in-process broker starts empty: whatever an earlier process dispatched is gone, so
-    every pending automation counts as not dispatched (the next sweep sends what is due)."""
-    result = ctx.session.execute(
-        update(Automation)
-        .where(
-            Automation.status == AutomationStatus.SCHEDULED, Automation.dispatched_at.is_not(None)
-        )
-        .values(dispatched_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    ctx.commit()
-    return result.rowcount

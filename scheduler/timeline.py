@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from scheduler import plan, rules
 from scheduler.engine import Context
-from scheduler.journey import client_zone, month_views
+from scheduler.lookups import client_zone, month_views
 from scheduler.models import Automation, AutomationLog, Client, Hold
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus
 

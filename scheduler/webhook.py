@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.request
 
+from scheduler.engine import NotSent
 from scheduler.vocab import Template
 
 ADDRESS = "webhook"  # the outbox row's recipient for a webhook post
@@ -17,7 +18,11 @@ LIMIT = 3000  # characters of the message body that go in the post
 
 
 class WebhookError(Exception):
-    """The webhook did not accept the post."""
+    """The post may or may not have arrived (the connection broke, or timed out)."""
+
+
+class WebhookRefused(WebhookError, NotSent):
+    """The webhook answered with an error, or could not be reached: the post did not land."""
 
 
 def message(subject: str, text: str) -> dict[str, str]:
@@ -40,6 +45,12 @@ def post(url: str, subject: str, text: str, idempotency_key: str) -> None:
         ) as response:
             response.read()
     except urllib.error.HTTPError as exc:
-        raise WebhookError(f"the webhook answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise WebhookError(f"the webhook could not be reached: {exc}") from None
+        raise WebhookRefused(f"the webhook answered {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError | OSError) and not isinstance(
+            exc.reason, TimeoutError
+        ):
+            raise WebhookRefused(f"the webhook could not be reached: {exc.reason}") from None
+        raise WebhookError(f"the webhook did not answer: {exc.reason}") from None
+    except (TimeoutError, OSError) as exc:
+        raise WebhookError(f"the webhook did not answer: {exc}") from None

@@ -1,32 +1,56 @@
-"""The actors. Each is a thin shell: the work is in `scheduler`."""
+"""The actors. Each is a thin shell: the work is in `scheduler`.
+
+Messages carry a format. Format 2 (`run_automations`) is a batch of (id, version) pairs;
+format 1 (`run_automation`, one pair) is what the previous release sent, still handled so that
+a rolling deploy loses nothing. A message of a format newer than this worker knows is left
+alone: the sweep sends its automations again, and a newer worker takes them.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import dramatiq
+from dramatiq import Message
 from periodiq import cron
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scheduler import execute
 from scheduler import sweep as sweeping
 from scheduler.vocab import Lane
-from tasks import runtime
+from tasks import runtime, watch
 
 log = logging.getLogger(__name__)
 
+FORMAT = 2
 
-# The time limit stays under the shortest lease (AUTOMATION_LEASE_SECONDS, default 300 s).
+
+# Generations take up to GENERATOR_TIMEOUT_SECONDS; the time limit leaves room for it (a live
+# worker keeps renewing its leases meanwhile).
+@dramatiq.actor(queue_name="automations", max_retries=0, time_limit=240_000)
+def run_automations(batch: list[list[int]], format: int = FORMAT) -> None:
+    """Execute a batch of automations due at the same moment, each if this message still
+    stands for its current version; what is not started when the worker is told to stop is
+    handed back to the others at once."""
+    if format > FORMAT:
+        log.warning("message format %s is newer than this worker's (%s): left", format, FORMAT)
+        return
+    with runtime.context() as ctx:
+        execute.run_batch(ctx, [(int(i), int(v)) for i, v in batch], watch.stopping)
+
+
 @dramatiq.actor(queue_name="automations", max_retries=0, time_limit=240_000)
 def run_automation(automation_id: int, version: int) -> None:
-    """Execute one automation, if this message still stands for its current version."""
+    """Format 1, one automation (messages sent by the previous release)."""
     with runtime.context() as ctx:
-        execute.run(ctx, automation_id, version)
+        execute.run_batch(ctx, [(automation_id, version)], watch.stopping)
 
 
 # Generations call outside services and take long: a queue of their own, so that emails never
 # wait behind them. Both actors consume it; a worker holding messages of both runs the ones
 # someone asked for now first (Dramatiq orders a worker's prefetched messages by actor
-# priority, lower first). The time limit leaves room for GENERATOR_TIMEOUT_SECONDS.
+# priority, lower first).
 @dramatiq.actor(queue_name="generation", max_retries=0, time_limit=240_000, priority=0)
 def generate_now(automation_id: int, version: int) -> None:
     """Run a generation someone asked for now (by hand, or run now)."""
@@ -42,20 +66,48 @@ def generate_scheduled(automation_id: int, version: int) -> None:
 
 
 ACTORS: dict[Lane, dramatiq.Actor] = {
-    Lane.AUTOMATIONS: run_automation,
+    Lane.AUTOMATIONS: run_automations,
     Lane.GENERATION: generate_scheduled,
     Lane.GENERATION_NOW: generate_now,
 }
+QUEUES = ("automations", "generation")
 
 
-@dramatiq.actor(queue_name="sweep", max_retries=0, periodic=cron("* * * * *"))
+def pairs_of(message: Message) -> list[tuple[int, int]]:
+    """The (automation id, version) pairs a message of any known format carries."""
+    if message.actor_name == run_automations.actor_name:
+        return [(int(i), int(v)) for i, v in message.args[0]]
+    if message.actor_name in (run_automation.actor_name, *(a.actor_name for a in ACTORS.values())):
+        return [(int(message.args[0]), int(message.args[1]))]
+    return []
+
+
+# A sweep outlives a database outage shorter than a minute: it tries again every few seconds,
+# so that what the outage held up is sent as soon as the database is back.
+SWEEP_PATIENCE_SECONDS = 50
+
+
+@dramatiq.actor(queue_name="sweep", max_retries=0, periodic=cron("* * * * *"), time_limit=90_000)
 def sweep() -> None:
-    """Feed the horizon and re-send what was lost (every minute, from periodiq)."""
-    with runtime.context() as ctx:
-        report = sweeping.sweep(ctx)
+    """Feed the horizon and take back what was lost (every minute, from periodiq)."""
+    deadline = time.monotonic() + SWEEP_PATIENCE_SECONDS
+    pause = 1.0
+    while True:
+        try:
+            with runtime.context() as ctx:
+                report = sweeping.sweep(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            if pause == 1.0:
+                log.warning("sweep: the database is unreachable (%s); retrying", type(exc).__name__)
+            time.sleep(pause)
+            pause = min(pause * 2, 8.0)
+            continue
         log.info(
-            "sweep: %d dispatched, %d reclaimed, %d overdue",
+            "sweep: %d dispatched, %d taken back, %d overdue",
             report.dispatched,
             report.reclaimed,
             report.overdue,
         )
+        return

@@ -8,7 +8,6 @@ import threading
 
 import dramatiq
 from dramatiq import Worker
-from flask import Flask
 
 from tasks import runtime
 
@@ -16,19 +15,21 @@ log = logging.getLogger(__name__)
 
 
 class Embedded:
-    def __init__(self, app: Flask) -> None:
-        self.app = app
+    """Start it after `runtime.bind`: the worker and the sweep take their units of work there."""
+
+    def __init__(self, sweep_interval: float) -> None:
+        self.sweep_interval = sweep_interval
         self.stopping = threading.Event()
         self.worker: Worker | None = None
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from scheduler.sweep import forget_dispatches
+        from scheduler.recovery import forget_dispatches
         from tasks import actors  # noqa: F401  (declares the actors on the broker)
 
-        runtime.bind(self.app)
-        with runtime.context() as ctx:
+        with runtime.context() as ctx:  # the in-process broker starts empty
             forget_dispatches(ctx)
+            ctx.commit()
         self.worker = Worker(dramatiq.get_broker(), worker_threads=2, worker_timeout=100)
         self.worker.start()
         self.thread = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
@@ -38,14 +39,13 @@ class Embedded:
     def _sweep_loop(self) -> None:
         from scheduler.sweep import sweep
 
-        interval = float(self.app.config["SWEEP_INTERVAL_SECONDS"])
         while not self.stopping.is_set():
             try:
                 with runtime.context() as ctx:
                     sweep(ctx)
             except Exception:
-                log.exception("sweep failed; trying again in %.0f s", interval)
-            self.stopping.wait(interval)
+                log.exception("sweep failed; trying again in %.0f s", self.sweep_interval)
+            self.stopping.wait(self.sweep_interval)
 
     def stop(self) -> None:
         self.stopping.set()

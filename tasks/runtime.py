@@ -1,43 +1,29 @@
-"""The Flask app the actors run in: bound by the web process in embedded mode, created on
-first use in a worker process."""
+"""Where the actors get their unit of work. The process's composition root (the app factory,
+through `web.worker` in a worker process or `journey serve` in embedded mode) binds a factory
+before any message runs; the actors never build an app themselves."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from flask import Flask
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from scheduler.engine import Context
 
-_app: Flask | None = None
-_lock = threading.Lock()
+Units = Callable[[], AbstractContextManager[Context]]
+
+_units: Units | None = None
 
 
-def bind(app: Flask) -> None:
-    global _app
-    _app = app
-
-
-def app() -> Flask:
-    global _app
-    with _lock:
-        if _app is None:
-            from web import create_app
-
-            _app = create_app()
-        return _app
+def bind(units: Units) -> None:
+    """Give the actors their units of work (each one a context manager yielding a Context)."""
+    global _units
+    _units = units
 
 
 @contextmanager
 def context() -> Iterator[Context]:
-    """An app context and a unit of work; the session is closed afterwards."""
-    from web import journey_context
-    from web.extensions import db
-
-    with app().app_context():
-        try:
-            yield journey_context()
-        finally:
-            db.session.remove()
+    """One unit of work, closed afterwards."""
+    if _units is None:
+        raise RuntimeError("no unit of work bound: start workers with `dramatiq web.worker`")
+    with _units() as ctx:
+        yield ctx

@@ -188,7 +188,7 @@ class Processes:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         worker = self._spawn(
-            ["dramatiq", "tasks.worker", "--processes", "1", "--threads", "4"],
+            ["dramatiq", "web.worker", "--processes", "1", "--threads", "4"],
             f"worker{len(self.workers)}",
         )
         self.workers.append(worker)

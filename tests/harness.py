@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -11,17 +12,24 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from scheduler import execute
-from scheduler import journey as ops
+from scheduler import enrollment, execute, lookups
 from scheduler.clock import ManualClock
-from scheduler.engine import Context, Generated, GenerationRequest, OutgoingMessage
+from scheduler.engine import (
+    Context,
+    Dispatch,
+    Generated,
+    GenerationRequest,
+    NotSent,
+    OutgoingMessage,
+    Unobservable,
+)
 from scheduler.generator import BuiltinGenerator
 from scheduler.models import Admin, Automation, AutomationLog, Client, Deliverable, Email
 from web import journey_context
 from web.extensions import db
 
 
-class Transport:
+class Transport(Unobservable):
     """Records dispatches; the harness delivers them in time order."""
 
     def __init__(self) -> None:
@@ -32,38 +40,37 @@ class Transport:
 
         self.busy = 0  # what `waiting` reports: tests set it to play workers that fall behind
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
-        self.sent.append((automation_id, version, trigger_at))
-        self.lanes[automation_id] = lane
-        heapq.heappush(self.queue, (trigger_at, next(self.seq), automation_id, version))
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        for d in items:
+            self.sent.append((d.automation_id, d.version, d.trigger_at))
+            self.lanes[d.automation_id] = d.lane
+            heapq.heappush(self.queue, (d.trigger_at, next(self.seq), d.automation_id, d.version))
 
     def waiting(self) -> int:
         return self.busy
 
 
-class NoTransport:
+class NoTransport(Unobservable):
     """For processes that only write rows: another process's sweep sends them."""
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
         pass
-
-    def waiting(self) -> int:
-        return 0
 
 
 @dataclass
 class RecordingMailer:
     sent: list[OutgoingMessage] = field(default_factory=list)
-    fail_next: int = 0
+    fail_next: int = 0  # the server refuses (nothing is sent)
+    break_next: int = 0  # the connection breaks after the message went out (it may have arrived)
 
     def send(self, message: OutgoingMessage) -> None:
         if self.fail_next > 0:
             self.fail_next -= 1
-            raise ConnectionError("mail server unavailable (injected)")
+            raise NotSent("mail server unavailable (injected)")
+        if self.break_next > 0:
+            self.break_next -= 1
+            self.sent.append(message)
+            raise ConnectionResetError("connection lost after DATA (injected)")
         self.sent.append(message)
 
 
@@ -107,7 +114,7 @@ class Harness:
         name: str = "Sarah Johnson",
         **kwargs: Any,
     ) -> Client:
-        client = ops.enroll(
+        client = enrollment.enroll(
             self.ctx, name=name, email=email, start_date=start, timezone=timezone, **kwargs
         )
         self.ctx.commit()
@@ -159,7 +166,7 @@ class Harness:
         )
 
     def deliverable(self, client: Client, month: int) -> Deliverable | None:
-        return ops.latest_deliverable(self.ctx, client, month)
+        return lookups.latest_deliverable(self.ctx, client, month)
 
     def refresh(self, obj: Any) -> Any:
         db.session.refresh(obj)

@@ -21,7 +21,7 @@ import werkzeug
 from schemathesis.engine import events, from_schema
 from sqlalchemy import select
 
-from scheduler import journey as ops
+from scheduler import controls, lookups, review
 from scheduler.models import Admin
 from web.api.tokens import issue
 from web.extensions import db
@@ -50,8 +50,8 @@ def seed(harness) -> str:
     for i, start in enumerate([date(2025, 12, 1), date(2026, 1, 10), date(2026, 3, 1)], 1):
         harness.enroll(start, email=f"client{i}@example.com", name=f"Client {i}")
     harness.run_for(timedelta(days=2))
-    harness.do(ops.approve, ops.find_client(harness.ctx, 1), 1)
-    harness.do(ops.pause, ops.find_client(harness.ctx, 3), reason="trip")
+    harness.do(review.approve, lookups.find_client(harness.ctx, 1), 1)
+    harness.do(controls.pause, lookups.find_client(harness.ctx, 3), reason="trip")
     _, raw = issue(db.session, db.session.scalar(select(Admin)), "contract", harness.clock.now())
     db.session.commit()
     return raw

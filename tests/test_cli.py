@@ -102,7 +102,7 @@ def test_admins_and_demo(run, harness):
     statuses = {
         json.loads(line)["name"]: json.loads(line)["status"] for line in out.output.splitlines()
     }
-    assert statuses["Chloé Dubois"] == "on hold"
+    assert statuses["Chloé Dubois"] == "on_hold"
     assert statuses["Diego Santos"] == "completed"
     assert harness.clock.now().date() == date(2026, 1, 1)
 

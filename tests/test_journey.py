@@ -5,8 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scheduler import execute
-from scheduler import journey as ops
+from scheduler import controls, enrollment, errors, execute, lookups, review
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import AutomationType as T
 from scheduler.vocab import DeliverableStatus as D
@@ -69,21 +68,21 @@ def test_enrolling_late_skips_past_reminders_and_generates_at_once(harness):
 
 def test_enrollment_refuses_bad_input_and_duplicates(harness):
     harness.enroll(date(2026, 1, 5))
-    with pytest.raises(ops.Conflict, match="already enrolled"):
+    with pytest.raises(errors.Conflict, match="already enrolled"):
         harness.enroll(date(2026, 1, 5), email="SARAH@example.com ")
-    with pytest.raises(ops.Invalid, match="timezone"):
+    with pytest.raises(errors.Invalid, match="timezone"):
         harness.enroll(date(2026, 1, 5), timezone="Mars/Olympus", email="x@example.com")
-    with pytest.raises(ops.Invalid, match="email"):
+    with pytest.raises(errors.Invalid, match="email"):
         harness.enroll(date(2026, 1, 5), email="not-an-email")
-    with pytest.raises(ops.Invalid, match="name"):
+    with pytest.raises(errors.Invalid, match="name"):
         harness.enroll(date(2026, 1, 5), email="y@example.com", name="   ")
-    with pytest.raises(ops.Invalid, match="control characters"):
+    with pytest.raises(errors.Invalid, match="control characters"):
         harness.enroll(date(2026, 1, 5), email="z@example.com", name="Eve\x00")
 
 
 def test_planning_twice_schedules_nothing_more(harness):
     client = harness.enroll(date(2026, 1, 5))
-    assert harness.do(ops.plan_journey, [client]) == 0
+    assert harness.do(enrollment.plan_journey, [client]) == 0
     assert len(harness.automations(client)) == 32
 
 
@@ -103,7 +102,7 @@ def test_month_one_upcoming_generation_review_approval_celebration(harness):
     assert not harness.emails(Template.ADMIN_ESCALATION)  # month 1 has no month before it
 
     harness.clock.set(at(2026, 1, 11, 16))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.run_for(timedelta(seconds=1))
     assert harness.refresh(d).status == D.DELIVERED
     ready = harness.emails(Template.DELIVERABLE_READY)
@@ -118,7 +117,7 @@ def test_month_one_upcoming_generation_review_approval_celebration(harness):
 def test_overdue_reminder_when_delivered_and_unopened(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.run_until(at(2026, 1, 10, 10))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.run_until(at(2026, 1, 13, 10))
     overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
     assert overdue.status == S.COMPLETED
@@ -140,14 +139,14 @@ def test_overdue_reminder_skipped_when_not_delivered_but_escalation_runs(harness
 def test_opening_cancels_overdue_reminder_and_escalation(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.run_until(at(2026, 1, 10, 10))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.clock.set(at(2026, 1, 11, 8))
-    harness.do(ops.open_deliverable, client, 1)
+    harness.do(review.open_deliverable, client, 1)
     assert harness.deliverable(client, 1).opened_at == at(2026, 1, 11, 8)
     assert harness.one(client, template=Template.REMINDER_OVERDUE, month=1).status == S.CANCELLED
     assert harness.one(client, template=Template.ADMIN_ESCALATION, month=1).status == S.CANCELLED
     harness.clock.set(at(2026, 1, 12, 8))
-    harness.do(ops.open_deliverable, client, 1)  # a second open changes nothing
+    harness.do(review.open_deliverable, client, 1)  # a second open changes nothing
     assert harness.deliverable(client, 1).opened_at == at(2026, 1, 11, 8)
     harness.run_until(at(2026, 1, 20))
     assert not harness.emails(Template.REMINDER_OVERDUE)
@@ -156,9 +155,9 @@ def test_opening_cancels_overdue_reminder_and_escalation(harness):
 
 def test_upcoming_reminder_skipped_when_already_delivered(harness):
     client = harness.enroll(date(2026, 1, 10))
-    harness.do(ops.generate_by_hand, client, 2)
+    harness.do(review.generate_by_hand, client, 2)
     harness.run_for(timedelta(seconds=1))
-    harness.do(ops.approve, client, 2)
+    harness.do(review.approve, client, 2)
     harness.run_until(at(2026, 2, 7, 10))
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=2)
     assert upcoming.status == S.SKIPPED and "already delivered" in upcoming.detail
@@ -176,9 +175,9 @@ def test_generation_escalates_when_the_month_before_is_not_delivered(harness):
 def test_halfway_and_program_complete_celebrations(harness):
     client = harness.enroll(date(2026, 1, 1))
     for month in range(1, 9):
-        harness.do(ops.generate_by_hand, client, month)
+        harness.do(review.generate_by_hand, client, month)
         harness.run_for(timedelta(seconds=1))
-        harness.do(ops.approve, client, month)
+        harness.do(review.approve, client, month)
     templates = {a.month: a.template for a in harness.automations(client, type=T.SEND_CELEBRATION)}
     assert templates[4] == Template.HALFWAY
     assert templates[8] == Template.PROGRAM_COMPLETE
@@ -190,7 +189,7 @@ def test_rejection_reminds_admins_three_days_later_if_still_rejected(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.run_until(at(2026, 1, 10, 10))
     harness.clock.set(at(2026, 1, 10, 15))
-    harness.do(ops.reject, client, 1, "Make the plan more concrete")
+    harness.do(review.reject, client, 1, "Make the plan more concrete")
     d = harness.deliverable(client, 1)
     assert d.status == D.REJECTED and d.reviewer_notes == "Make the plan more concrete"
     reminder = harness.one(client, template=Template.REVISION_REMINDER)
@@ -200,11 +199,11 @@ def test_rejection_reminds_admins_three_days_later_if_still_rejected(harness):
     assert len(sent) == 1 and "Make the plan more concrete" in sent[0].text_body
 
     # A second rejection, then approval before the reminder: it is skipped.
-    harness.do(ops.generate_by_hand, client, 1, "more concrete")
+    harness.do(review.generate_by_hand, client, 1, "more concrete")
     harness.run_for(timedelta(seconds=1))
     assert harness.deliverable(client, 1).version == 2
-    harness.do(ops.reject, client, 1, "still vague")
-    harness.do(ops.approve, client, 1)
+    harness.do(review.reject, client, 1, "still vague")
+    harness.do(review.approve, client, 1)
     harness.run_until(at(2026, 1, 20))
     second = harness.one(client, key="revision:1:v2")
     assert second.status == S.SKIPPED and "no longer rejected" in second.detail
@@ -213,11 +212,11 @@ def test_rejection_reminds_admins_three_days_later_if_still_rejected(harness):
 def test_business_plan_approval_generates_month_one_at_once(harness):
     client = harness.enroll(date(2026, 1, 20))
     harness.clock.set(at(2026, 1, 3, 12))
-    harness.do(ops.approve_business_plan, client)
+    harness.do(review.approve_business_plan, client)
     harness.run_for(timedelta(seconds=1))
     d = harness.deliverable(client, 1)
     assert d.status == D.PENDING_REVIEW and d.generated_at == at(2026, 1, 3, 12)
-    harness.do(ops.approve_business_plan, client)  # again: nothing more
+    harness.do(review.approve_business_plan, client)  # again: nothing more
     harness.run_until(at(2026, 1, 21))
     assert harness.generator.calls == 1
     gen = harness.one(client, type=T.GENERATE_DELIVERABLE, month=1)
@@ -226,14 +225,14 @@ def test_business_plan_approval_generates_month_one_at_once(harness):
 
 def test_generating_by_hand_cancels_the_scheduled_generation_and_never_twice(harness):
     client = harness.enroll(date(2026, 1, 10))
-    harness.do(ops.generate_by_hand, client, 3)
+    harness.do(review.generate_by_hand, client, 3)
     harness.run_for(timedelta(seconds=1))
     d = harness.deliverable(client, 3)
     assert d.manual and d.status == D.PENDING_REVIEW
     planned = harness.one(client, key="plan:GENERATE_DELIVERABLE:3")
     assert planned.status == S.CANCELLED and "by hand" in planned.detail
-    with pytest.raises(ops.Conflict, match="never generated twice"):
-        harness.do(ops.generate_by_hand, client, 3)
+    with pytest.raises(errors.Conflict, match="never generated twice"):
+        harness.do(review.generate_by_hand, client, 3)
     harness.run_until(at(2026, 3, 15))
     assert (
         len(
@@ -255,18 +254,18 @@ def test_nothing_fires_on_hold_and_resume_shifts_by_whole_days(harness):
     harness.run_until(at(2026, 1, 10, 15))
     before = {a.id: a.trigger_at for a in harness.automations(client, status=S.SCHEDULED)}
     harness.clock.set(at(2026, 1, 11, 17))  # noon in New York
-    harness.do(ops.pause, client, reason="Family")
+    harness.do(controls.pause, client, reason="Family")
     assert [e.template for e in harness.emails()][-1] != Template.PAUSE_CONFIRMATION
     harness.run_for(timedelta(seconds=1))
     assert harness.emails(Template.PAUSE_CONFIRMATION)[0].to_address == "sarah@example.com"
     harness.run_until(at(2026, 2, 1, 18))  # 21 days later; nothing of the journey ran
     assert not harness.emails(Template.REMINDER_OVERDUE)
     assert not harness.emails(Template.ADMIN_ESCALATION)
-    hold = harness.do(ops.resume, client)
+    hold = harness.do(controls.resume, client)
     assert hold.days == 21 and harness.refresh(client).held_days == 21
     for a in harness.automations(client, status=S.SCHEDULED):
         if a.id in before:
-            assert a.trigger_at.astimezone(ops.client_zone(client)).hour == 9
+            assert a.trigger_at.astimezone(lookups.client_zone(client)).hour == 9
             assert (a.trigger_at.date() - before[a.id].date()).days == 21
     harness.run_for(timedelta(seconds=1))
     welcome = harness.emails(Template.WELCOME_BACK)
@@ -278,7 +277,7 @@ def test_messages_sent_before_a_pause_do_nothing(harness):
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
     old_version = upcoming.version
     harness.clock.set(at(2026, 1, 6))
-    harness.do(ops.pause, client)
+    harness.do(controls.pause, client)
     harness.clock.set(at(2026, 1, 7, 9, 5))
     assert execute.run(harness.ctx, upcoming.id, old_version) is None
     assert harness.refresh(upcoming).status == S.SCHEDULED
@@ -287,7 +286,7 @@ def test_messages_sent_before_a_pause_do_nothing(harness):
 def test_hold_with_end_date_ends_by_itself_with_reminder(harness):
     client = harness.enroll(date(2026, 1, 10), NY)
     harness.clock.set(at(2026, 1, 12, 15))
-    harness.do(ops.pause, client, until=date(2026, 1, 26), reason="Travel")
+    harness.do(controls.pause, client, until=date(2026, 1, 26), reason="Travel")
     end = harness.one(client, type=T.UPDATE_STATUS)
     assert end.trigger_at == at(2026, 1, 26, 14)
     remind = harness.one(client, template=Template.RESUME_REMINDER)
@@ -307,31 +306,31 @@ def test_hold_with_end_date_ends_by_itself_with_reminder(harness):
 def test_resuming_early_cancels_the_hold_automations(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.clock.set(at(2026, 1, 12, 12))
-    harness.do(ops.pause, client, until=date(2026, 2, 1))
+    harness.do(controls.pause, client, until=date(2026, 2, 1))
     harness.clock.set(at(2026, 1, 15, 12))
-    harness.do(ops.resume, client)
+    harness.do(controls.resume, client)
     assert harness.one(client, type=T.UPDATE_STATUS).status == S.CANCELLED
     assert harness.one(client, template=Template.RESUME_REMINDER).status == S.CANCELLED
 
 
 def test_pause_refusals(harness):
     client = harness.enroll(date(2026, 1, 10))
-    with pytest.raises(ops.Conflict, match="not on hold"):
-        harness.do(ops.resume, client)
-    with pytest.raises(ops.Invalid, match="after today"):
-        harness.do(ops.pause, client, until=date(2026, 1, 1))
-    harness.do(ops.pause, client)
-    with pytest.raises(ops.Conflict, match="already on hold"):
-        harness.do(ops.pause, client)
+    with pytest.raises(errors.Conflict, match="not on hold"):
+        harness.do(controls.resume, client)
+    with pytest.raises(errors.Invalid, match="after today"):
+        harness.do(controls.pause, client, until=date(2026, 1, 1))
+    harness.do(controls.pause, client)
+    with pytest.raises(errors.Conflict, match="already on hold"):
+        harness.do(controls.pause, client)
     assert len(client.holds) == 1
 
 
 def test_reminder_whose_moment_passed_during_a_same_day_hold_is_skipped(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.clock.set(at(2026, 1, 7, 8))
-    harness.do(ops.pause, client)
+    harness.do(controls.pause, client)
     harness.clock.set(at(2026, 1, 7, 11))
-    harness.do(ops.resume, client)
+    harness.do(controls.resume, client)
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
     assert upcoming.status == S.SKIPPED and "passed" in upcoming.detail
 
@@ -342,22 +341,22 @@ def test_reminder_whose_moment_passed_during_a_same_day_hold_is_skipped(harness)
 def test_adjusting_the_start_recomputes_pending_steps_and_keeps_holds(harness):
     client = harness.enroll(date(2026, 1, 10))
     harness.clock.set(at(2026, 1, 2))
-    harness.do(ops.pause, client)
+    harness.do(controls.pause, client)
     harness.clock.set(at(2026, 1, 5))
-    harness.do(ops.resume, client)  # 3 days held
-    moved = harness.do(ops.adjust, client, date(2026, 2, 1))
+    harness.do(controls.resume, client)  # 3 days held
+    moved = harness.do(controls.adjust, client, date(2026, 2, 1))
     assert moved == 32
     gen1 = harness.one(client, key="plan:GENERATE_DELIVERABLE:1")
     gen3 = harness.one(client, key="plan:GENERATE_DELIVERABLE:3")
     assert gen1.trigger_at == at(2026, 2, 4, 9)  # Feb 1 + 3 held days
     assert gen3.trigger_at == at(2026, 4, 5, 9)
-    assert harness.do(ops.adjust, client, date(2026, 2, 1)) == 0  # same date: nothing moves
+    assert harness.do(controls.adjust, client, date(2026, 2, 1)) == 0  # same date: nothing moves
 
 
 def test_adjusting_earlier_skips_reminders_now_past_and_generates_at_once(harness):
     client = harness.enroll(date(2026, 1, 20))
     harness.clock.set(at(2026, 1, 19))
-    harness.do(ops.adjust, client, date(2026, 1, 10))
+    harness.do(controls.adjust, client, date(2026, 1, 10))
     assert harness.one(client, template=Template.REMINDER_UPCOMING, month=1).status == S.SKIPPED
     gen1 = harness.one(client, key="plan:GENERATE_DELIVERABLE:1")
     assert gen1.trigger_at < harness.clock.now()
@@ -369,37 +368,37 @@ def test_adjusting_later_brings_back_reminders_skipped_for_being_late(harness):
     harness.clock.set(at(2026, 1, 12))
     client = harness.enroll(date(2026, 1, 10))
     assert harness.one(client, template=Template.REMINDER_UPCOMING, month=1).status == S.SKIPPED
-    harness.do(ops.adjust, client, date(2026, 1, 20))
+    harness.do(controls.adjust, client, date(2026, 1, 20))
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
     assert upcoming.status == S.SCHEDULED and upcoming.trigger_at == at(2026, 1, 17, 9)
 
 
 def test_skipping_a_month_cancels_it_and_counts_it_done_without_celebration(harness):
     client = harness.enroll(date(2026, 1, 10))
-    harness.do(ops.skip_month, client, 2)
+    harness.do(controls.skip_month, client, 2)
     for a in harness.automations(client, month=2):
         assert a.status == S.CANCELLED and "skipped" in a.detail
     assert harness.deliverable(client, 2).status == D.SKIPPED
     assert not harness.automations(client, type=T.SEND_CELEBRATION)
-    with pytest.raises(ops.Conflict, match="already SKIPPED"):
-        harness.do(ops.skip_month, client, 2)
-    with pytest.raises(ops.Invalid, match="month"):
-        harness.do(ops.skip_month, client, 9)
+    with pytest.raises(errors.Conflict, match="already SKIPPED"):
+        harness.do(controls.skip_month, client, 2)
+    with pytest.raises(errors.Invalid, match="month"):
+        harness.do(controls.skip_month, client, 9)
 
 
 def test_cancel_trigger_and_schedule_by_hand(harness):
     client = harness.enroll(date(2026, 3, 10))
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
-    harness.do(ops.trigger_now, upcoming)
+    harness.do(controls.trigger_now, upcoming)
     harness.run_for(timedelta(seconds=1))
     assert harness.refresh(upcoming).status == S.COMPLETED
-    with pytest.raises(ops.Conflict, match="COMPLETED"):
-        harness.do(ops.cancel, upcoming)
+    with pytest.raises(errors.Conflict, match="COMPLETED"):
+        harness.do(controls.cancel, upcoming)
     overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
-    harness.do(ops.cancel, overdue)
+    harness.do(controls.cancel, overdue)
     assert harness.refresh(overdue).status == S.CANCELLED
     manual = harness.do(
-        ops.schedule_by_hand,
+        controls.schedule_by_hand,
         client,
         "SEND_REMINDER",
         template="REMINDER_UPCOMING",
@@ -409,10 +408,10 @@ def test_cancel_trigger_and_schedule_by_hand(harness):
     assert manual.source == "MANUAL"
     harness.run_until(at(2026, 1, 2, 13))
     assert harness.refresh(manual).status == S.COMPLETED
-    with pytest.raises(ops.Invalid, match="template"):
-        harness.do(ops.schedule_by_hand, client, "SEND_REMINDER", template="NOPE", month=1)
-    with pytest.raises(ops.Invalid, match="type"):
-        harness.do(ops.schedule_by_hand, client, "LAUNCH_ROCKET")
+    with pytest.raises(errors.Invalid, match="template"):
+        harness.do(controls.schedule_by_hand, client, "SEND_REMINDER", template="NOPE", month=1)
+    with pytest.raises(errors.Invalid, match="type"):
+        harness.do(controls.schedule_by_hand, client, "LAUNCH_ROCKET")
 
 
 # -- failures and retries ----------------------------------------------------------------------
@@ -432,7 +431,7 @@ def test_generation_failure_is_retried_every_15_minutes_then_fails_loudly(harnes
     assert harness.deliverable(client, 1) is None
     # An admin runs it again once the cause is fixed.
     harness.generator.fail_next = 0
-    harness.do(ops.trigger_now, gen)
+    harness.do(controls.trigger_now, gen)
     harness.run_for(timedelta(seconds=1))
     assert harness.refresh(gen).status == S.COMPLETED
     assert harness.deliverable(client, 1).status == D.PENDING_REVIEW
@@ -465,8 +464,8 @@ def test_mail_failure_is_retried_and_never_sends_twice(harness):
 
     harness.mailer.send = flaky
     harness.run_until(at(2026, 1, 10, 10))
-    review = harness.one(client, template=Template.REVIEW_NEEDED)
-    assert review.status == S.COMPLETED and review.retry_count == 1
+    needed = harness.one(client, template=Template.REVIEW_NEEDED)
+    assert needed.status == S.COMPLETED and needed.retry_count == 1
     recipients = [m.to for m in harness.mailer.sent if "Review needed" in m.subject]
     assert sorted(recipients) == ["coach@example.com", "second@example.com"]
 

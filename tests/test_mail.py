@@ -9,10 +9,11 @@ from email import policy
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import select
 
-from scheduler import journey as ops
+from scheduler import enrollment, lookups, review
 from scheduler.clock import ManualClock
-from scheduler.engine import OutgoingMessage
+from scheduler.engine import NotSent, OutgoingMessage
 from tests.conftest import START
 from tests.harness import Transport
 from web import create_app, journey_context
@@ -84,10 +85,79 @@ def test_flask_mailer_delivers_multipart_with_our_message_id(tmp_path, smtp):
     assert "html body" in msg.get_body(("html",)).get_content()
 
 
-def test_an_unreachable_server_fails_fast(tmp_path):
+def test_an_unreachable_server_fails_fast_and_says_nothing_was_sent(tmp_path):
     app = mail_app(tmp_path, free_port())
-    with app.app_context(), pytest.raises(OSError):
+    with app.app_context(), pytest.raises(NotSent):
         FlaskMailer(app).send(OutgoingMessage("a@example.com", "s", "t", "<p>h</p>", "<x@y>"))
+
+
+class Flaky(Inbox):
+    """Refuses the first recipient; then takes the next message in and drops the connection
+    before answering it (the 250-OK window: the client cannot know the server has it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse, self.drop = 1, 1
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            self.refuse -= 1
+            return "550 no such mailbox (injected)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.drop:
+            self.drop -= 1
+            server.transport.close()
+        return answer
+
+
+def test_a_transmission_cut_before_the_servers_answer_is_sent_again_and_recorded(tmp_path):
+    """A refusal sends nothing and retries; a connection cut after the message went out
+    leaves the outbox row SENDING, and the retry sends it again with the same Message-ID and
+    records that the client possibly got it twice, with both times."""
+    from scheduler import execute
+    from scheduler.models import AutomationLog, Email
+
+    inbox = Flaky()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    clock = ManualClock(START)
+    app = mail_app(tmp_path, controller.port, clock)
+    try:
+        with app.app_context():
+            db.create_all()
+            ctx = journey_context()
+            client = enrollment.enroll(
+                ctx, name="Sarah", email="sarah@example.com", start_date=date(2026, 1, 5)
+            )
+            ctx.commit()
+            upcoming = lookups.pending(ctx, client, template="REMINDER_UPCOMING", month=1)[0]
+            clock.advance(timedelta(days=2))
+            execute.run(ctx, upcoming.id, upcoming.version)  # refused: retried in 15 minutes
+            row = db.session.scalar(select(Email))
+            assert (row.status, row.uncertain_at, inbox.messages) == ("PENDING", None, [])
+            for _ in range(2):  # cut after DATA, then sent again
+                clock.advance(timedelta(minutes=15))
+                db.session.refresh(upcoming)
+                execute.run(ctx, upcoming.id, upcoming.version)
+            db.session.refresh(row)
+            db.session.refresh(upcoming)
+            assert row.status == "SENT" and row.attempts == 3
+            assert row.uncertain_at == START + timedelta(days=2, minutes=15)
+            assert row.sent_at == START + timedelta(days=2, minutes=30)
+            assert upcoming.status == "COMPLETED"
+            assert "possibly sent twice to sarah@example.com" in upcoming.detail
+            statuses = db.session.scalars(
+                select(AutomationLog.status).order_by(AutomationLog.id)
+            ).all()
+            assert statuses[-3:] == ["RETRYING", "RETRYING", "COMPLETED"]
+    finally:
+        controller.stop()
+    ids = [m["Message-ID"] for m in inbox.messages]
+    assert len(ids) == 2 and ids[0] == ids[1]
 
 
 def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
@@ -97,7 +167,7 @@ def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
     with app.app_context():
         db.create_all()
         ctx = journey_context()
-        client = ops.enroll(
+        client = enrollment.enroll(
             ctx,
             name="Sarah <b>Johnson</b>",
             email="sarah@example.com",
@@ -105,7 +175,7 @@ def test_a_journey_email_arrives_over_smtp_once(tmp_path, smtp):
             timezone="America/New_York",
         )
         ctx.commit()
-        upcoming = ops.pending(ctx, client, template="REMINDER_UPCOMING", month=1)[0]
+        upcoming = lookups.pending(ctx, client, template="REMINDER_UPCOMING", month=1)[0]
         clock.advance(timedelta(days=2))
         from scheduler import execute
 
@@ -153,9 +223,9 @@ def test_a_whole_journey_arrives_over_smtp_in_order(tmp_path, smtp):
             harness.run_until(utc(milestone, 10))
             assert harness.deliverable(client, month).status == DeliverableStatus.PENDING_REVIEW
             harness.run_until(utc(milestone + timedelta(days=1), 10))
-            harness.do(ops.approve, client, month)
+            harness.do(review.approve, client, month)
             harness.run_until(utc(milestone + timedelta(days=2), 12))
-            harness.do(ops.open_deliverable, client, month)
+            harness.do(review.open_deliverable, client, month)
         harness.run_until(utc(client.start_date + timedelta(days=240), 12))
     keys = [m["X-Journey-Key"] for m in inbox.messages]
     assert len(keys) == len(set(keys))  # nothing twice
@@ -227,7 +297,7 @@ def test_every_email_arrives_with_headers_as_the_rfcs_want_them(tmp_path, smtp):
         admin = Admin(email=coach, name="Coach", timezone="UTC", active=True)
         admin.created_at = clock.now()
         db.session.add(admin)
-        client = ops.enroll(
+        client = enrollment.enroll(
             ctx, name=name, email=address, start_date=date(2025, 12, 1), timezone="Asia/Tokyo"
         )
         ctx.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from scheduler import journey as ops
+from scheduler import controls, review
 from scheduler.models import Admin
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import LogStatus, Template
@@ -17,7 +17,9 @@ def at(*args):
 
 
 def by_hand(harness, client, template, when, type_="SEND_REMINDER", month=1):
-    return harness.do(ops.schedule_by_hand, client, type_, template=template, month=month, at=when)
+    return harness.do(
+        controls.schedule_by_hand, client, type_, template=template, month=month, at=when
+    )
 
 
 def test_reminders_off_skips_reminders_but_transactional_emails_go(harness):
@@ -29,7 +31,7 @@ def test_reminders_off_skips_reminders_but_transactional_emails_go(harness):
     assert upcoming.status == S.SKIPPED
     assert upcoming.detail == "the client turned reminders off"
     assert harness.emails(Template.REMINDER_UPCOMING) == []
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.run_for(timedelta(seconds=1))
     assert len(harness.emails(Template.DELIVERABLE_READY)) == 1  # transactional: it goes
     harness.run_for(timedelta(days=1))
@@ -41,7 +43,7 @@ def test_unsubscribed_clients_get_no_optional_email(harness):
     client.unsubscribed_at = harness.clock.now()
     db.session.commit()
     harness.run_until(at(2026, 1, 10, 9, 30))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.run_for(timedelta(days=1))
     celebration = harness.one(client, template=Template.MONTH_COMPLETE, month=1)
     assert celebration.status == S.SKIPPED
@@ -65,10 +67,10 @@ def test_the_frequency_cap_defers_the_third_optional_email_of_a_day(harness):
     deferred = [log for log in harness.logs(client) if log.status == LogStatus.DEFERRED]
     assert len(deferred) == 1 and "frequency cap" in deferred[0].detail
     # A transactional email is not held back by the cap.
-    harness.do(ops.pause, client, reason="Travel")
+    harness.do(controls.pause, client, reason="Travel")
     harness.run_for(timedelta(minutes=1))
     assert len(harness.emails(Template.PAUSE_CONFIRMATION)) == 1
-    harness.do(ops.resume, client)
+    harness.do(controls.resume, client)
     harness.run_until(first + timedelta(hours=25))
     assert len(harness.emails(Template.REMINDER_UPCOMING)) == 3  # deferred, not dropped
 
@@ -97,9 +99,9 @@ def test_admin_emails_go_to_the_clients_coach_or_else_every_admin(harness):
     # A coach who left: the client's admin emails go to everyone again.
     coach.active = False
     db.session.commit()
-    review = harness.emails(Template.REVIEW_NEEDED)
-    assert {e.to_address for e in review if e.client_id == coached.id} == {"coach2@example.com"}
-    harness.do(ops.reject, coached, 1, notes="Tighten the plan")
+    asked = harness.emails(Template.REVIEW_NEEDED)
+    assert {e.to_address for e in asked if e.client_id == coached.id} == {"coach2@example.com"}
+    harness.do(review.reject, coached, 1, notes="Tighten the plan")
     harness.run_for(timedelta(days=4))
     revision = [e for e in harness.emails(Template.REVISION_REMINDER) if e.client_id == coached.id]
     assert sorted(e.to_address for e in revision) == ["coach@example.com", "second@example.com"]

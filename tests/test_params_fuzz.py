@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import ImmutableMultiDict
 
-from scheduler import journey as ops
+from scheduler import review
 from tests.panel_helpers import Panel, browser, log_in, set_password
 
 # The JSON API has its own contract test (schemathesis); static files and the health check take
@@ -77,7 +77,7 @@ def site(harness):
     harness.app.config["PORTAL_LIMIT"] = "1000000 per minute"
     client = harness.enroll(date(2026, 1, 5), "America/New_York")
     harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     harness.run_for(timedelta(days=1))
     set_password()
     web = browser(harness.app)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import review
 from scheduler.models import Client
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import Template
@@ -31,7 +31,7 @@ def delivered(harness, months=1, **enroll):
     client = harness.enroll(date(2026, 1, 5), "America/New_York", **enroll)
     for month in range(1, months + 1):
         harness.run_until(at(2026, 1, 5, 15) + timedelta(days=30 * (month - 1)))
-        harness.do(ops.approve, client, month)
+        harness.do(review.approve, client, month)
     harness.run_for(timedelta(days=2))
     return client
 
@@ -162,7 +162,7 @@ def test_the_certificate_is_there_once_month_8_is_done(harness, web):
     assert web.get(link(harness, client, "certificate.pdf")).status_code == 404
     for month in range(1, 9):
         harness.run_until(at(2026, 1, 5, 12) + timedelta(days=30 * (month - 1)))
-        harness.do(ops.approve, client, month)
+        harness.do(review.approve, client, month)
     answer = web.get(link(harness, client, "certificate.pdf"))
     assert answer.status_code == 200 and answer.mimetype == "application/pdf"
     assert answer.data.startswith(b"%PDF") and b"Chlo" in answer.data

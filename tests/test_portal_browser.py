@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import review
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import Template
 from tests.browser import csp_violations, serve, shot
@@ -27,7 +27,7 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
     )
     for month in (1, 2):
         harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC) + timedelta(days=30 * (month - 1)))
-        harness.do(ops.approve, client, month)
+        harness.do(review.approve, client, month)
     harness.run_for(timedelta(days=2))
     links = harness.app.extensions["journey"].links
     violations = csp_violations(page)
@@ -76,7 +76,7 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
 def test_without_javascript_the_button_records_the_open(harness, site, chromium):
     client = harness.enroll(date(2026, 1, 5), "America/New_York")
     harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
     context = chromium.new_context(java_script_enabled=False)
     try:

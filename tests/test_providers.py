@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scheduler import journey as ops
+from scheduler import controls, review
 from scheduler.engine import GenerationRequest
 from scheduler.program import load_program
 from scheduler.providers import (
@@ -223,17 +223,18 @@ def test_generations_travel_on_their_own_lane_manual_first(harness):
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=2)
     assert lanes[gen1.id] == Lane.GENERATION
     assert lanes[upcoming.id] == Lane.AUTOMATIONS
-    manual = harness.do(ops.generate_by_hand, client, 2)
+    manual = harness.do(review.generate_by_hand, client, 2)
     assert lanes[manual.id] == Lane.GENERATION_NOW
     gen3 = harness.one(client, type=T.GENERATE_DELIVERABLE, month=3)
-    harness.do(ops.trigger_now, gen3)
+    harness.do(controls.trigger_now, gen3)
     assert lanes[gen3.id] == Lane.GENERATION_NOW
 
 
 def test_dramatiq_dispatcher_routes_generations_to_the_generation_queue(harness):
     import dramatiq
 
-    from tasks.actors import generate_now, generate_scheduled, run_automation
+    from scheduler.engine import Dispatch
+    from tasks.actors import generate_now, generate_scheduled, run_automations
     from tasks.dispatch import DramatiqDispatcher
 
     broker = dramatiq.get_broker()
@@ -243,13 +244,21 @@ def test_dramatiq_dispatcher_routes_generations_to_the_generation_queue(harness)
     for queue in ("automations", "generation"):
         broker.flush(queue)
     now = harness.clock.now()
-    dispatcher.dispatch(1, 1, now, lane=Lane.GENERATION_NOW)
-    dispatcher.dispatch(2, 1, now, lane=Lane.GENERATION)
-    dispatcher.dispatch(3, 1, now)
+    dispatcher.dispatch(
+        [
+            Dispatch(1, 1, now, Lane.GENERATION_NOW),
+            Dispatch(2, 1, now, Lane.GENERATION),
+            Dispatch(3, 1, now),
+            Dispatch(4, 2, now),
+        ]
+    )
     generation = [m.actor_name for m in _messages(broker, "generation")]
-    automations = [m.actor_name for m in _messages(broker, "automations")]
+    automations = _messages(broker, "automations")
     assert generation == [generate_now.actor_name, generate_scheduled.actor_name]
-    assert automations == [run_automation.actor_name]
+    # Automations due at the same moment travel together, in one message of format 2.
+    assert [(m.actor_name, m.args, m.kwargs) for m in automations] == [
+        (run_automations.actor_name, ([[3, 1], [4, 2]],), {"format": 2})
+    ]
     for queue in ("automations", "generation"):
         broker.flush(queue)
 

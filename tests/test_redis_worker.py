@@ -1,4 +1,4 @@
-"""The production shape: automations travel through Redis to a `dramatiq tasks.worker` process
+"""The production shape: automations travel through Redis to a `dramatiq web.worker` process
 (and the periodic sweep's actor) against the same database."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_due_automations_run_in_a_dramatiq_worker_over_redis(tmp_path, redis_url
     )
     assert waiting.stdout.strip() == "8", waiting.stderr
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "tasks.worker", "--processes", "1", "--threads", "2"],
+        [sys.executable, "-m", "dramatiq", "web.worker", "--processes", "1", "--threads", "2"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -79,8 +79,8 @@ def test_a_worker_the_web_process_and_the_cli_refuse_without_a_key(tmp_path):
     env |= {"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": f"sqlite:///{tmp_path}/w.db"}
     bin_dir = Path(sys.executable).parent
     for process in (
-        [bin_dir / "dramatiq", "tasks.worker", "--processes", "1", "--threads", "1"],
-        [bin_dir / "periodiq", "tasks.worker"],
+        [bin_dir / "dramatiq", "web.worker", "--processes", "1", "--threads", "1"],
+        [bin_dir / "periodiq", "web.periodic"],
     ):
         worker = subprocess.run(
             process, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from scheduler import journey as ops
+from scheduler import review
 from scheduler.models import Admin
 from tests.panel_helpers import Panel, browser, log_in, set_password
 from web.api.tokens import issue
@@ -21,7 +21,7 @@ from web.extensions import db
 def site(harness):
     client = harness.enroll(date(2026, 1, 5), "America/New_York")
     harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC))
-    harness.do(ops.approve, client, 1)
+    harness.do(review.approve, client, 1)
     set_password()
     web = browser(harness.app)
     assert log_in(web).status_code == 302
@@ -127,6 +127,7 @@ def test_https_deployments_get_strict_transport_security(harness, site):
 def test_without_npm_the_policy_allows_exactly_the_pinned_htmx_file(harness, site):
     panel = site[0]
     cdn = "https://unpkg.com/htmx.org@2.0.8/dist/htmx.min.js"
-    harness.app.jinja_env.globals["htmx_script"] = {"src": cdn, "integrity": "sha384-x"}
+    assets = dict(harness.app.jinja_env.globals["assets"])
+    harness.app.jinja_env.globals["assets"] = assets | {"htmx": {"src": cdn, "integrity": "x"}}
     policy = directives(panel.get("/").headers["Content-Security-Policy"])
     assert policy["script-src"] == ["'self'", cdn]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-from scheduler import execute
-from scheduler import journey as ops
-from scheduler.sweep import forget_dispatches, sweep
+from scheduler import controls, execute, recovery
+from scheduler.models import Worker
+from scheduler.recovery import forget_dispatches
+from scheduler.sweep import sweep
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import Template
+from tests.harness import Transport
 from web import journey_context
 from web.extensions import db
 
@@ -72,7 +74,7 @@ def test_paused_clients_are_left_alone_but_their_hold_is_not(harness):
     normal_horizon(harness)
     client = harness.enroll(date(2026, 1, 10))
     harness.clock.set(at(2026, 1, 5, 12))
-    harness.do(ops.pause, client, until=date(2026, 1, 8))
+    harness.do(controls.pause, client, until=date(2026, 1, 8))
     harness.transport.sent.clear()
     harness.clock.set(at(2026, 1, 7, 8, 30))  # the upcoming reminder would be due at 9:00
     sweep(harness.ctx)
@@ -91,16 +93,130 @@ def test_a_dead_workers_automation_is_taken_back_after_its_lease(harness):
     client = harness.enroll(date(2026, 1, 10))
     upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
     harness.clock.set(at(2026, 1, 7, 9))
-    assert execute.claim(harness.ctx, upcoming.id, upcoming.version)  # ...and the worker dies
-    harness.clock.set(at(2026, 1, 7, 9, 5))
+    assert execute.claim(harness.ctx, [(upcoming.id, upcoming.version)])  # ...the worker dies
+    harness.clock.advance(timedelta(seconds=15))
     assert sweep(harness.ctx).reclaimed == 0
-    harness.clock.set(at(2026, 1, 7, 9, 11))
+    harness.clock.advance(timedelta(seconds=6))  # 21 s: the 20 s lease ran out
     assert sweep(harness.ctx).reclaimed == 1
     db.session.refresh(upcoming)
-    assert upcoming.status == S.SCHEDULED
+    assert upcoming.status == S.SCHEDULED and upcoming.claimed_by is None
     assert execute.run(harness.ctx, upcoming.id, upcoming.version - 1) is None  # old message
     harness.run_for(timedelta(seconds=1))
     assert len(harness.emails(Template.REMINDER_UPCOMING)) == 1
+
+
+def test_a_live_worker_keeps_its_lease_by_beating(harness):
+    client = harness.enroll(date(2026, 1, 10))
+    upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    harness.clock.set(at(2026, 1, 7, 9))
+    assert execute.claim(harness.ctx, [(upcoming.id, upcoming.version)])
+    engine = harness.app.extensions["journey"]
+    engine.in_flight.add([upcoming.id])  # ...and runs it, for long (a slow generation, say)
+    for _ in range(12):  # a minute of beats
+        harness.clock.advance(timedelta(seconds=5))
+        recovery.beat(harness.ctx)
+        assert sweep(harness.ctx).reclaimed == 0
+    db.session.refresh(upcoming)
+    assert upcoming.status == S.RUNNING
+    # The worker finishes it: its own version, so its record counts.
+    assert execute.execute(harness.ctx, upcoming.id).status == S.COMPLETED
+
+
+def test_a_claim_whose_run_died_is_not_renewed_by_the_living_worker(harness):
+    """A run that died with an error (the database went away mid-run) leaves its automation
+    RUNNING; the worker lives on and beats, but renews only what it is running."""
+    client = harness.enroll(date(2026, 1, 10))
+    upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    harness.clock.set(at(2026, 1, 7, 9))
+    assert execute.claim(harness.ctx, [(upcoming.id, upcoming.version)])
+    for _ in range(5):
+        harness.clock.advance(timedelta(seconds=5))
+        recovery.beat(harness.ctx)
+    assert sweep(harness.ctx).reclaimed == 1
+
+
+def test_a_worker_that_lost_its_claim_cannot_overwrite_the_new_holders_run(harness):
+    client = harness.enroll(date(2026, 1, 10))
+    upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    harness.clock.set(at(2026, 1, 7, 9))
+    assert execute.claim(harness.ctx, [(upcoming.id, upcoming.version)])
+    sending = harness.mailer.send
+
+    def stall_past_the_lease(message):
+        # While this worker sends, it stalls past its lease (a database outage, say) and
+        # another process takes the automation back and runs it.
+        sending(message)
+        harness.clock.advance(timedelta(seconds=30))
+        with harness.app.app_context():
+            assert recovery.recover(journey_context()).leases == 1
+
+    harness.mailer.send = stall_past_the_lease
+    assert execute.execute(harness.ctx, upcoming.id) is None  # its record is dropped
+    harness.mailer.send = sending
+    sweep(harness.ctx)
+    harness.run_for(timedelta(seconds=1))
+    again = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    assert again.status == S.COMPLETED and again.retry_count == 0
+    assert len(harness.mailer.sent) == 1  # the new holder found the email sent
+    assert [e.status for e in harness.emails(Template.REMINDER_UPCOMING)] == ["SENT"]
+
+
+class Broker(Transport):
+    """A transport whose broker can restart and whose workers can die holding messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.life = "one"
+        self.held: dict[str, list[tuple[int, int]]] = {}
+
+    def epoch(self) -> str | None:
+        return self.life
+
+    def stranded(self, workers):
+        return [pair for worker in workers for pair in self.held.pop(worker, [])]
+
+
+def test_messages_a_dead_worker_held_are_sent_again_within_a_lease(harness):
+    broker = Broker()
+    harness.app.extensions["journey"].dispatcher = broker
+    normal_horizon(harness)
+    client = harness.enroll(date(2026, 1, 10))
+    harness.clock.set(at(2026, 1, 7, 8, 30))
+    sweep(harness.ctx)
+    upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    assert upcoming.id in {a for a, _, _ in broker.sent}
+    # A worker takes the delayed message from the broker, beats for a while, and dies.
+    other = harness.app.extensions["journey"]
+    dead_worker = "worker-that-dies"
+    mine = other.worker_id
+    other.worker_id = dead_worker
+    recovery.beat(harness.ctx)
+    other.worker_id = mine
+    broker.held[dead_worker] = [(upcoming.id, upcoming.version)]
+    harness.clock.advance(timedelta(seconds=10))
+    assert recovery.recover(harness.ctx).dead == ()
+    harness.clock.advance(timedelta(seconds=15))  # silent for 25 s: dead
+    found = recovery.recover(harness.ctx)
+    assert found.dead == (dead_worker,) and found.stranded == 1
+    sent_before = len(broker.sent)
+    assert sweep(harness.ctx).dispatched == 1
+    db.session.refresh(upcoming)
+    assert broker.sent[sent_before:] == [(upcoming.id, upcoming.version, upcoming.trigger_at)]
+    assert db.session.get(Worker, dead_worker).state == "DEAD"
+
+
+def test_a_broker_restart_sends_every_dispatched_automation_again(harness):
+    broker = Broker()
+    harness.app.extensions["journey"].dispatcher = broker
+    normal_horizon(harness)
+    harness.enroll(date(2026, 1, 10))
+    harness.clock.set(at(2026, 1, 7, 8, 30))
+    assert sweep(harness.ctx).dispatched == 1
+    assert sweep(harness.ctx).dispatched == 0
+    broker.life = "two"  # Redis restarted empty
+    assert recovery.recover(harness.ctx).restarted
+    assert not recovery.recover(harness.ctx).restarted  # once
+    assert sweep(harness.ctx).dispatched == 1
 
 
 def test_embedded_start_forgets_dispatches_of_a_previous_process(harness):

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import event
-from sqlalchemy.engine import Engine as SAEngine
 
+from scheduler import database
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
-from scheduler.program import load_program
+from scheduler.program import ProgramError, load_program
 from scheduler.providers import ChatSettings, make_generator
-from web.config import from_env, signing_keys
+from web import assets
+from web.config import ConfigError, from_env, signing_keys
 from web.extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,7 @@ def create_app(
     else:  # a server database: connections that died (restart, failover) are replaced
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("pool_pre_ping", True)
 
+    database.tune_sqlite()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     mail.init_app(app)
@@ -51,7 +54,7 @@ def create_app(
 
     from tasks import broker
 
-    broker.setup(app.config["REDIS_URL"])
+    broker.setup(app.config["REDIS_URL"], patient=app.config.get("BROKER_PATIENT", False))
     clock = clock or SystemClock()
     if dispatcher is None:
         from tasks.dispatch import DramatiqDispatcher
@@ -72,6 +75,8 @@ def create_app(
         mail_sender=app.config["MAIL_DEFAULT_SENDER"],
         horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
         lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
+        beat_every=timedelta(seconds=app.config["WORKER_BEAT_SECONDS"]),
+        worker_id=broker.identity() or uuid.uuid4().hex,
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
         secret_key=app.config["SECRET_KEY"],
         secret_key_fallbacks=tuple(app.config["SECRET_KEY_FALLBACKS"]),
@@ -92,26 +97,10 @@ def create_app(
     # and one-click unsubscribe comes from mail clients with no form token (RFC 8058).
     csrf.exempt(portal.bp)
     records.init_app(app)
-    app.jinja_env.globals["htmx_script"] = htmx_script(app)
+    app.jinja_env.globals["assets"] = assets.links(app.static_folder or "")
     # Last: the API exempts itself from the CSRF protection set up above.
     api.init_app(app)
     return app
-
-
-# htmx 2, installed by `make` from package.json into static/vendor; where npm is missing, the
-# same file from a CDN, pinned by its integrity hash.
-HTMX_VERSION = "2.0.8"
-HTMX_INTEGRITY = "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz"
-
-
-def htmx_script(app: Flask) -> dict[str, str]:
-    local = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
-    if local.exists():
-        return {"src": "/static/vendor/htmx.min.js", "integrity": HTMX_INTEGRITY}
-    return {
-        "src": f"https://unpkg.com/htmx.org@{HTMX_VERSION}/dist/htmx.min.js",
-        "integrity": HTMX_INTEGRITY,
-    }
 
 
 def configured_generator(config: dict[str, Any]) -> Generator:
@@ -126,20 +115,38 @@ def configured_generator(config: dict[str, Any]) -> Generator:
     return make_generator(config["GENERATOR"], settings)
 
 
+def worker_app(config: dict[str, Any] | None = None) -> Flask:
+    """The app of a worker process (`web.worker`, `web.periodic`): built by the factory, its
+    units of work bound for the actors, and the actors declared on its broker."""
+    try:
+        app = create_app(config)
+    except (ConfigError, ProgramError) as exc:  # a setting it cannot run with: say which
+        raise SystemExit(f"error: {exc}") from None
+    from tasks import runtime
+
+    runtime.bind(units_of_work(app))
+    from tasks import actors  # noqa: F401  (declares the actors on the broker just installed)
+
+    return app
+
+
+def units_of_work(app: Flask) -> Callable[[], AbstractContextManager[Context]]:
+    """Units of work outside any request (workers, the embedded sweep): each in an app context
+    of its own, its session closed afterwards."""
+
+    @contextmanager
+    def unit() -> Iterator[Context]:
+        with app.app_context():
+            try:
+                yield journey_context()
+            finally:
+                db.session.remove()
+
+    return unit
+
+
 def journey_context() -> Context:
     """The unit of work for the current request or command (one per app context)."""
     if "journey" not in g:
         g.journey = current_app.extensions["journey"].context(db.session)
     return g.journey
-
-
-@event.listens_for(SAEngine, "connect")
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite: enforce foreign keys, let writers wait for each other, and let readers read
-    while a writer writes."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()

@@ -113,9 +113,12 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),
         "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
         "BASE_URL": _url("BASE_URL", "http://127.0.0.1:5000"),
-        "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 60, 1, 24 * 60),
+        "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 2, 1, 24 * 60),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
-        "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 300, 2, 24 * 3600),
+        # A worker beats every WORKER_BEAT_SECONDS, renewing its leases; a lease it stops
+        # renewing runs out after AUTOMATION_LEASE_SECONDS, and what it held is taken back.
+        "WORKER_BEAT_SECONDS": _int("WORKER_BEAT_SECONDS", 5, 1, 600),
+        "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 20, 2, 24 * 3600),
         "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),

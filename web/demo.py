@@ -7,8 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from scheduler import execute
-from scheduler import journey as ops
+from scheduler import controls, enrollment, execute, lookups, review
 from scheduler.engine import Context
 from scheduler.models import Admin, Automation
 from scheduler.vocab import AutomationStatus
@@ -98,7 +97,7 @@ def load_demo(ctx: Context) -> list[str]:
     names = []
     today = ctx.now().date()
     for name, email, zone, days_ago, approved, opened, onboarding in CLIENTS:
-        client = ops.enroll(
+        client = enrollment.enroll(
             ctx,
             name=name,
             email=email,
@@ -109,15 +108,15 @@ def load_demo(ctx: Context) -> list[str]:
         ctx.commit()
         run_due(ctx)
         for month in range(1, approved + 1):
-            ops.approve(ctx, client, month)
+            review.approve(ctx, client, month)
             if month <= opened:
-                ops.open_deliverable(ctx, client, month)
+                review.open_deliverable(ctx, client, month)
             ctx.commit()
         run_due(ctx)
         names.append(name)
-    chloe = ops.find_client(ctx, "chloe@example.com")
-    ops.pause(
-        ctx, chloe, until=ops.local_today(ctx, chloe) + timedelta(days=10), reason="Family trip"
+    chloe = lookups.find_client(ctx, "chloe@example.com")
+    controls.pause(
+        ctx, chloe, until=lookups.local_today(ctx, chloe) + timedelta(days=10), reason="Family trip"
     )
     ctx.commit()
     run_due(ctx)

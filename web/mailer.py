@@ -1,4 +1,4 @@
-"""Sending email: the message's bytes built with the standard library, sent by Flask-Mail's
+"""Sending email: the message's bytes built with the standard library, sent over Flask-Mail's
 SMTP connection (a timeout on every connection, and one connection kept open per worker thread:
 a new SMTP conversation per message costs more than the message)."""
 
@@ -9,15 +9,15 @@ import quopri
 import secrets
 import smtplib
 import threading
-import time
 from email import policy as policies
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
+from typing import Any
 
 from flask import Flask
-from flask_mail import Connection, Message
+from flask_mail import Connection
 
-from scheduler.engine import OutgoingMessage
+from scheduler.engine import NotSent, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +77,6 @@ def build(message: OutgoingMessage, sender: str) -> bytes:
     return msg.as_bytes()
 
 
-class Prepared(Message):
-    """A message whose bytes are built: Flask-Mail's connection only sends them. (Flask-Mail's
-    own constructor makes a Message-ID with `socket.getfqdn()`, a name lookup, for every
-    message; this one has its own, so it sets only what the connection reads.)"""
-
-    def __init__(self, raw: bytes, sender: str, to: str) -> None:
-        self.raw = raw
-        self.sender = sender
-        self.recipients = [to]
-        self.cc: list[str | tuple[str, str]] = []
-        self.bcc: list[str | tuple[str, str]] = []
-        self.reply_to = None
-        self.subject = ""
-        self.date = time.time()
-        self.mail_options: list[str] = []
-        self.rcpt_options: list[str] = []
-
-    def as_bytes(self) -> bytes:
-        return self.raw
-
-    def has_bad_headers(self) -> bool:
-        return False  # `build` refuses a line break in any header it writes
-
-
 # -- sending ---------------------------------------------------------------------------------------
 
 
@@ -129,7 +105,10 @@ class TimedConnection(Connection):
 
 
 class FlaskMailer:
-    """The engine's mailer."""
+    """The engine's mailer: one SMTP connection kept per worker thread, and a transaction whose
+    steps tell what the server got. A refusal, or a broken connection before the message went
+    out, raises NotSent (and a connection found closed before the message is simply replaced);
+    a failure while the message itself is going out raises as it is: the server may have it."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -138,24 +117,66 @@ class FlaskMailer:
     def send(self, message: OutgoingMessage) -> None:
         state = self.app.extensions["mail"]
         sender = self.app.config["MAIL_DEFAULT_SENDER"]
-        msg = Prepared(build(message, sender), sender, message.to)
         if state.suppress:
             log.info("email (not sent: no MAIL_SERVER) to %s: %s", message.to, message.subject)
             return
-        connection: TimedConnection | None = getattr(self.local, "connection", None)
-        if connection is not None:
+        data = build(message, sender)
+        envelope_from = parseaddr(sender)[1]
+        for fresh in (False, True):
+            connection = self.connection(state, fresh)
             try:
-                connection.send(msg)
+                transmit(connection.host, envelope_from, message.to, data)
                 return
-            except (smtplib.SMTPServerDisconnected, OSError):
-                connection.close()  # the server hung up on an idle connection: open a new one
-        self.local.connection = None
+            except Before as exc:
+                connection.close()
+                self.local.connection = None
+                closed = isinstance(exc.__cause__, smtplib.SMTPServerDisconnected | ConnectionError)
+                if fresh or not closed:
+                    raise NotSent(str(exc.__cause__ or exc)) from None
+                # An idle connection the server had closed: nothing went out; a new one.
+            except BaseException:
+                connection.close()
+                self.local.connection = None
+                raise
+
+    def connection(self, state: Any, fresh: bool) -> TimedConnection:
+        connection: TimedConnection | None = getattr(self.local, "connection", None)
+        if connection is not None and not fresh:
+            return connection
         connection = TimedConnection(state)
         connection.timeout = float(self.app.config["MAIL_TIMEOUT_SECONDS"])
-        connection.__enter__()
         try:
-            connection.send(msg)
-        except BaseException:
-            connection.close()
-            raise
+            connection.__enter__()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise NotSent(f"cannot reach the mail server: {exc}") from None
         self.local.connection = connection
+        return connection
+
+
+class Before(Exception):
+    """The transaction failed before the message itself went out."""
+
+
+def transmit(host: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
+    """One SMTP transaction: MAIL and RCPT (a failure there raises Before: nothing went out),
+    then DATA (a refusal raises NotSent; a broken connection raises as it is)."""
+    try:
+        host.ehlo_or_helo_if_needed()
+        code, answer = host.mail(sender)
+        if code != 250:
+            host.rset()
+            raise smtplib.SMTPSenderRefused(code, answer, sender)
+        code, answer = host.rcpt(to)
+        if code not in (250, 251):
+            host.rset()
+            raise smtplib.SMTPRecipientsRefused({to: (code, answer)})
+    except (smtplib.SMTPException, OSError) as exc:
+        raise Before(str(exc)) from exc
+    try:
+        code, answer = host.data(data)
+    except smtplib.SMTPDataError as exc:  # the server answered no (to DATA or to the message)
+        raise NotSent(
+            f"the server refused the message: {exc.smtp_code} {exc.smtp_error!r}"
+        ) from None
+    if code != 250:
+        raise NotSent(f"the server refused the message: {code} {answer!r}")

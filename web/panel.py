@@ -4,7 +4,7 @@ answer with the part of the page they change. Views are thin: the rules are in `
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +19,18 @@ from flask import (
 )
 from sqlalchemy import select
 
-from scheduler import emails, overview, progress, timeline
-from scheduler import journey as ops
+from scheduler import (
+    controls,
+    emails,
+    enrollment,
+    errors,
+    inputs,
+    lookups,
+    overview,
+    progress,
+    review,
+    timeline,
+)
 from scheduler.models import Admin, Automation, Client
 from scheduler.vocab import AutomationStatus, AutomationType, Template
 from web import journey_context, security
@@ -28,17 +38,17 @@ from web.extensions import db, htmx
 
 bp = Blueprint("panel", __name__)
 
-STATUS_CODE = {ops.Invalid: 422, ops.NotFound: 404, ops.Conflict: 409}
+STATUS_CODE = {errors.Invalid: 422, errors.NotFound: 404, errors.Conflict: 409}
 
 
-def refused(exc: ops.JourneyError) -> int:
+def refused(exc: errors.JourneyError) -> int:
     db.session.rollback()
     journey_context().rollback()
     return next((code for kind, code in STATUS_CODE.items() if isinstance(exc, kind)), 400)
 
 
-@bp.errorhandler(ops.JourneyError)
-def refusal(exc: ops.JourneyError) -> Any:
+@bp.errorhandler(errors.JourneyError)
+def refusal(exc: errors.JourneyError) -> Any:
     """What a page refuses (a query parameter it cannot use, say `?page=x`): the message, with
     its 4xx status, never a 500."""
     code = refused(exc)
@@ -49,28 +59,19 @@ def refusal(exc: ops.JourneyError) -> Any:
 
 def client_or_404(client_id: int) -> Client:
     try:
-        return ops.find_client(journey_context(), client_id)
-    except ops.NotFound:
+        return lookups.find_client(journey_context(), client_id)
+    except errors.NotFound:
         abort(404)
 
 
 def parse_date(value: str | None, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        raise ops.Invalid(f"{field}: {value!r} is not a date (YYYY-MM-DD)", field) from None
-    return ops.check_date(parsed, field)
+    """An optional date field of a form or query string (the domain's parser)."""
+    return inputs.parse_date(value, field) if value else None
 
 
 def parse_int(value: str | None, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ops.Invalid(f"{field}: {value!r} is not a whole number", field) from None
+    """An optional whole-number field of a form or query string (the domain's parser)."""
+    return inputs.parse_int(value, field) if value not in (None, "") else None
 
 
 # -- clients ---------------------------------------------------------------------------------------
@@ -111,8 +112,8 @@ def enroll() -> Any:
     try:
         start = parse_date(form.get("start_date"), "start_date")
         if start is None:
-            raise ops.Invalid("start_date: required", "start_date")
-        client = ops.enroll(
+            raise errors.Invalid("start_date: required", "start_date")
+        client = enrollment.enroll(
             ctx,
             name=form.get("name", ""),
             email=form.get("email", ""),
@@ -122,10 +123,10 @@ def enroll() -> Any:
         coach = parse_int(form.get("coach"), "coach")
         if coach is not None:
             if db.session.get(Admin, coach) is None:
-                raise ops.NotFound("coach: no such admin", "coach")
+                raise errors.NotFound("coach: no such admin", "coach")
             client.coach_id = coach
         ctx.commit()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         code = refused(exc)
         return render_template(
             "panel/_enroll.html", error=exc.message, form=form, coaches=coaches()
@@ -154,7 +155,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "templates": [t for t in Template if t is not Template.WEEKLY_DIGEST],
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
-        "today": ops.local_today(ctx, client),
+        "today": lookups.local_today(ctx, client),
         **extra,
     }
 
@@ -166,7 +167,7 @@ def strip(ctx: Any, client: Client, line: timeline.Timeline) -> dict[str, Any]:
     start = min(client.start_date, months[0].date)
     end = months[-1].date + timedelta(days=30)
     holds = [
-        (h.start_date, h.end_date or (h.until if h.until else ops.local_today(ctx, client)))
+        (h.start_date, h.end_date or (h.until if h.until else lookups.local_today(ctx, client)))
         for h in line.holds
     ]
     end = max([end, *[b for _, b in holds]])
@@ -182,7 +183,7 @@ def strip(ctx: Any, client: Client, line: timeline.Timeline) -> dict[str, Any]:
     gaps = [
         {"left": pct(a), "width": max(pct(b) - pct(a), 0.5), "start": a, "end": b} for a, b in holds
     ]
-    today = ops.local_today(ctx, client)
+    today = lookups.local_today(ctx, client)
     return {
         "blocks": blocks,
         "gaps": gaps,
@@ -208,7 +209,7 @@ def answer(client: Client, message: str, *, undo: dict[str, str] | None = None) 
     return redirect(url_for("panel.client", client_id=client.id))
 
 
-def failure(client: Client, exc: ops.JourneyError) -> Any:
+def failure(client: Client, exc: errors.JourneyError) -> Any:
     code = refused(exc)
     if htmx:
         return render_template(
@@ -224,7 +225,7 @@ def control(client_id: int, act: Any) -> Any:
     try:
         message, undo = act(journey_context(), client)
         journey_context().commit()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         return failure(client, exc)
     return answer(client, message, undo=undo)
 
@@ -235,12 +236,12 @@ def pause(client_id: int) -> Any:
         until = parse_date(request.form.get("until"), "until")
         days = parse_int(request.form.get("days"), "days")
         if until and days:
-            raise ops.Invalid("give a number of days or an end date, not both", "until")
+            raise errors.Invalid("give a number of days or an end date, not both", "until")
         if days is not None:
             if not 1 <= days <= 365:
-                raise ops.Invalid("days: 1 to 365", "days")
-            until = ops.local_today(ctx, client) + timedelta(days=days)
-        ops.pause(ctx, client, until=until, reason=request.form.get("reason", "").strip())
+                raise errors.Invalid("days: 1 to 365", "days")
+            until = lookups.local_today(ctx, client) + timedelta(days=days)
+        controls.pause(ctx, client, until=until, reason=request.form.get("reason", "").strip())
         ends = f" until {until:%d %b %Y}" if until else ""
         return f"{client.name} is on hold{ends}.", {"action": "resume", "label": "Undo: resume"}
 
@@ -250,7 +251,7 @@ def pause(client_id: int) -> Any:
 @bp.post("/clients/<int:client_id>/resume")
 def resume(client_id: int) -> Any:
     def act(ctx: Any, client: Client) -> tuple[str, None]:
-        hold = ops.resume(ctx, client)
+        hold = controls.resume(ctx, client)
         moved = f": the journey moved {hold.days} days later" if hold.days else ""
         return f"{client.name} is back{moved}.", None
 
@@ -266,12 +267,12 @@ def adjust_preview(client_id: int) -> Any:
     try:
         start = parse_date(request.form.get("start_date"), "start_date")
         if start is None:
-            raise ops.Invalid("start_date: required", "start_date")
+            raise errors.Invalid("start_date: required", "start_date")
         before = {m.month: m.date for m in timeline.build(ctx, client, history=0).months}
-        ops.adjust(ctx, client, start)
+        controls.adjust(ctx, client, start)
         db.session.flush()
         after = timeline.build(ctx, client, history=0).months
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         code = refused(exc)
         return render_template("panel/_adjust_preview.html", error=exc.message), code
     lines = [(m, before[m.month]) for m in after]
@@ -285,8 +286,8 @@ def adjust(client_id: int) -> Any:
         old = client.start_date
         start = parse_date(request.form.get("start_date"), "start_date")
         if start is None:
-            raise ops.Invalid("start_date: required", "start_date")
-        moved = ops.adjust(ctx, client, start)
+            raise errors.Invalid("start_date: required", "start_date")
+        moved = controls.adjust(ctx, client, start)
         return (
             f"Start date is now {start:%d %b %Y}; {moved} automations were rescheduled.",
             {
@@ -304,8 +305,8 @@ def skip(client_id: int) -> Any:
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         month = parse_int(request.form.get("month"), "month")
         if month is None:
-            raise ops.Invalid("month: required", "month")
-        ops.skip_month(ctx, client, month)
+            raise errors.Invalid("month: required", "month")
+        controls.skip_month(ctx, client, month)
         return f"Month {month} is skipped: it counts as done, without celebration.", None
 
     return control(client_id, act)
@@ -315,12 +316,8 @@ def skip(client_id: int) -> Any:
 def schedule(client_id: int) -> Any:
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         raw = request.form.get("at", "")
-        try:
-            local = datetime.fromisoformat(raw) if raw else None
-        except ValueError:
-            raise ops.Invalid(f"at: {raw!r} is not a date and time", "at") from None
-        at = local.replace(tzinfo=ZoneInfo(client.timezone)) if local else None
-        made = ops.schedule_by_hand(
+        at = inputs.parse_instant(raw, "at", ZoneInfo(client.timezone)) if raw else None
+        made = controls.schedule_by_hand(
             ctx,
             client,
             request.form.get("type", ""),
@@ -336,8 +333,8 @@ def schedule(client_id: int) -> Any:
 
 def automation_or_404(automation_id: int) -> Automation:
     try:
-        return ops.find_automation(journey_context(), automation_id)
-    except ops.NotFound:
+        return lookups.find_automation(journey_context(), automation_id)
+    except errors.NotFound:
         abort(404)
 
 
@@ -346,15 +343,15 @@ def trigger(automation_id: int) -> Any:
     automation = automation_or_404(automation_id)
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
-        ops.trigger_now(ctx, automation)
+        controls.trigger_now(ctx, automation)
         return f"{automation.template or automation.type} runs now.", None
 
     if request.form.get("from") == "log":
         try:
-            ops.trigger_now(journey_context(), automation)
+            controls.trigger_now(journey_context(), automation)
             journey_context().commit()
             flash(f"Automation {automation.id} runs again now.", "ok")
-        except ops.JourneyError as exc:
+        except errors.JourneyError as exc:
             refused(exc)
             flash(exc.message, "error")
         return redirect(request.referrer or url_for("panel.log"), 303)
@@ -366,7 +363,7 @@ def cancel(automation_id: int) -> Any:
     automation = automation_or_404(automation_id)
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
-        ops.cancel(ctx, automation)
+        controls.cancel(ctx, automation)
         return f"{automation.template or automation.type} is cancelled.", None
 
     return control(automation.client_id, act)
@@ -418,8 +415,8 @@ def email_preview(client_id: int, template: str) -> Any:
 # -- review ----------------------------------------------------------------------------------------
 
 
-@bp.get("/review")
-def review() -> Any:
+@bp.get("/review", endpoint="review")
+def review_queue() -> Any:
     page = overview.review_queue(
         journey_context(), parse_int(request.args.get("page"), "page") or 1
     )
@@ -433,18 +430,18 @@ def decide(client_id: int, month: int, verb: str) -> Any:
     notes = request.form.get("notes", "").strip()
     try:
         if verb == "approve":
-            ops.approve(ctx, client, month)
+            review.approve(ctx, client, month)
             message = f"M{month} of {client.name} is delivered: they hear now."
         elif verb == "reject":
-            ops.reject(ctx, client, month, notes)
+            review.reject(ctx, client, month, notes)
             message = f"M{month} of {client.name} is rejected; admins are reminded in 3 days."
         elif verb == "regenerate":
-            ops.generate_by_hand(ctx, client, month, notes)
+            review.generate_by_hand(ctx, client, month, notes)
             message = f"M{month} of {client.name} is being generated again."
         else:
             abort(404)
         ctx.commit()
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         code = refused(exc)
         if htmx:
             return render_template("panel/_flash.html", error=exc.message), code
@@ -480,7 +477,7 @@ def log() -> Any:
             end=parse_date(args.get("to"), "to"),
         )
         page_number = parse_int(args.get("page"), "page") or 1
-    except ops.JourneyError as exc:
+    except errors.JourneyError as exc:
         return render_template(
             "panel/log.html", error=exc.message, page=None, args=args, **log_choices()
         ), 422

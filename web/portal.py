@@ -21,9 +21,11 @@ from flask import (
 from scheduler import portal
 from scheduler.certificate import certificate
 from scheduler.emails import day
-from scheduler.journey import JourneyError, NotFound, client_zone, open_deliverable
+from scheduler.errors import JourneyError, NotFound
 from scheduler.links import BadLink
+from scheduler.lookups import client_zone
 from scheduler.models import Client
+from scheduler.review import open_deliverable
 from web import journey_context
 from web.extensions import db
 from web.throttle import limiter, wait_words

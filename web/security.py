@@ -22,11 +22,12 @@ RECORDS = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
-# The API answers JSON; its docs page is HTML with one stylesheet, marked with a nonce.
+# The API answers JSON; its reference (/api/docs) is Swagger UI, served by the app (or the
+# pinned CDN files): its script and stylesheet files, the document it reads, its data: icons.
 API = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 API_DOCS = (
-    "default-src 'none'; style-src 'nonce-{nonce}'; frame-ancestors 'none'; base-uri 'none'; "
-    "form-action 'none'"
+    "default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 # An email shown in the panel's preview frame: its inline styles, nothing else, sandboxed.
 EMAIL_POLICY = (
@@ -37,25 +38,27 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 
 def nonce() -> str:
-    """This response's nonce, for the few tags a page must mark (flask-admin's, the API docs'
-    stylesheet); made on first use."""
+    """This response's nonce, for the tags flask-admin must mark; made on first use."""
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(18)
     return str(g.csp_nonce)
 
 
+def sources(*names: str) -> str:
+    """'self', and the CDN files among the named assets (where npm did not install them)."""
+    links = current_app.jinja_env.globals.get("assets", {})
+    cdn = [links[n]["src"] for n in names if links.get(n, {}).get("src", "").startswith("https:")]
+    return " ".join(["'self'", *cdn])
+
+
 def policy_for(path: str) -> str:
     if path == "/api/docs":
-        return API_DOCS.format(nonce=nonce())
+        return API_DOCS.format(scripts=sources("swagger_js"), styles=sources("swagger_css"))
     if path == "/api" or path.startswith("/api/"):
         return API
     if path == "/records" or path.startswith("/records/"):
         return RECORDS.format(nonce=nonce())
-    scripts = "'self'"
-    htmx = current_app.jinja_env.globals.get("htmx_script", {})
-    if isinstance(htmx, dict) and str(htmx.get("src", "")).startswith("https://"):
-        scripts += f" {htmx['src']}"  # the pinned CDN file, where npm did not install it
-    return PANEL.format(scripts=scripts)
+    return PANEL.format(scripts=sources("htmx"))
 
 
 def headers(response: Response) -> Response:

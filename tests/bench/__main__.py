@@ -19,17 +19,19 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from scheduler import journey as ops
+from scheduler import controls, enrollment
 from scheduler.clock import ManualClock, SystemClock
+from scheduler.engine import Dispatch, Unobservable
 from scheduler.models import Admin, Automation, Base
-from scheduler.sweep import forget_dispatches, sweep
+from scheduler.recovery import forget_dispatches
+from scheduler.sweep import sweep
 from scheduler.vocab import AutomationStatus
 from tests.cluster import Processes, RedisServer, SmtpSink, wait_for
 from tests.harness import NoTransport
@@ -51,19 +53,14 @@ RESULTS: list[tuple[str, str, str, str]] = []
 STEPS = ("enroll", "large", "latency", "drain", "pages")
 
 
-class Instant:
+class Instant(Unobservable):
     """Stands for workers that run every dispatched automation at once (sweep timing)."""
 
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(
-        self, automation_id: int, version: int, trigger_at: datetime, lane: Any = None
-    ) -> None:
-        self.sent.append(automation_id)
-
-    def waiting(self) -> int:
-        return 0
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self.sent += [d.automation_id for d in items]
 
 
 def row(what: str, value: str, target: str = "", note: str = "") -> None:
@@ -107,7 +104,7 @@ def enroll(app, clients: int, spread_days: int = 240, ahead: bool = False) -> fl
         ctx = journey_context()
         today = ctx.now().date()
         people = [
-            ops.Enrollment(
+            enrollment.Enrollment(
                 f"Client {i}",
                 f"c{i}.{tag}@example.com",
                 today + timedelta(days=rng.randrange(1, 31))
@@ -119,7 +116,7 @@ def enroll(app, clients: int, spread_days: int = 240, ahead: bool = False) -> fl
         ]
         started = time.perf_counter()
         for i in range(0, clients, 1000):
-            ops.enroll_many(ctx, people[i : i + 1000])
+            enrollment.enroll_many(ctx, people[i : i + 1000])
             ctx.commit()
         return time.perf_counter() - started
 
@@ -310,17 +307,17 @@ def main() -> None:
                 with quiet.app_context():
                     ctx = journey_context()
                     later = datetime.now(UTC).date() + timedelta(days=30)
-                    people = ops.enroll_many(
+                    people = enrollment.enroll_many(
                         ctx,
                         [
-                            ops.Enrollment(f"Quiet {i}", f"q{i}@example.com", later, "UTC")
+                            enrollment.Enrollment(f"Quiet {i}", f"q{i}@example.com", later, "UTC")
                             for i in range(300)
                         ],
                     )
                     ctx.commit()
                     base = datetime.now(UTC) + timedelta(seconds=20)
                     ids = [
-                        ops.schedule_by_hand(
+                        controls.schedule_by_hand(
                             ctx,
                             client,
                             "SEND_REMINDER",

@@ -1,4 +1,4 @@
-"""The JSON API under /api: a thin layer over `scheduler.journey`. Each view reads its input
+"""The JSON API under /api: a thin layer over the engine's operations. Each view reads its input
 (checked against the OpenAPI document in `spec`), calls one journey operation and answers JSON.
 
 `init_app` registers it: the blueprint, the gate in front of every /api request (token,
@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from scheduler.engine import Context
-from scheduler.journey import JourneyError
+from scheduler.errors import JourneyError
 from scheduler.models import ApiToken
 from web import journey_context, throttle
 from web.api import errors, idempotency, inputs, spec, tokens
@@ -34,7 +34,7 @@ def init_app(app: Flask) -> None:
     from web.api import automations, clients, docs  # noqa: F401  (declare the routes)
 
     program = app.extensions["journey"].program
-    app.extensions["journey_api"] = {"document": spec.document(program)}
+    app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}
     app.register_blueprint(bp)
     # First of the app's before-request functions, so that an /api request is authenticated
     # (or refused in the API's shape) before anything else looks at it.

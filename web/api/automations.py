@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response
 from sqlalchemy import Select, func, select
 
-from scheduler import journey as ops
+from scheduler import controls, lookups
 from scheduler.models import Automation, AutomationLog
 from scheduler.stats import automation_stats
 from web.api import action, bp, ctx, inputs, reply
@@ -19,7 +19,7 @@ from web.extensions import db
 
 
 def find(automation_id: int) -> Automation:
-    return ops.find_automation(ctx(), automation_id)
+    return lookups.find_automation(ctx(), automation_id)
 
 
 def window(args: dict[str, Any]) -> None:
@@ -58,7 +58,7 @@ def client_automations(client_id: int) -> Response:
 def schedule_automation(client_id: int) -> Response:
     client = find_client(client_id)
     data = inputs.body()
-    automation = ops.schedule_by_hand(
+    automation = controls.schedule_by_hand(
         ctx(),
         client,
         data["type"],
@@ -74,7 +74,7 @@ def schedule_automation(client_id: int) -> Response:
 @action
 def cancel_automation(automation_id: int) -> Response:
     automation = find(automation_id)
-    ops.cancel(ctx(), automation)
+    controls.cancel(ctx(), automation)
     db.session.flush()
     return reply(out.automation(automation))
 
@@ -84,7 +84,7 @@ def cancel_automation(automation_id: int) -> Response:
 def trigger_automation(automation_id: int) -> Response:
     automation = find(automation_id)
     inputs.body()
-    ops.trigger_now(ctx(), automation)
+    controls.trigger_now(ctx(), automation)
     db.session.flush()
     return reply(out.automation(automation), 202)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Response, url_for
 from sqlalchemy import func, select
 
-from scheduler import journey as ops
-from scheduler import timeline
+from scheduler import controls, enrollment, lookups, review, timeline
 from scheduler.models import Client, Deliverable
 from scheduler.progress import generation_progress
 from web.api import action, bp, ctx, inputs, reply
@@ -15,7 +14,7 @@ from web.extensions import db
 
 
 def find(client_id: int) -> Client:
-    return ops.find_client(ctx(), client_id)
+    return lookups.find_client(ctx(), client_id)
 
 
 @bp.get("/clients")
@@ -39,7 +38,7 @@ def list_clients() -> Response:
 @action
 def create_client() -> Response:
     data = inputs.body()
-    client = ops.enroll(
+    client = enrollment.enroll(
         ctx(),
         name=data["name"],
         email=data["email"],
@@ -62,7 +61,7 @@ def get_client(client_id: int) -> Response:
 def update_client(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    ops.update_client(ctx(), client, **data)
+    enrollment.update_client(ctx(), client, **data)
     db.session.flush()
     return reply(out.client(client))
 
@@ -82,7 +81,7 @@ def timeline_reply(client: Client, days: int = 30) -> Response:
 def start_journey(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    ops.start_journey(ctx(), client, data["start_date"])
+    enrollment.start_journey(ctx(), client, data["start_date"])
     return timeline_reply(client)
 
 
@@ -91,7 +90,7 @@ def start_journey(client_id: int) -> Response:
 def adjust_journey(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    moved = ops.adjust(ctx(), client, data["start_date"])
+    moved = controls.adjust(ctx(), client, data["start_date"])
     db.session.flush()
     return reply({"client": out.client(client), "moved": moved})
 
@@ -101,7 +100,7 @@ def adjust_journey(client_id: int) -> Response:
 def pause_journey(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    hold = ops.pause(ctx(), client, until=data.get("until"), reason=data.get("reason", ""))
+    hold = controls.pause(ctx(), client, until=data.get("until"), reason=data.get("reason", ""))
     db.session.flush()
     return reply(out.hold(hold))
 
@@ -111,7 +110,7 @@ def pause_journey(client_id: int) -> Response:
 def resume_journey(client_id: int) -> Response:
     client = find(client_id)
     inputs.body()
-    hold = ops.resume(ctx(), client)
+    hold = controls.resume(ctx(), client)
     db.session.flush()
     return reply(out.hold(hold))
 
@@ -127,7 +126,7 @@ def get_timeline(client_id: int) -> Response:
 def skip_month(client_id: int, month: int) -> Response:
     client = find(client_id)
     inputs.body()
-    deliverable = ops.skip_month(ctx(), client, month)
+    deliverable = controls.skip_month(ctx(), client, month)
     db.session.flush()
     return reply(out.deliverable(deliverable))
 
@@ -137,7 +136,7 @@ def skip_month(client_id: int, month: int) -> Response:
 def generate_month(client_id: int, month: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    automation = ops.generate_by_hand(ctx(), client, month, data.get("notes", ""))
+    automation = review.generate_by_hand(ctx(), client, month, data.get("notes", ""))
     db.session.flush()
     return reply(out.automation(automation), 202)
 
@@ -147,7 +146,7 @@ def generate_month(client_id: int, month: int) -> Response:
 def approve_business_plan(client_id: int) -> Response:
     client = find(client_id)
     inputs.body()
-    ops.approve_business_plan(ctx(), client)
+    review.approve_business_plan(ctx(), client)
     db.session.flush()
     return reply(out.client(client))
 
@@ -179,7 +178,7 @@ def list_deliverables(client_id: int) -> Response:
 def approve_deliverable(client_id: int, month: int) -> Response:
     client = find(client_id)
     inputs.body()
-    deliverable = ops.approve(ctx(), client, month)
+    deliverable = review.approve(ctx(), client, month)
     db.session.flush()
     return reply(out.deliverable(deliverable))
 
@@ -189,7 +188,7 @@ def approve_deliverable(client_id: int, month: int) -> Response:
 def reject_deliverable(client_id: int, month: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    deliverable = ops.reject(ctx(), client, month, data.get("notes", ""))
+    deliverable = review.reject(ctx(), client, month, data.get("notes", ""))
     db.session.flush()
     return reply(out.deliverable(deliverable))
 
@@ -199,6 +198,6 @@ def reject_deliverable(client_id: int, month: int) -> Response:
 def open_deliverable(client_id: int, month: int) -> Response:
     client = find(client_id)
     inputs.body()
-    deliverable = ops.open_deliverable(ctx(), client, month)
+    deliverable = review.open_deliverable(ctx(), client, month)
     db.session.flush()
     return reply(out.deliverable(deliverable))

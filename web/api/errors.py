@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from scheduler.journey import Conflict, Invalid, JourneyError, NotFound
+from scheduler.errors import Conflict, Invalid, JourneyError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ApiError(Exception):
 
 
 def from_journey(exc: JourneyError) -> ApiError:
-    """The API's face of a refusal from `scheduler.journey`."""
+    """The API's face of a refusal from the engine (`scheduler.errors`)."""
     if isinstance(exc, NotFound):
         return ApiError(404, exc.message, field=exc.field)
     if isinstance(exc, Conflict):

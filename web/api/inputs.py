@@ -1,49 +1,94 @@
-"""Reading a request: the JSON body and the query string, checked against the operation's
-entry in the OpenAPI document, so that what the server accepts is what the document says.
-
-The checker covers the part of JSON Schema the document uses (types, enums, required and
-unknown properties, lengths, patterns, ranges, `date` and `date-time`); dates come back as
-`date`, instants as UTC `datetime`, query integers as `int`.
-"""
+"""Reading a request: the JSON body and the query string, validated by `jsonschema` (Draft
+2020-12, with format checking) against the operation's entry in the OpenAPI document, so that
+what the server accepts is what the document says. Valid values are then read by the domain's
+parsers: dates come back as `date`, instants as UTC `datetime`, query integers as `int`."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from datetime import UTC, date, datetime
-from functools import cache
+from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app, request
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
+from scheduler import errors
+from scheduler import inputs as parse
 from web.api.errors import ApiError
-from web.api.spec import YEARS
 
 MAX_BODY = 1024 * 1024
 JSON_TYPES = ("application/json",)
+DOCUMENT = "urn:journey-engine:api"
+UTC = ZoneInfo("UTC")
 
 
-def operation() -> dict[str, Any]:
-    """The document's entry for the current request's route and method."""
-    doc = current_app.extensions["journey_api"]["document"]
+class Contract:
+    """The document's schemas as validators, built once per operation and reused."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.registry: Registry = Registry().with_resource(
+            DOCUMENT, Resource.from_contents(document, default_specification=DRAFT202012)
+        )
+        self.validators: dict[str, Draft202012Validator] = {}
+
+    def validator(self, pointer: str) -> Draft202012Validator:
+        """The validator of the schema at `pointer` (a JSON pointer into the document); its
+        `$ref`s resolve against the whole document."""
+        if pointer not in self.validators:
+            self.validators[pointer] = Draft202012Validator(
+                {"$ref": f"{DOCUMENT}#{pointer}"},
+                registry=self.registry,
+                format_checker=FormatChecker(),
+            )
+        return self.validators[pointer]
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = self.registry.resolver(DOCUMENT).lookup(schema["$ref"]).contents
+        return schema
+
+
+def contract() -> Contract:
+    return current_app.extensions["journey_api"]["contract"]
+
+
+def escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def operation() -> tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The current request's operation in the document: its JSON pointer, its entry, and its
+    parameters (the path's and the operation's), each with its pointer."""
     assert request.url_rule is not None
     path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", request.url_rule.rule)
-    item = doc["paths"][path]
-    return {
-        **item[request.method.lower()],
-        "parameters": item.get("parameters", [])
-        + item[request.method.lower()].get("parameters", []),
-    }
+    method = request.method.lower()
+    item = contract().document["paths"][path]
+    base = f"/paths/{escape(path)}"
+    parameters = [(f"{base}/parameters/{i}", p) for i, p in enumerate(item.get("parameters", []))]
+    parameters += [
+        (f"{base}/{method}/parameters/{i}", p)
+        for i, p in enumerate(item[method].get("parameters", []))
+    ]
+    return f"{base}/{method}", item[method], parameters
 
 
 def query() -> dict[str, Any]:
-    """The query parameters the operation declares, checked and converted (defaults filled)."""
-    doc = current_app.extensions["journey_api"]["document"]
+    """The query parameters the operation declares, validated and read (defaults filled)."""
+    _, _, parameters = operation()
     out: dict[str, Any] = {}
-    for p in operation()["parameters"]:
+    for pointer, p in parameters:
+        if "$ref" in p:
+            pointer, p = p["$ref"].removeprefix("#"), contract().resolve(p)
         if p["in"] != "query":
             continue
-        name, schema = p["name"], p["schema"]
+        name, schema = p["name"], contract().resolve(p["schema"])
         values = request.args.getlist(name)
         if not values:
             if "default" in schema:
@@ -51,26 +96,31 @@ def query() -> dict[str, Any]:
             continue
         if len(values) > 1:
             raise ApiError(422, f"{name}: give it once", field=name)
-        out[name] = check(coerce(values[0], schema, name), schema, doc, name)
+        value = coerce(values[0], schema, name)
+        refuse(contract().validator(f"{pointer}/schema").iter_errors(value), name)
+        out[name] = read(value, schema, name)
     return out
 
 
 def coerce(raw: str, schema: dict[str, Any], name: str) -> Any:
-    if schema.get("type") == "integer":
-        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
-            raise ApiError(422, f"{name}: a whole number is required, not {raw!r}", field=name)
-        return int(raw)
-    if schema.get("type") == "boolean":
+    """A query string value as the type its schema declares (the rest stays text)."""
+    kind = schema.get("type")
+    if kind == "integer":
+        try:
+            return parse.parse_int(raw, name)
+        except errors.Invalid as exc:
+            raise ApiError(422, exc.message, field=name) from None
+    if kind == "boolean":
         if raw not in ("true", "false"):
-            raise ApiError(422, f"{name}: true or false, not {raw!r}", field=name)
+            raise ApiError(422, f"{name}: true or false, not {raw[:40]!r}", field=name)
         return raw == "true"
     return raw
 
 
 def body() -> dict[str, Any]:
-    """The JSON body, checked against the operation's request schema. An operation whose body
-    is optional reads a missing one as `{}`."""
-    op = operation()
+    """The JSON body, validated against the operation's request schema. An operation whose
+    body is optional reads a missing one as `{}`."""
+    pointer, op, _ = operation()
     spec = op.get("requestBody")
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -85,35 +135,97 @@ def body() -> dict[str, Any]:
         if data not in ({}, None):
             raise ApiError(422, "this endpoint takes no body")
         return {}
-    doc = current_app.extensions["journey_api"]["document"]
-    schema = spec["content"]["application/json"]["schema"]
-    return check(data, schema, doc, "")
+    schema_pointer = f"{pointer}/requestBody/content/application~1json/schema"
+    refuse(contract().validator(schema_pointer).iter_errors(data), "")
+    return read(data, spec["content"]["application/json"]["schema"], "")
 
 
 def parse_json(raw: bytes) -> Any:
-    def refuse(constant: str) -> None:
+    def refuse_constant(constant: str) -> None:
         raise ValueError(f"{constant} is not JSON")
 
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+        data = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    try:  # a lone surrogate (from a "\\ud800" escape) is no character any database stores
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(422, "the body holds a lone surrogate (\\ud800-\\udfff)") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply", code="malformed_json") from None
+    return data
 
 
-def resolve(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = doc["components"]["schemas"][name]
-    return schema
+# -- what a refusal says ------------------------------------------------------------------------
 
 
-TYPES: dict[str, Any] = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "null": type(None),
-}
+def refuse(found: Iterator[ValidationError], where: str) -> None:
+    """Raise the most telling of the validation errors as a 422 naming its field."""
+    error = best_match(found)
+    if error is None:
+        return
+    field = field_of(error, where)
+    raise ApiError(422, f"{field or 'body'}: {describe(error)}", field=field or None)
+
+
+def field_of(error: ValidationError, where: str) -> str:
+    """The dotted path of the field the error is about (`onboarding.goal`, `items[2]`): for a
+    missing or unknown property, that property."""
+    path = where
+    for part in error.absolute_path:
+        path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}" if path else part
+    instance = error.instance
+    name: str | None = None
+    if error.validator == "required" and isinstance(instance, dict):
+        name = next((n for n in error.validator_value if n not in instance), None)
+    elif error.validator == "additionalProperties" and isinstance(instance, dict):
+        known = set(error.schema.get("properties", {}))
+        name = next((n for n in sorted(instance) if n not in known), None)
+    elif error.validator == "propertyNames" or (
+        error.parent is not None and error.parent.validator == "propertyNames"
+    ):
+        name = str(instance)
+    if name is not None:
+        path = f"{path}.{name}" if path else name
+    return path
+
+
+def describe(error: ValidationError) -> str:
+    """The error in a sentence, without a dump of long enumerations."""
+    value = error.instance
+    shown = repr(value)[:80]
+    match error.validator:
+        case "required":
+            return "required"
+        case "additionalProperties":
+            return "unknown field"
+        case "type":
+            wanted = error.validator_value
+            wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+            return f"must be {wanted}, not {kind_of(value)}"
+        case "enum":
+            choices = [str(c) for c in error.validator_value if c is not None]
+            if len(choices) <= 12:
+                return f"{shown} is not one of {', '.join(choices)}"
+            close = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            return f"{shown} is not one of the {len(choices)} accepted values{hint}"
+        case "pattern":
+            return f"{shown} is not in the expected form"
+        case "format":
+            return f"{shown} is not a valid {error.validator_value}"
+        case "minLength":
+            return f"at least {error.validator_value} characters"
+        case "maxLength":
+            return f"at most {error.validator_value} characters"
+        case "minimum":
+            return f"must be at least {error.validator_value}"
+        case "maximum":
+            return f"must be at most {error.validator_value}"
+        case "maxProperties":
+            return f"at most {error.validator_value} entries"
+    return error.message
 
 
 def kind_of(value: Any) -> str:
@@ -124,7 +236,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, int):
         return "integer"
     if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
+        return "number"
     if isinstance(value, str):
         return "string"
     if isinstance(value, list):
@@ -132,147 +244,45 @@ def kind_of(value: Any) -> str:
     return "object"
 
 
-def check(value: Any, schema: dict[str, Any], doc: dict[str, Any], where: str) -> Any:
-    """`value` if it conforms to `schema`, converted (formats, whole floats); else ApiError 422
-    naming the field."""
-    schema = resolve(schema, doc)
-    label = where or "body"
-    if "oneOf" in schema:
-        problems = []
-        for option in schema["oneOf"]:
-            try:
-                return check(value, option, doc, where)
-            except ApiError as exc:
-                problems.append(exc)
-        raise problems[0]
-    kinds = schema.get("type")
-    if kinds is not None:
-        allowed = kinds if isinstance(kinds, list) else [kinds]
-        actual = kind_of(value)
-        ok = actual in allowed or (actual == "integer" and "number" in allowed)
-        if not ok:
-            wanted = " or ".join(allowed)
-            raise ApiError(422, f"{label}: must be {wanted}, not {actual}", field=where or None)
-        if actual == "integer" and isinstance(value, float):
-            value = int(value)
-    if "enum" in schema and value not in schema["enum"]:
-        shown = ", ".join(str(v) for v in schema["enum"][:12])
-        more = ", ..." if len(schema["enum"]) > 12 else ""
-        raise ApiError(422, f"{label}: {value!r} is not one of {shown}{more}", field=where or None)
+# -- valid values, read by the domain's parsers ------------------------------------------------
+
+
+def read(value: Any, schema: dict[str, Any], where: str) -> Any:
+    """A valid value with its dates and instants read by the domain's parsers (which also
+    hold them to the engine's range of years)."""
+    schema = contract().resolve(schema)
+    try:
+        return converted(value, schema, where)
+    except errors.Invalid as exc:
+        raise ApiError(422, exc.message, field=exc.field or where or None) from None
+
+
+def converted(value: Any, schema: dict[str, Any], where: str) -> Any:
+    schema = contract().resolve(schema)
+    if "oneOf" in schema:  # the document's only use: a nullable reference
+        if value is None:
+            return None
+        options = [contract().resolve(o) for o in schema["oneOf"]]
+        schema = next((o for o in options if o.get("type") != "null"), {})
     if isinstance(value, str):
-        return check_string(value, schema, where)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            raise ApiError(422, f"{label}: must be at least {schema['minimum']}", field=where)
-        if "maximum" in schema and value > schema["maximum"]:
-            raise ApiError(422, f"{label}: must be at most {schema['maximum']}", field=where)
+        if schema.get("format") == "date":
+            return parse.parse_date(value, where)
+        if schema.get("format") == "date-time":
+            return parse.parse_instant(value, where, UTC)
         return value
-    if isinstance(value, list):
-        items = schema.get("items")
-        return (
-            [check(v, items, doc, f"{where}[{i}]") for i, v in enumerate(value)] if items else value
-        )
+    if isinstance(value, float) and value.is_integer() and schema.get("type") == "integer":
+        return int(value)
     if isinstance(value, dict):
-        return check_object(value, schema, doc, where)
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            name: converted(
+                item,
+                props.get(name, extra if isinstance(extra, dict) else {}),
+                f"{where}.{name}" if where else name,
+            )
+            for name, item in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [converted(v, schema["items"], f"{where}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-def check_object(value: dict[str, Any], schema: dict[str, Any], doc: dict[str, Any], where: str):
-    props = schema.get("properties", {})
-    prefix = f"{where}." if where else ""
-    for name in schema.get("required", []):
-        if name not in value:
-            raise ApiError(422, f"{prefix}{name}: required", field=prefix + name)
-    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-        raise ApiError(
-            422,
-            f"{where or 'body'}: at most {schema['maxProperties']} entries",
-            field=where or None,
-        )
-    out: dict[str, Any] = {}
-    extra = schema.get("additionalProperties", True)
-    names = schema.get("propertyNames")
-    for name, item in value.items():
-        field = prefix + name
-        if names is not None:
-            check(name, names, doc, field)
-        if name in props:
-            out[name] = check(item, props[name], doc, field)
-        elif extra is False:
-            raise ApiError(422, f"{field}: unknown field", field=field)
-        elif isinstance(extra, dict):
-            out[name] = check(item, extra, doc, field)
-        else:
-            out[name] = item
-    return out
-
-
-def check_string(value: str, schema: dict[str, Any], where: str) -> Any:
-    label = where or "body"
-    field = where or None
-    if "\x00" in value or SURROGATE.search(value):
-        raise ApiError(422, f"{label}: NUL and lone surrogates are not allowed", field=field)
-    if "minLength" in schema and len(value) < schema["minLength"]:
-        raise ApiError(422, f"{label}: at least {schema['minLength']} characters", field=field)
-    if "maxLength" in schema and len(value) > schema["maxLength"]:
-        raise ApiError(422, f"{label}: at most {schema['maxLength']} characters", field=field)
-    if "pattern" in schema and not compiled(schema["pattern"]).search(value):
-        raise ApiError(422, f"{label}: {value[:80]!r} is not in the expected form", field=field)
-    form = schema.get("format")
-    if form == "date":
-        return parse_date(value, where)
-    if form == "date-time":
-        return parse_instant(value, where)
-    return value
-
-
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@cache
-def compiled(pattern: str) -> re.Pattern[str]:
-    """The document's (ECMA) pattern in Python: there `$` ends the text, never a final line."""
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
-DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-INSTANT_FORM = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-def parse_date(value: str, where: str) -> date:
-    if not DATE_FORM.fullmatch(value):
-        raise ApiError(422, f"{where}: a date YYYY-MM-DD is required, not {value!r}", field=where)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(422, f"{where}: {value!r} is not a date", field=where) from None
-    if not YEARS[0] <= day.year <= YEARS[1]:
-        raise ApiError(422, f"{where}: years {YEARS[0]}-{YEARS[1]} only", field=where)
-    return day
-
-
-def parse_instant(value: str, where: str) -> datetime:
-    if not INSTANT_FORM.fullmatch(value):
-        raise ApiError(
-            422,
-            f"{where}: an ISO 8601 instant with an offset is required "
-            f"(2026-01-05T09:00:00Z), not {value!r}",
-            field=where,
-        )
-    text = value.upper().replace(" ", "T").replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-        if not YEARS[0] <= moment.year <= YEARS[1]:
-            raise ValueError
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ApiError(
-            422,
-            f"{where}: {value!r} is not a valid instant (years {YEARS[0]}-{YEARS[1]})",
-            field=where,
-        ) from None

@@ -8,7 +8,7 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
-from scheduler.journey import YEARS
+from scheduler.inputs import YEARS
 from scheduler.models import MAX_ID
 from scheduler.program import Program
 from scheduler.vocab import (
@@ -20,7 +20,7 @@ from scheduler.vocab import (
     Template,
 )
 
-# Dates and instants the API accepts lie in the engine's range of years (scheduler.journey).
+# Dates and instants the API accepts lie in the engine's range of years (scheduler.inputs).
 # Free text: anything but NUL, which no database stores in text.
 TEXT = r"^[^\u0000]*$"
 ADDRESS_PART = r"[^@\s<>()\[\],;:\"\u0000-\u001f\u007f]+"

@@ -1,0 +1,304 @@
+"""Enrollment: clients enter the program and their whole journey is planned in one bulk
+insert; their details change; a journey not yet under way can start again from another date."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select
+
+from scheduler import plan
+from scheduler.controls import adjust
+from scheduler.engine import Context
+from scheduler.errors import Conflict, Invalid, JourneyError
+from scheduler.inputs import check_date, clean_email, clean_name, clean_zone
+from scheduler.lookups import client_zone
+from scheduler.models import Automation, AutomationLog, Client, Deliverable
+from scheduler.schedule import bulk_insert
+from scheduler.vocab import (
+    AutomationStatus,
+    LogStatus,
+    Source,
+    lane,
+)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """One client to enroll."""
+
+    name: str
+    email: str
+    start_date: date
+    timezone: str = "UTC"
+    onboarding: dict[str, Any] = field(default_factory=dict)
+    business_plan: str = ""
+
+
+def enroll(
+    ctx: Context,
+    *,
+    name: str,
+    email: str,
+    start_date: date,
+    timezone: str = "UTC",
+    onboarding: dict[str, Any] | None = None,
+    business_plan: str = "",
+) -> Client:
+    """Enroll a client and plan the whole journey from `start_date`."""
+    person = Enrollment(name, email, start_date, timezone, dict(onboarding or {}), business_plan)
+    return enroll_many(ctx, [person])[0]
+
+
+def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
+    """Enroll clients and plan their journeys: all of them, or (on any bad row) none."""
+    if not people:
+        return []
+    cleaned: list[Enrollment] = []
+    seen: set[str] = set()
+    for row, person in enumerate(people, start=1):
+        try:
+            check_date(person.start_date, "start_date")
+            email = clean_email(person.email)
+            if email in seen:
+                raise Conflict(f"email {email} appears twice", "email")
+            seen.add(email)
+            cleaned.append(
+                Enrollment(
+                    clean_name(person.name),
+                    email,
+                    person.start_date,
+                    clean_zone(person.timezone),
+                    dict(person.onboarding or {}),
+                    str(person.business_plan or ""),
+                )
+            )
+        except JourneyError as exc:
+            if len(people) > 1:
+                exc.message = f"row {row}: {exc.message}"
+                exc.args = (exc.message,)
+            raise
+    taken: dict[str, int] = {}
+    emails = sorted(seen)
+    for i in range(0, len(emails), 1000):
+        taken |= dict(
+            ctx.session.execute(
+                select(Client.email, Client.id).where(Client.email.in_(emails[i : i + 1000]))
+            ).all()
+        )
+    if taken:
+        email, found = next(iter(sorted(taken.items())))
+        raise Conflict(f"a client with email {email} is already enrolled (id {found})", "email")
+    now = ctx.now()
+    rows = [
+        {
+            "name": p.name,
+            "email": p.email,
+            "timezone": p.timezone,
+            "start_date": p.start_date,
+            "current_month": 1,
+            "held_days": 0,
+            "onboarding": p.onboarding,
+            "business_plan": p.business_plan,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for p in cleaned
+    ]
+    # Core executemany: one multi-row INSERT per batch on every backend.
+    connection = ctx.session.connection()
+    made = {
+        email: client_id
+        for email, client_id in connection.execute(
+            insert(Client.__table__).returning(Client.email, Client.id), rows
+        ).all()
+    }
+    ids = [made[p.email] for p in cleaned]
+    loaded: dict[int, Client] = {}
+    for i in range(0, len(ids), 1000):
+        chunk = select(Client).where(Client.id.in_(ids[i : i + 1000]))
+        loaded |= {c.id: c for c in ctx.session.scalars(chunk)}
+    clients = [loaded[i] for i in ids]
+    plan_journey(ctx, clients, fresh=True)
+    return clients
+
+
+def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False) -> int:
+    """Schedule every step of the clients' plans in one bulk insert. Idempotent: steps a client
+    already has stay as they are (`fresh` says the clients are new and have none). Returns how
+    many automations it scheduled."""
+    have: set[tuple[int, str | None]] = set()
+    if not fresh:
+        ids = [c.id for c in clients]
+        for i in range(0, len(ids), 1000):
+            have |= set(
+                ctx.session.execute(
+                    select(Automation.client_id, Automation.key).where(
+                        Automation.client_id.in_(ids[i : i + 1000]),
+                        Automation.source == Source.PLAN,
+                    )
+                ).all()
+            )
+    now = ctx.now()
+    soon = now + ctx.engine.horizon
+    # The steps, as plain values, with their distance from the start (the hot loop of a bulk
+    # enrollment: 32 rows a client).
+    steps = [
+        (
+            step.key,
+            step.type.value,
+            step.month,
+            step.template.value if step.template else None,
+            plan.step_date(EPOCH, step, ctx.program) - EPOCH,
+            plan.skips_when_late(step.type),
+        )
+        for step in plan.journey_steps(ctx.program)
+    ]
+    instant = functools.lru_cache(maxsize=4096)(plan.send_instant)
+    hour = ctx.engine.send_hour
+    max_retries = ctx.program.schedule.max_retries
+    rows: list[dict[str, Any]] = []
+    for client in clients:
+        tz = client_zone(client)
+        held = client.paused_at is not None
+        base = client.start_date + timedelta(days=client.held_days)
+        for key, type_, month, template, offset, time_bound in steps:
+            if (client.id, key) in have:
+                continue
+            at = instant(base + offset, tz, hour)
+            late = time_bound and at < now
+            rows.append(
+                {
+                    "client_id": client.id,
+                    "type": type_,
+                    "month": month,
+                    "template": template,
+                    "key": key,
+                    "source": "PLAN",
+                    "status": "SKIPPED" if late else "SCHEDULED",
+                    "version": 1,
+                    "trigger_at": at,
+                    "retry_count": 0,
+                    "max_retries": max_retries,
+                    "payload": {},
+                    "detail": LATE if late else "",
+                    "dispatched_at": now if not late and not held and at <= soon else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not rows:
+        return 0
+    # A plain executemany (no RETURNING) is the fast path on every driver; the ids are read
+    # back only for the few rows that need them (skipped now, or dispatched now).
+    bulk_insert(ctx, Automation.__table__, rows)
+    wanted = [r for r in rows if r["status"] == AutomationStatus.SKIPPED or r["dispatched_at"]]
+    ids: dict[tuple[int, str], int] = {}
+    clients_wanted = sorted({r["client_id"] for r in wanted})
+    for i in range(0, len(clients_wanted), 1000):
+        found = ctx.session.execute(
+            select(Automation.client_id, Automation.key, Automation.id).where(
+                Automation.client_id.in_(clients_wanted[i : i + 1000]),
+                Automation.source == Source.PLAN,
+                or_(
+                    Automation.status == AutomationStatus.SKIPPED,
+                    Automation.dispatched_at.is_not(None),
+                ),
+            )
+        )
+        ids |= {(client_id, key): automation_id for client_id, key, automation_id in found.all()}
+    logs = []
+    for row in wanted:
+        automation_id = ids[row["client_id"], row["key"]]
+        if row["status"] == AutomationStatus.SKIPPED:
+            logs.append(
+                {
+                    "at": now,
+                    "client_id": row["client_id"],
+                    "automation_id": automation_id,
+                    "type": row["type"],
+                    "month": row["month"],
+                    "template": row["template"],
+                    "status": LogStatus.SKIPPED.value,
+                    "attempt": 1,
+                    "detail": LATE,
+                }
+            )
+        elif row["dispatched_at"] is not None:
+            ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"], lane(row["type"]))
+    if logs:
+        bulk_insert(ctx, AutomationLog.__table__, logs)
+    return len(rows)
+
+
+LATE = "its moment had passed when it was planned"
+
+
+EPOCH = date(2000, 1, 1)
+
+
+def update_client(
+    ctx: Context,
+    client: Client,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    onboarding: dict[str, Any] | None = None,
+    business_plan: str | None = None,
+    reminders_enabled: bool | None = None,
+    celebrations_enabled: bool | None = None,
+) -> Client:
+    """Change a client's details (what is None stays). The schedule does not depend on them:
+    the start date changes through `adjust`, the time zone not at all."""
+    if name is not None:
+        client.name = clean_name(name)
+    if email is not None:
+        address = clean_email(email)
+        if address != client.email:
+            other = ctx.session.scalar(select(Client.id).where(Client.email == address))
+            if other is not None:
+                raise Conflict(
+                    f"a client with email {address} is already enrolled (id {other})", "email"
+                )
+            client.email = address
+    if onboarding is not None:
+        client.onboarding = dict(onboarding)
+    if business_plan is not None:
+        client.business_plan = str(business_plan)
+    if reminders_enabled is not None:
+        client.reminders_enabled = bool(reminders_enabled)
+    if celebrations_enabled is not None:
+        client.celebrations_enabled = bool(celebrations_enabled)
+    client.updated_at = ctx.now()
+    return client
+
+
+def start_journey(ctx: Context, client: Client, start_date: date) -> int:
+    """Start the journey from `start_date`: idempotent. A journey not yet under way (nothing
+    generated or sent) moves to the new date; one under way refuses (adjust it instead). Any
+    step of the plan that is missing is planned. Returns how many automations were planned or
+    moved."""
+    if not isinstance(start_date, date):
+        raise Invalid("start_date: a date (YYYY-MM-DD) is required", "start_date")
+    if client.completed_at is not None:
+        raise Conflict(f"{client.name} has completed the program")
+    changed = 0
+    if start_date != client.start_date:
+        under_way = ctx.session.scalar(
+            select(func.count()).where(
+                Automation.client_id == client.id,
+                Automation.status.in_([AutomationStatus.COMPLETED, AutomationStatus.RUNNING]),
+            )
+        ) or ctx.session.scalar(select(func.count()).where(Deliverable.client_id == client.id))
+        if under_way:
+            raise Conflict(
+                f"the journey of {client.name} started on {client.start_date} and is under way; "
+                "adjust the start date instead",
+                "start_date",
+            )
+        changed += adjust(ctx, client, start_date)
+    return changed + plan_journey(ctx, [client])

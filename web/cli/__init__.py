@@ -1,0 +1,43 @@
+"""The `journey` command: every operator command, over the app factory. One module per group
+of commands, each a thin shell over the engine's operations: `clients` (enroll, list, timeline),
+`review`, `controls`, `automations`, `admins` (and API tokens), `program` (and emails),
+`operations` (sweep, serve, demo, simulate)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask.cli import FlaskGroup, routes_command, shell_command
+
+from scheduler.program import ProgramError
+from web import create_app
+from web.cli import admins, automations, clients, controls, operations, program, review
+from web.config import ConfigError
+
+
+def app_factory() -> Any:
+    try:
+        return create_app()
+    except (ConfigError, ProgramError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+# Flask's own `run` serves pages without the worker and the sweep: `journey serve` is the one.
+cli = FlaskGroup(
+    name="journey",
+    create_app=app_factory,
+    add_default_commands=False,
+    help="Journey Engine: plan and carry out every client's journey.",
+)
+cli.add_command(shell_command)
+cli.add_command(routes_command)
+for module in (clients, review, controls, automations, admins, operations, program):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    cli.main(prog_name="journey")
