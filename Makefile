@@ -45,9 +45,11 @@ run: install
 test: dev
 	$(BIN)/pytest
 
+## lint: ruff, and bandit (no medium or high finding; a `# nosec BXXX # reason` says why)
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r web scheduler tasks migrations --severity-level medium
 
 format: dev
 	$(BIN)/ruff format .

@@ -206,8 +206,10 @@ class Engine:
     # longer, so a backlog is not flooded with copies of messages that are only queued.
     redispatch_after: timedelta = timedelta(minutes=2)
     busy_factor: int = 10
-    # Signs the portal links in client emails (the app's SECRET_KEY).
-    secret_key: str = "dev-only-secret-change-me"
+    # Signs the portal links in client emails (the app's SECRET_KEY); links signed with one of
+    # the fallbacks (older keys, being rotated out) are still accepted.
+    secret_key: str = ""
+    secret_key_fallbacks: tuple[str, ...] = ()
     portal_link_max_age: timedelta = timedelta(days=30)
     # At most this many optional (non-transactional) emails to one client per rolling 24 hours;
     # what the cap holds back is deferred, not dropped.
@@ -217,7 +219,13 @@ class Engine:
 
     @property
     def links(self) -> Links:
-        return Links(self.base_url, self.secret_key, self.clock, self.portal_link_max_age)
+        return Links(
+            self.base_url,
+            self.secret_key,
+            self.clock,
+            self.portal_link_max_age,
+            fallbacks=self.secret_key_fallbacks,
+        )
 
     def __post_init__(self) -> None:
         if not 0 <= self.send_hour <= 23:

@@ -38,10 +38,16 @@ class Links:
     # An unsubscribe link must keep working long after the email (RFC 8058 mail clients call it
     # whenever the reader clicks), so it lives longer than a portal link.
     unsubscribe_max_age: timedelta = timedelta(days=365)
+    # Older keys being rotated out: links they signed still open until they are removed.
+    fallbacks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ValueError("portal links need a secret key")
 
     def _signer(self, purpose: str) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(
-            self.secret,
+            [*self.fallbacks, self.secret],  # itsdangerous signs with the last, the newest
             salt=f"journey.{purpose}",
             signer=ClockSigner,
             signer_kwargs={"clock": self.clock},

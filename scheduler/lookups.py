@@ -13,7 +13,7 @@ from scheduler import plan, rules
 from scheduler.engine import Context
 from scheduler.errors import NotFound
 from scheduler.inputs import check_month
-from scheduler.models import Automation, Client, Deliverable, Hold
+from scheduler.models import Automation, Client, Deliverable, Hold, fits_id, looks_like_id
 from scheduler.vocab import (
     AutomationStatus,
     DeliverableStatus,
@@ -24,8 +24,8 @@ def find_client(ctx: Context, ref: str | int) -> Client:
     """A client by id or email."""
     client: Client | None
     text = str(ref).strip()
-    if text.isdigit():
-        client = ctx.session.get(Client, int(text))
+    if looks_like_id(text):
+        client = ctx.session.get(Client, int(text)) if fits_id(int(text)) else None
     else:
         client = ctx.session.scalar(select(Client).where(Client.email == text.lower()))
     if client is None:
@@ -34,7 +34,7 @@ def find_client(ctx: Context, ref: str | int) -> Client:
 
 
 def find_automation(ctx: Context, automation_id: int) -> Automation:
-    automation = ctx.session.get(Automation, automation_id)
+    automation = ctx.session.get(Automation, automation_id) if fits_id(automation_id) else None
     if automation is None:
         raise NotFound(f"no automation {automation_id}", "automation")
     return automation

@@ -51,6 +51,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 ID = BigInteger().with_variant(Integer, "sqlite")
+# The largest id an ID column holds (a signed 64-bit integer): a larger number names no row (and
+# a database refuses it as a parameter).
+MAX_ID = 2**63 - 1
+
+
+def looks_like_id(text: str) -> bool:
+    """Written as a row id: ASCII digits only (`str.isdigit` also takes "²" and "٣")."""
+    return text.isascii() and text.isdigit()
+
+
+def fits_id(number: int) -> bool:
+    """A number an id column can hold; any other names no row."""
+    return 0 < number <= MAX_ID
+
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -92,8 +107,28 @@ class Admin(Base):
         return self.active and self.password_hash is not None
 
     def get_id(self) -> str:
-        """The session's key: changing the password ends every other session."""
-        return f"{self.id}:{(self.password_hash or '')[-16:]}"
+        return str(self.id)
+
+
+class AdminSession(Base):
+    """One login to the panel. The cookie carries a random token; only its hash is kept here.
+    It ends at logout, when ended from the sessions page or by a password change (`revoked_at`),
+    after SESSION_IDLE_MINUTES without a request, and SESSION_HOURS after the login whatever
+    happens in between (`scheduler.sessions`)."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256, hex
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    revoked_at: Mapped[datetime | None]
+    revoked_why: Mapped[str | None] = mapped_column(String(40))
+
+    admin: Mapped[Admin] = relationship()
 
 
 class Client(Base):

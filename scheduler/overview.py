@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, case, false, func, or_, select
 
 from scheduler.engine import Context
-from scheduler.models import Automation, AutomationLog, Client, Deliverable
+from scheduler.models import (
+    Automation,
+    AutomationLog,
+    Client,
+    Deliverable,
+    fits_id,
+    looks_like_id,
+)
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, LogStatus
 
 PER_PAGE = 50
@@ -306,8 +313,8 @@ def logs(ctx: Context, where: LogFilter, page: int = 1) -> Page:
     query: Select[Any] = select(table, Client.name).join(Client, Client.id == table.client_id)
     if where.client.strip():
         text = where.client.strip()
-        if text.isdigit():
-            query = query.where(Client.id == int(text))
+        if looks_like_id(text):
+            query = query.where(Client.id == int(text) if fits_id(int(text)) else false())
         else:
             like = f"%{text.lower()}%"
             query = query.where(or_(Client.email.like(like), func.lower(Client.name).like(like)))

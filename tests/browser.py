@@ -27,3 +27,20 @@ def shot(page: Any, name: str, tmp_path: Path) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def csp_violations(page: Any) -> list[str]:
+    """Collect every Content-Security-Policy violation the page meets from now on: Chromium's
+    console errors and the `securitypolicyviolation` events (frames included)."""
+    found: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", on_console)
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'Content Security Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI))"
+    )
+    return found

@@ -29,6 +29,11 @@ PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:54
     "postgresql+psycopg://", "postgresql://", 1
 )
 REQUIRED = os.environ.get("JOURNEY_REQUIRE_SERVICES") == "1"
+# The tests' signing key, set as a deployment sets it (the processes the tests start inherit it;
+# outside the embedded default the app refuses to start without one).
+SECRET_KEY = "test-only-signing-key-0123456789abcdef"
+os.environ["SECRET_KEY"] = SECRET_KEY
+os.environ.pop("SECRET_KEY_FALLBACKS", None)
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 

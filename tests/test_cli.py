@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from web.cli import cli
+from web.config import embedded
 
 
 @pytest.fixture
@@ -92,9 +93,11 @@ def test_bad_input_gets_a_clear_message(run, args, words):
 def test_admins_and_demo(run, harness):
     assert "created" in run("admins", "create", "lead@example.com", "--name", "Lead").output
     assert "already exists" in run("admins", "create", "lead@example.com").output
-    out = run("demo", "--if-empty")
+    # `make run` (SQLite, no Redis) loads it as it is; PostgreSQL is a deployment: say so.
+    deployment = [] if embedded(harness.app.config) else ["--allow-known-password"]
+    out = run("demo", "--if-empty", *deployment)
     assert out.exit_code == 0 and "Diego Santos" in out.output
-    assert "already exist" in run("demo", "--if-empty").output
+    assert "already exist" in run("demo", "--if-empty", *deployment).output
     out = run("clients", "list", "--json")
     statuses = {
         json.loads(line)["name"]: json.loads(line)["status"] for line in out.output.splitlines()
@@ -102,6 +105,17 @@ def test_admins_and_demo(run, harness):
     assert statuses["Chloé Dubois"] == "on_hold"
     assert statuses["Diego Santos"] == "completed"
     assert harness.clock.now().date() == date(2026, 1, 1)
+
+
+def test_the_demo_and_its_known_password_stay_out_of_a_deployment(run, harness):
+    harness.app.config["REDIS_URL"] = "redis://127.0.0.1:6379/15"  # as the Procfile runs
+    out = run("demo")
+    assert out.exit_code == 2
+    assert out.output.startswith("error: the demo's admin logs in with a published password")
+    assert "--allow-known-password" in out.output and "nothing loaded" in out.output
+    assert run("clients", "list").output == ""
+    assert run("demo", "--allow-known-password").exit_code == 0
+    assert "Diego Santos" in run("clients", "list").output
 
 
 def test_emails_preview_writes_html_and_text(run, harness, tmp_path):

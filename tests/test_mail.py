@@ -24,8 +24,10 @@ from web.mailer import FlaskMailer
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []  # exactly what the server received
 
     async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content)
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
@@ -45,7 +47,7 @@ def smtp():
     controller.stop()
 
 
-def mail_app(tmp_path, port, clock=None):
+def mail_app(tmp_path, port, clock=None, **config):
     return create_app(
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.sqlite3'}",
@@ -55,6 +57,7 @@ def mail_app(tmp_path, port, clock=None):
             "MAIL_SUPPRESS_SEND": False,
             "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
             "MAIL_TIMEOUT_SECONDS": 5,
+            **config,
         },
         clock=clock or ManualClock(START),
         dispatcher=Transport(),
@@ -246,3 +249,113 @@ def test_a_whole_journey_arrives_over_smtp_in_order(tmp_path, smtp):
     admin = [m["Subject"] for m in inbox.messages if m["To"] == "coach@example.com"]
     assert sum(s.startswith("Review needed") for s in admin) == 8
     assert not any("Client alert" in s for s in admin)
+
+
+def raw_headers(raw: bytes) -> dict[str, list[str]]:
+    """Each header's values as received, unfolded (RFC 5322 2.2.3); every byte ASCII."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    fields: dict[str, list[str]] = {}
+    current = None
+    for line in lines:
+        text = line.decode("ascii")  # raises on any byte that is not ASCII
+        if text[:1] in (" ", "\t"):
+            fields[current][-1] += text
+        else:
+            name, _, value = text.partition(":")
+            current = name.lower()
+            fields.setdefault(current, []).append(value.removeprefix(" "))
+    return fields
+
+
+def test_every_email_arrives_with_headers_as_the_rfcs_want_them(tmp_path, smtp):
+    """Every template, sent to a real SMTP server, with a long BASE_URL, a long address and
+    non-ASCII names and subjects: the raw bytes have a plain-ASCII List-Unsubscribe URL (RFC
+    8058), Subject and From encoded (RFC 2047) and decoding back to what was written, and no
+    line over 998 characters (RFC 5322)."""
+    from scheduler import digest, emails
+    from scheduler.models import Admin, Email
+    from scheduler.vocab import OPTIONAL_TEMPLATES, Template
+
+    port, inbox = smtp
+    clock = ManualClock(START)
+    base = "https://journeys.a-coaching-business-with-a-rather-long-name.example.com/app/portal-v2"
+    app = mail_app(
+        tmp_path,
+        port,
+        clock,
+        BASE_URL=base,
+        MAIL_DEFAULT_SENDER="Journée Café Coaching <journey@coach.example>",
+    )
+    app.extensions["journey"].base_url = base
+    address = "zoe.unal-lukasiewicz.and-her-mailbox@a-rather-long-domain-for-mail.example.com"
+    name = "Zoë Ünal-Łukasiewicz 山田"
+    with app.app_context():
+        db.create_all()
+        ctx = journey_context()
+        coach = "the.coach-who-runs-this-program@a-rather-long-domain-for-mail.example.com"
+        admin = Admin(email=coach, name="Coach", timezone="UTC", active=True)
+        admin.created_at = clock.now()
+        db.session.add(admin)
+        client = enrollment.enroll(
+            ctx, name=name, email=address, start_date=date(2025, 12, 1), timezone="Asia/Tokyo"
+        )
+        ctx.commit()
+        sent = {}
+        for template in Template:
+            if template is Template.WEEKLY_DIGEST:
+                rendered = digest.render_for(ctx, admin, clock.now())
+                to, client_id = admin.email, None
+            else:
+                rendered = emails.preview(ctx, template, client)
+                to = admin.email if rules_to_admins(template) else address
+                client_id = client.id
+            row = Email(
+                key=f"automation:{len(sent) + 1}:{to}",
+                client_id=client_id,
+                to_address=to,
+                template=template,
+                subject=rendered.subject,
+                text_body=rendered.text,
+                html_body=rendered.html,
+                status="PENDING",
+                message_id=emails.message_id(f"t:{template}", ctx.engine.mail_sender),
+                attempts=1,
+                created_at=clock.now(),
+            )
+            db.session.add(row)
+            ctx.commit()
+            emails.deliver(ctx, row)
+            sent[row.key] = (template, rendered, row.message_id)
+        unsubscribe = ctx.engine.links.unsubscribe(client.id)
+    assert len(inbox.raw) == len(Template)
+    assert any(not s.subject.isascii() for _, s, _ in sent.values())  # emoji, names
+    assert len(f"<{unsubscribe}>") > 78
+    for raw, parsed in zip(inbox.raw, inbox.messages, strict=True):
+        fields = raw_headers(raw)
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        [key] = fields["x-journey-key"]
+        template, rendered, message_id = sent[key]
+        assert len(key) > 78  # long, unspaced: and still sent as it is
+        assert fields["message-id"] == [message_id]
+        assert all("=?" not in value for value in fields["x-journey-key"] + fields["message-id"])
+        if template in OPTIONAL_TEMPLATES:
+            assert fields["list-unsubscribe"] == [f"<{unsubscribe}>"], template
+            assert fields["list-unsubscribe-post"] == ["List-Unsubscribe=One-Click"]
+        else:
+            assert "list-unsubscribe" not in fields, template
+        # Non-ASCII travels as RFC 2047 encoded-words and reads back as written.
+        assert parsed["Subject"] == rendered.subject, template
+        assert parsed["From"].addresses[0].display_name == "Journée Café Coaching"
+        assert parsed["From"].addresses[0].addr_spec == "journey@coach.example"
+        assert len(fields["date"]) == 1 and len(fields["subject"]) == 1
+        assert parsed.get_content_type() == "multipart/alternative"
+        for kind, sent_body in (("plain", rendered.text), ("html", rendered.html)):
+            received = parsed.get_body((kind,)).get_content().replace("\r\n", "\n")
+            assert received.rstrip("\n") == sent_body.rstrip("\n"), (template, kind)
+
+
+def rules_to_admins(template) -> bool:
+    from scheduler import rules
+
+    return rules.to_admins(template)

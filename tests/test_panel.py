@@ -29,6 +29,10 @@ def web(harness):
 
 @pytest.fixture
 def panel(harness, web):
+    # These tests move the clock by hours while the coach stays logged in (sessions have
+    # tests of their own): the longest idle time and lifetime the settings allow.
+    harness.app.config["SESSION_IDLE_MINUTES"] = 24 * 60
+    harness.app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=720)
     set_password()
     assert log_in(web).status_code == 302
     return Panel(web)
@@ -97,8 +101,15 @@ def test_a_next_link_cannot_send_a_login_elsewhere(harness, web):
 
 
 def test_a_changed_password_ends_other_sessions(harness, web, panel):
+    from web.cli import cli
+
     assert web.get("/").status_code == 200
-    set_password()  # a new hash (new salt), as `journey admins password` makes
+    changed = harness.app.test_cli_runner().invoke(
+        cli,
+        ["admins", "password", "coach@example.com", "--password-stdin"],
+        input="a new passphrase\n",
+    )
+    assert changed.exit_code == 0 and "1 session(s) ended" in changed.output
     assert web.get("/").status_code == 302
 
 
@@ -337,3 +348,20 @@ def test_the_journey_page_shows_each_months_generation_progress(harness, panel):
     harness.run_for(timedelta(minutes=16))
     page = panel.get(f"/clients/{client.id}").get_data(True)
     assert ">done</span>" in page and "2 attempts" in page
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "says"),
+    [
+        ("/?page=x", 422, "page: &#39;x&#39; is not a whole number"),
+        ("/review?page=x", 422, "page: &#39;x&#39; is not a whole number"),
+        ("/clients/99999999999999999999", 404, "Not Found"),
+        ("/log?client=99999999999999999999", 200, "No row matches"),
+        ("/log?to=9999-12-31", 422, "outside the years"),
+        ("/automations/99999999999999999999/cancel", 404, "Not Found"),
+    ],
+)
+def test_bad_query_parameters_get_a_message_not_a_500(harness, panel, url, status, says):
+    answer = panel.post(url, htmx=False) if url.endswith("/cancel") else panel.get(url)
+    assert answer.status_code == status, answer.get_data(True)
+    assert says in answer.get_data(True)

@@ -49,20 +49,38 @@ def test_progress_shows_months_dates_and_percent(harness, web):
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
 
 
-def test_opening_a_deliverable_is_recorded_once_and_stops_its_reminders(harness, web):
+def test_a_scanner_fetching_the_link_opens_nothing(harness, web):
+    """Link checkers and mail scanners GET (or HEAD) the links in emails: that is not the client
+    reading, and must not cancel the month's overdue reminder."""
     client = delivered(harness)
     overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
-    assert overdue.status == S.SCHEDULED
-    assert web.head(link(harness, client, "months/1")).status_code == 200
-    assert harness.refresh(harness.deliverable(client, 1)).opened_at is None  # a link checker
-    page = web.get(link(harness, client, "months/1"))
+    scanner = harness.app.test_client()  # no cookie, no script: curl, a mail gateway
+    assert scanner.head(link(harness, client, "months/1")).status_code == 200
+    page = scanner.get(link(harness, client, "months/1"), headers={"User-Agent": "curl/8.5"})
     assert page.status_code == 200 and "Month 1" in page.get_data(as_text=True)
+    assert harness.refresh(harness.deliverable(client, 1)).opened_at is None
+    assert harness.refresh(overdue).status == S.SCHEDULED
+
+
+def test_reading_records_the_open_once_and_stops_its_reminders(harness, web):
+    client = delivered(harness)
+    overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
+    page = web.get(link(harness, client, "months/1")).get_data(as_text=True)
+    assert "data-record-open" in page and "Mark as read" in page  # the no-script fallback
+    assert "/static/portal.js" in page
+    opened = link(harness, client, "months/1/opened")
+    answer = web.post(opened, headers={"X-Requested-With": "fetch"})  # what portal.js sends
+    assert answer.status_code == 204
     first = harness.refresh(harness.deliverable(client, 1)).opened_at
     assert first is not None
     assert harness.refresh(overdue).status == S.CANCELLED
     harness.clock.advance(timedelta(hours=3))
-    assert web.get(link(harness, client, "months/1")).status_code == 200
+    button = web.post(opened)  # the button, without JavaScript: back to the page
+    assert button.status_code == 303 and button.headers["Location"].endswith("/months/1")
     assert harness.refresh(harness.deliverable(client, 1)).opened_at == first
+    assert "Mark as read" not in web.get(link(harness, client, "months/1")).get_data(True)
+    assert web.post(link(harness, client, "months/2/opened")).status_code == 404  # not ready
+    assert web.get(opened).status_code == 405
 
 
 @pytest.mark.parametrize("page", ["months/2", "months/9", "months/0"])

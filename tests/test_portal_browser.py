@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from scheduler import review
-from tests.browser import serve, shot
+from scheduler.vocab import AutomationStatus as S
+from scheduler.vocab import Template
+from tests.browser import csp_violations, serve, shot
 
 
 @pytest.fixture
@@ -28,16 +30,23 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
         harness.do(review.approve, client, month)
     harness.run_for(timedelta(days=2))
     links = harness.app.extensions["journey"].links
+    violations = csp_violations(page)
+    overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=2)
+    assert overdue.status == S.SCHEDULED
 
     page.goto(links.portal(client.id))
     assert page.locator("h1").inner_text() == "You're 25% through your journey"
     assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "25"
     shot(page, "portal-progress", tmp_path)
 
-    page.get_by_role("link", name="Open").first.click()
-    assert "Month 1" in page.locator("main").inner_text()
+    page.get_by_role("link", name="Open").nth(1).click()
+    assert "Month 2" in page.locator("main").inner_text()
+    # A person reading it: the page's script records the open (a GET alone does not).
+    page.get_by_role("status").filter(has_text="Marked as read").wait_for()
     shot(page, "portal-deliverable", tmp_path)
-    assert harness.refresh(harness.deliverable(client, 1)).opened_at is not None
+    assert harness.refresh(harness.deliverable(client, 2)).opened_at is not None
+    assert harness.refresh(harness.deliverable(client, 1)).opened_at is None
+    assert harness.refresh(overdue).status == S.CANCELLED
     page.get_by_role("link", name="← Back to your progress").click()
     assert page.get_by_role("link", name="Read again").count() == 1
 
@@ -61,3 +70,23 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
 
     page.goto(site + "/portal/forged-token")
     assert page.locator("h1").inner_text() == "This link can't be used"
+    assert violations == []
+
+
+def test_without_javascript_the_button_records_the_open(harness, site, chromium):
+    client = harness.enroll(date(2026, 1, 5), "America/New_York")
+    harness.run_until(datetime(2026, 1, 5, 15, tzinfo=UTC))
+    harness.do(review.approve, client, 1)
+    overdue = harness.one(client, template=Template.REMINDER_OVERDUE, month=1)
+    context = chromium.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(harness.app.extensions["journey"].links.portal(client.id, "months/1"))
+        assert harness.refresh(harness.deliverable(client, 1)).opened_at is None
+        page.get_by_role("button", name="Mark as read").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("button", name="Mark as read").count() == 0
+    finally:
+        context.close()
+    assert harness.refresh(harness.deliverable(client, 1)).opened_at is not None
+    assert harness.refresh(overdue).status == S.CANCELLED

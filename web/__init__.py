@@ -16,10 +16,10 @@ from flask import Flask, current_app, g
 from scheduler import database
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import Context, Dispatcher, Engine, Generator, Mailer
-from scheduler.program import load_program
+from scheduler.program import ProgramError, load_program
 from scheduler.providers import ChatSettings, make_generator
 from web import assets, logs
-from web.config import from_env
+from web.config import ConfigError, from_env, signing_keys
 from web.extensions import csrf, db, htmx, mail, migrate
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def create_app(
     app = Flask(__name__, instance_relative_config=True, template_folder=str(TEMPLATES))
     app.config.from_mapping(from_env(app.instance_path))
     app.config.update(config or {})
+    # Before anything else starts (the broker, the workers): no deployment runs on a known key.
+    signing_keys(app.config, app.instance_path)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     else:  # a server database: connections that died (restart, failover) are replaced
@@ -81,13 +83,16 @@ def create_app(
         worker_id=broker.identity() or uuid.uuid4().hex,
         redispatch_after=timedelta(seconds=app.config["REDISPATCH_AFTER_SECONDS"]),
         secret_key=app.config["SECRET_KEY"],
+        secret_key_fallbacks=tuple(app.config["SECRET_KEY_FALLBACKS"]),
         portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
         frequency_cap=app.config["EMAIL_FREQUENCY_CAP"],
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
     )
 
-    from web import api, auth, main, panel, portal, records
+    from web import api, auth, main, panel, portal, records, security, throttle
 
+    security.init_app(app)
+    throttle.init_app(app)
     auth.init_app(app)
     app.register_blueprint(main.bp)
     app.register_blueprint(panel.bp)
@@ -117,7 +122,10 @@ def configured_generator(config: dict[str, Any]) -> Generator:
 def worker_app(config: dict[str, Any] | None = None) -> Flask:
     """The app of a worker process (`web.worker`, `web.periodic`): built by the factory, its
     units of work bound for the actors, and the actors declared on its broker."""
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except (ConfigError, ProgramError) as exc:  # a setting it cannot run with: say which
+        raise SystemExit(f"error: {exc}") from None
     from tasks import metrics, runtime
 
     if app.config["WORKER_METRICS_PORT"]:

@@ -33,7 +33,7 @@ from scheduler import (
 )
 from scheduler.models import Admin, Automation, Client
 from scheduler.vocab import AutomationStatus, AutomationType, Template
-from web import journey_context
+from web import journey_context, security
 from web.extensions import db, htmx
 
 bp = Blueprint("panel", __name__)
@@ -45,6 +45,16 @@ def refused(exc: errors.JourneyError) -> int:
     db.session.rollback()
     journey_context().rollback()
     return next((code for kind, code in STATUS_CODE.items() if isinstance(exc, kind)), 400)
+
+
+@bp.errorhandler(errors.JourneyError)
+def refusal(exc: errors.JourneyError) -> Any:
+    """What a page refuses (a query parameter it cannot use, say `?page=x`): the message, with
+    its 4xx status, never a 500."""
+    code = refused(exc)
+    if htmx:
+        return render_template("panel/_flash.html", error=exc.message), code
+    return render_template("panel/refused.html", message=exc.message, code=code), code
 
 
 def client_or_404(client_id: int) -> Client:
@@ -322,10 +332,10 @@ def schedule(client_id: int) -> Any:
 
 
 def automation_or_404(automation_id: int) -> Automation:
-    found = db.session.get(Automation, automation_id)
-    if found is None:
+    try:
+        return lookups.find_automation(journey_context(), automation_id)
+    except errors.NotFound:
         abort(404)
-    return found
 
 
 @bp.post("/automations/<int:automation_id>/trigger")
@@ -359,8 +369,7 @@ def cancel(automation_id: int) -> Any:
     return control(automation.client_id, act)
 
 
-@bp.get("/clients/<int:client_id>/emails/<template>")
-def email_preview(client_id: int, template: str) -> Any:
+def previewed(client_id: int, template: str) -> tuple[Client, Template, emails.Rendered]:
     """Any template, rendered for this client as it would be sent today (nothing is sent)."""
     found = client_or_404(client_id)
     try:
@@ -370,9 +379,30 @@ def email_preview(client_id: int, template: str) -> Any:
     if chosen is Template.WEEKLY_DIGEST:
         abort(404, description="the weekly digest is for admins: preview it from the CLI")
     try:
-        rendered = emails.preview(journey_context(), chosen, found)
+        return found, chosen, emails.preview(journey_context(), chosen, found)
     except emails.MissingVariable as exc:
         abort(409, description=str(exc))
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>/html")
+def email_html(client_id: int, template: str) -> Any:
+    """The email's HTML alone, for the preview page's sandboxed frame: the email's inline
+    styles are allowed here, and nothing else (no script, nothing from outside)."""
+    _, _, rendered = previewed(client_id, template)
+    return (
+        rendered.html,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": security.EMAIL_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
+@bp.get("/clients/<int:client_id>/emails/<template>")
+def email_preview(client_id: int, template: str) -> Any:
+    found, chosen, rendered = previewed(client_id, template)
     return render_template(
         "panel/email_preview.html",
         client=found,

@@ -4,9 +4,19 @@ page and no data."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from scheduler import portal
 from scheduler.certificate import certificate
@@ -18,8 +28,11 @@ from scheduler.models import Client
 from scheduler.review import open_deliverable
 from web import journey_context
 from web.extensions import db
+from web.throttle import limiter, wait_words
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
+# Every request of the portal's token routes counts, per client address.
+limiter.limit(lambda: current_app.config["PORTAL_LIMIT"], scope="portal")(bp)
 
 
 @bp.after_request
@@ -29,9 +42,11 @@ def private(response: Response) -> Response:
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    # No script, no outside resource; emails shown in a sandboxed frame.
+    # No outside resource, no inline script: only the portal's own script file (it records a
+    # person reading a deliverable); emails shown in a sandboxed frame.
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; connect-src 'self'; "
+        "style-src 'unsafe-inline'; img-src 'self' data:; "
         "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
     return response
@@ -61,6 +76,12 @@ def forbidden(error: Any) -> tuple[str, int]:
     return render_template("portal/forbidden.html", reason=error.description), 403
 
 
+@bp.errorhandler(429)
+def too_many(error: Any) -> Any:
+    wait = limiter.current_limit.reset_at - int(time.time()) if limiter.current_limit else 60
+    return render_template("portal/too_many.html", wait=wait_words(max(wait, 1))), 429
+
+
 @bp.errorhandler(404)
 def not_found(error: Any) -> tuple[str, int]:
     return render_template("portal/not_found.html", reason=error.description), 404
@@ -74,19 +95,15 @@ def home(token: str) -> str:
 
 @bp.get("/<token>/months/<int:month>")
 def month(token: str, month: int) -> str:
+    """The deliverable. Showing it records nothing: link checkers and mail scanners fetch the
+    links in emails too, and an open would cancel the month's overdue reminder and escalation.
+    The page's script (or, without JavaScript, its button) posts to `opened`."""
     client = client_for(token)
     ctx = journey_context()
     try:
         deliverable = portal.deliverable(ctx, client, month)
-    except NotFound as exc:
-        abort(404, description=exc.message)
     except JourneyError as exc:
         abort(404, description=exc.message)
-    # A HEAD request (a link checker, a mail scanner) is not the client reading it.
-    first_open = deliverable.opened_at is None and request.method == "GET"
-    if first_open:
-        open_deliverable(ctx, client, month)
-        ctx.commit()
     return page(
         "month.html",
         token,
@@ -99,6 +116,23 @@ def month(token: str, month: int) -> str:
         if deliverable.delivered_at
         else "",
     )
+
+
+@bp.post("/<token>/months/<int:month>/opened")
+def opened(token: str, month: int) -> Any:
+    """A person is reading the month: record the first open (its overdue reminder and
+    escalation stop). 204 for the page's script; back to the page for the button."""
+    client = client_for(token)
+    ctx = journey_context()
+    try:
+        portal.deliverable(ctx, client, month)  # only a month the client can read
+        open_deliverable(ctx, client, month)
+    except JourneyError as exc:
+        abort(404, description=exc.message)
+    ctx.commit()
+    if request.headers.get("X-Requested-With") == "fetch":
+        return "", 204
+    return redirect(url_for("portal.month", token=token, month=month), 303)
 
 
 @bp.get("/<token>/notifications")

@@ -1,7 +1,7 @@
 """workers that beat, automations claimed by one, outbox rows being sent
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29 16:00:00
 
 Expand only: new nullable columns and a new table, so that workers of the previous release
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

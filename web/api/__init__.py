@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from scheduler.engine import Context
 from scheduler.errors import JourneyError
 from scheduler.models import ApiToken
-from web import journey_context
+from web import journey_context, throttle
 from web.api import errors, idempotency, inputs, spec, tokens
 from web.api.errors import ApiError
 from web.extensions import db
@@ -60,7 +60,7 @@ def gate() -> Response | None:
     request.max_content_length = inputs.MAX_BODY
     try:
         if request.endpoint not in PUBLIC:
-            g.api_token = authenticate()
+            g.api_token = authenticate_throttled()
         if request.routing_exception is not None:
             assert isinstance(request.routing_exception, HTTPException)
             return errors.respond(errors.from_http(request.routing_exception))
@@ -70,6 +70,25 @@ def gate() -> Response | None:
         db.session.rollback()
         return errors.handle_unexpected(exc)
     return None
+
+
+def authenticate_throttled() -> ApiToken:
+    """The token, unless this address has sent too many bad ones lately (then 429, with no
+    token checked until the wait is over)."""
+    address = throttle.client_address()
+    wait = throttle.API_TOKEN.retry_after(address)
+    if wait:
+        raise ApiError(
+            429,
+            f"too many requests with a missing or bad API token from this address: "
+            f"try again in {throttle.wait_words(wait)}",
+            headers={"Retry-After": str(wait)},
+        )
+    try:
+        return authenticate()
+    except ApiError:
+        throttle.API_TOKEN.failed(address)
+        raise
 
 
 def authenticate() -> ApiToken:

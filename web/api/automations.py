@@ -8,20 +8,17 @@ from typing import Any
 from flask import Response
 from sqlalchemy import Select, func, select
 
-from scheduler import controls, errors, lookups
+from scheduler import controls, lookups
 from scheduler.models import Automation, AutomationLog
 from scheduler.stats import automation_stats
 from web.api import action, bp, ctx, inputs, reply
 from web.api import serialize as out
 from web.api.clients import find as find_client
 from web.api.errors import ApiError
-from web.api.spec import MAX_ID
 from web.extensions import db
 
 
 def find(automation_id: int) -> Automation:
-    if automation_id > MAX_ID:
-        raise errors.NotFound(f"no automation {automation_id}", "automation")
     return lookups.find_automation(ctx(), automation_id)
 
 

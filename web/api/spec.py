@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from scheduler.inputs import YEARS
+from scheduler.models import MAX_ID
 from scheduler.program import Program
 from scheduler.vocab import (
     AutomationStatus,
@@ -20,7 +21,6 @@ from scheduler.vocab import (
 )
 
 # Dates and instants the API accepts lie in the engine's range of years (scheduler.inputs).
-MAX_ID = 2**63 - 1
 # Free text: anything but NUL, which no database stores in text.
 TEXT = r"^[^\u0000]*$"
 ADDRESS_PART = r"[^@\s<>()\[\],;:\"\u0000-\u001f\u007f]+"
@@ -340,6 +340,8 @@ ERRORS = {
     "409": "The journey is not in a state that allows this (already on hold, not in review...).",
     "415": "The body is not JSON.",
     "422": "A field is missing, of the wrong type, or out of range (see `error.field`).",
+    "429": "Too many requests with a missing or bad API token from this address: no token is "
+    "checked until the number of seconds in `Retry-After` has passed.",
 }
 
 
@@ -348,7 +350,7 @@ def responses(ok: str, schema: str | None, *codes: str, description: str = "") -
         ok: {"description": description or "Success."}
         | ({"content": {"application/json": {"schema": ref(schema)}}} if schema else {})
     }
-    for code in ("401", "404", "422", *codes):
+    for code in ("401", "404", "422", "429", *codes):
         out[code] = {"$ref": f"#/components/responses/E{code}"}
     return out
 
@@ -737,6 +739,18 @@ def document(program: Program) -> dict[str, Any]:
                     "description": text_,
                     "content": {"application/json": {"schema": ref("Error")}},
                 }
+                | (
+                    {
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds to wait.",
+                                "schema": {"type": "integer", "minimum": 1},
+                            }
+                        }
+                    }
+                    if code == "429"
+                    else {}
+                )
                 for code, text_ in ERRORS.items()
             },
             "schemas": schemas(program),

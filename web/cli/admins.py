@@ -82,9 +82,12 @@ def admins_password(email: str, password_stdin: bool) -> None:
     password = read_password(password_stdin)
     if password is None:
         raise errors.Invalid("password: type it at a terminal or use --password-stdin", "password")
+    from scheduler.sessions import end_all
+
     admin.password_hash = hash_password(password)
+    ended = end_all(db.session, admin.id, journey_context().now(), "password changed")
     db.session.commit()
-    click.echo(f"password of {admin.email} changed")
+    click.echo(f"password of {admin.email} changed; {ended} session(s) ended")
 
 
 @admins.command("list")

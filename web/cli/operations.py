@@ -73,10 +73,30 @@ def serve_cmd(host: str, port: int) -> None:
 
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Only when there is no client yet.")
+@click.option(
+    "--allow-known-password",
+    is_flag=True,
+    help="Outside the embedded default, load it anyway: its admin's password is published.",
+)
 @with_appcontext
-def demo_cmd(if_empty: bool) -> None:
-    """Load a few demo clients at different points of their journey."""
+def demo_cmd(if_empty: bool, allow_known_password: bool) -> None:
+    """Load a few demo clients at different points of their journey (the embedded default
+    only: the demo's admin has a password anyone can read in the README)."""
+    from flask import current_app
+
+    from web.config import embedded
     from web.demo import DEMO_LOGIN, DEMO_PASSWORD, load_demo
+
+    if not embedded(current_app.config) and not allow_known_password:
+        click.echo(
+            f"error: the demo's admin logs in with a published password ({DEMO_LOGIN} / "
+            f"{DEMO_PASSWORD}), and this is not the embedded default (REDIS_URL is set or the "
+            "database is not SQLite): nothing loaded. To load it anyway, add "
+            "--allow-known-password, then change that password at once with "
+            f"`journey admins password {DEMO_LOGIN}`.",
+            err=True,
+        )
+        sys.exit(2)
 
     if if_empty and db.session.scalar(select(func.count()).select_from(Client)):
         click.echo("demo: clients already exist, nothing loaded")
