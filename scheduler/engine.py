@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -111,6 +111,12 @@ class Engine:
     frequency_cap: int = 2
     # Admin alerts (escalations, failures) also go to this Slack-compatible webhook, if set.
     alert_webhook_url: str | None = None
+    # A client email caused by an admin's action (a hold, a resume, an approval) waits this
+    # long, so that an undo within it sends nothing.
+    action_email_grace: timedelta = timedelta(0)
+    # False in a process with no worker of its own (a command-line process without Redis):
+    # its automations are left undispatched for the serving process's sweep to send.
+    dispatches: bool = True
 
     @property
     def links(self) -> Links:
@@ -132,6 +138,9 @@ class Context:
     engine: Engine
     session: Session
     _pending: dict[int, tuple[int, datetime, Lane]] = field(default_factory=dict)
+    # Every automation this unit of work created, moved or ended, in order: what an operation
+    # did, for `scheduler.outcomes` to tell.
+    touched: list[Any] = field(default_factory=list)
 
     @property
     def program(self) -> Program:

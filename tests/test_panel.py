@@ -3,6 +3,7 @@ Chromium): who may see it, and every control, with its refusals."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -233,14 +234,25 @@ def test_review_queue_approve_reject_regenerate(harness, panel):
 
 
 def test_dashboard_numbers_link_to_their_rows(harness, panel):
+    """Every number of the dashboard links to the log (or the client list), and the page it
+    links to lists exactly that many rows."""
     client = harness.enroll(date(2026, 1, 1))
     harness.run_until(at(2026, 1, 1, 10))
+    harness.do(review.approve, client, 1)
+    harness.run_for(timedelta(days=3))
     board = panel.get("/dashboard").get_data(True)
     assert "Automation health" in board
-    assert "/log?from=2026-01-01&amp;type=GENERATE_DELIVERABLE&amp;status=COMPLETED" in board
-    rows = panel.get("/log?from=2026-01-01&type=GENERATE_DELIVERABLE&status=COMPLETED")
-    assert rows.get_data(True).count("GENERATE_DELIVERABLE · ") == 0  # no template
-    assert "Sarah Johnson" in rows.get_data(True)
+    links = re.findall(
+        r'<a class="big number" data-label="([^"]+)" href="([^"]+)">([^<]+)</a>', board
+    )
+    assert len(links) == 10
+    for label, href, value in links:
+        page = panel.get(html.unescape(href)).get_data(True)
+        if label == "on-time delivery":
+            assert value in ("100%", "n/a"), value
+            continue
+        shown = page.count('class="log-row"') if "/log" in href else page.count("<tr><td><a")
+        assert shown == int(value), (label, href, value, shown)
     assert client.id
 
 
@@ -318,12 +330,12 @@ def test_the_lists_status_follows_the_rule(harness):
     harness.do(review.approve, done, 1)
     statuses = {row.name: row.status for row in overview.clients(harness.ctx).rows}
     assert statuses == {
-        "Client 0": "on track",  # M1 on 25 Feb: overdue from 4 March
+        "Client 0": "on_track",  # M1 on 25 Feb: overdue from 4 March
         "Client 1": "overdue",  # M1 on 21 Feb, not delivered: overdue since 28 Feb
         "Client 2": "overdue",  # M2 on 31 Jan, in review: overdue since 7 Feb
-        "Client 3": "on track",  # M4 on 1 March: generated this morning
-        "Client 4": "paused",
-        "Client 5": "on track",  # M1 delivered: M2 on 23 March counts
+        "Client 3": "on_track",  # M4 on 1 March: generated this morning
+        "Client 4": "on_hold",
+        "Client 5": "on_track",  # M1 delivered: M2 on 23 March counts
     }
     assert overview.clients(harness.ctx, status="overdue").total == 2
 

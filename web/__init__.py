@@ -89,6 +89,13 @@ def create_app(
     csrf.exempt(portal.bp)
     records.init_app(app)
     app.jinja_env.globals["htmx_script"] = htmx_script(app)
+    # Browsers ask every site for /favicon.ico: the icon is a static file, public like them.
+    app.add_url_rule(
+        "/favicon.ico",
+        endpoint="static",
+        view_func=app.view_functions["static"],
+        defaults={"filename": "favicon.svg"},
+    )
     # Last: the API exempts itself from the CSRF protection set up above.
     api.init_app(app)
     return app
