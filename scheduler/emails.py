@@ -203,6 +203,8 @@ def deliver(ctx: Context, row: Email) -> None:
                     html=row.html_body,
                     message_id=row.message_id,
                     headers=headers_for(ctx, row),
+                    template=row.template,
+                    link=reader_link(ctx, row),
                 )
             )
     except Exception as exc:
@@ -210,6 +212,16 @@ def deliver(ctx: Context, row: Email) -> None:
         ctx.commit()
         raise
     record_sent(ctx, row.id, row.attempts)
+
+
+def reader_link(ctx: Context, row: Email) -> str:
+    """Where the email points its reader: the client's portal, or the client's page in the
+    panel for an admin email."""
+    if row.client_id is None:
+        return ctx.engine.base_url.rstrip("/") + "/"
+    if rules.to_admins(Template(row.template)):
+        return f"{ctx.engine.base_url.rstrip('/')}/clients/{row.client_id}"
+    return ctx.engine.links.portal(row.client_id)
 
 
 def headers_for(ctx: Context, row: Email) -> dict[str, str]:

@@ -42,6 +42,8 @@ class OutgoingMessage:
     html: str
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    template: str = ""  # what the message is (for logs), e.g. DELIVERABLE_READY
+    link: str = ""  # where it points the reader (the portal, or the client's panel page)
 
 
 class Mailer(Protocol):

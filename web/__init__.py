@@ -52,6 +52,9 @@ def create_app(
 
     broker.setup(app.config["REDIS_URL"])
     clock = clock or SystemClock()
+    # Without Redis, only `journey serve` has a worker (it says so when it starts one): any
+    # other process leaves its automations undispatched for the serving process's sweep.
+    dispatches = dispatcher is not None or bool(app.config["REDIS_URL"])
     if dispatcher is None:
         from tasks.dispatch import DramatiqDispatcher
 
@@ -76,6 +79,8 @@ def create_app(
         portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
         frequency_cap=app.config["EMAIL_FREQUENCY_CAP"],
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
+        action_email_grace=timedelta(seconds=app.config["ACTION_EMAIL_GRACE_SECONDS"]),
+        dispatches=dispatches,
     )
 
     from web import api, auth, main, panel, portal, records

@@ -62,7 +62,9 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 def from_env(instance_path: str) -> dict[str, Any]:
     load_dotenv(override=False)
     mail_server = os.environ.get("MAIL_SERVER") or None
+    port = _int("PORT", 5000, 1, 65535)
     return {
+        "PORT": port,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "dev-only-secret-change-me",
         # Admin sessions: how long a login lasts; cookies are HTTP-only and same-site.
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int("SESSION_HOURS", 12, 1, 24 * 30)),
@@ -73,13 +75,17 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),
         "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
-        "BASE_URL": (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Links in emails; unset, they follow the port `journey serve` listens on.
+        "BASE_URL": (os.environ.get("BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
         "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 60, 1, 24 * 60),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
         "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 300, 2, 24 * 3600),
         "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),
+        # A client email caused by an admin's action waits this long: an undo within it
+        # (pause, then resume) sends nothing.
+        "ACTION_EMAIL_GRACE_SECONDS": _int("ACTION_EMAIL_GRACE_SECONDS", 120, 0, 24 * 3600),
         "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL") or None,
         "HEALTH_MAX_LAG_SECONDS": _int("HEALTH_MAX_LAG_SECONDS", 600, 1, 7 * 24 * 3600),
         "MAIL_SERVER": mail_server,

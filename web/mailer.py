@@ -58,7 +58,13 @@ class FlaskMailer:
         )
         msg.msgId = message.message_id
         if state.suppress:
-            log.info("email (not sent: no MAIL_SERVER) to %s: %s", message.to, message.subject)
+            log.info(
+                "email kept, not sent (no MAIL_SERVER): to %s, %s, %r, %s",
+                message.to,
+                message.template or "-",
+                message.subject,
+                message.link or "-",
+            )
             return
         connection: TimedConnection | None = getattr(self.local, "connection", None)
         if connection is not None:
