@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from scheduler.inputs import closest
 from web.api.errors import ApiError
 from web.api.spec import YEARS
 
@@ -156,9 +157,14 @@ def check(value: Any, schema: dict[str, Any], doc: dict[str, Any], where: str) -
         if actual == "integer" and isinstance(value, float):
             value = int(value)
     if "enum" in schema and value not in schema["enum"]:
-        shown = ", ".join(str(v) for v in schema["enum"][:12])
-        more = ", ..." if len(schema["enum"]) > 12 else ""
-        raise ApiError(422, f"{label}: {value!r} is not one of {shown}{more}", field=where or None)
+        choices = schema["enum"]
+        if len(choices) <= 12:
+            shown = ", ".join(str(v) for v in choices)
+            raise ApiError(422, f"{label}: {value!r} is not one of {shown}", field=where or None)
+        # A long list (time zones): the closest names, not the first dozen.
+        close = closest(str(value), [str(v) for v in choices])
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ApiError(422, f"{label}: {str(value)[:80]!r} is not known{hint}", field=where or None)
     if isinstance(value, str):
         return check_string(value, schema, where)
     if isinstance(value, int | float) and not isinstance(value, bool):
