@@ -27,6 +27,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from scheduler.vocab import automation_name
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC instant on every backend (SQLite stores naive UTC)."""
@@ -95,6 +97,9 @@ class Admin(Base):
         """The session's key: changing the password ends every other session."""
         return f"{self.id}:{(self.password_hash or '')[-16:]}"
 
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
 
 class Client(Base):
     __tablename__ = "clients"
@@ -133,6 +138,9 @@ class Client(Base):
     def paused(self) -> bool:
         return self.paused_at is not None
 
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
 
 class Hold(Base):
     """One pause of a client's journey: when, why, until when, and how many days it cost."""
@@ -151,6 +159,10 @@ class Hold(Base):
     ended_by: Mapped[str | None] = mapped_column(String(20))  # "admin" or "schedule"
 
     client: Mapped[Client] = relationship(back_populates="holds")
+
+    def __str__(self) -> str:
+        end = self.end_date or (f"until {self.until}" if self.until else "open")
+        return f"hold {self.start_date} → {end}"
 
 
 class Deliverable(Base):
@@ -174,6 +186,11 @@ class Deliverable(Base):
     delivered_at: Mapped[datetime | None]
     opened_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+    client: Mapped[Client] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"M{self.month} v{self.version} ({self.status})"
 
 
 class Automation(Base):
@@ -227,6 +244,9 @@ class Automation(Base):
 
     client: Mapped[Client] = relationship()
 
+    def __str__(self) -> str:
+        return f"#{self.id} {automation_name(self.type, self.template, self.month)}"
+
 
 class AutomationLog(Base):
     """Every execution, skip, retry, failure and cancellation, with its reason."""
@@ -252,6 +272,11 @@ class AutomationLog(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
+
+    client: Mapped[Client] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.type} {self.status}"
 
 
 class Email(Base):
@@ -282,6 +307,11 @@ class Email(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
 
+    client: Mapped[Client | None] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"{self.template} to {self.to_address}"
+
 
 class Heartbeat(Base):
     """When a periodic process (the sweep) last ran and what it found, for the health check."""
@@ -291,6 +321,9 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class ApiToken(Base):
@@ -311,6 +344,9 @@ class ApiToken(Base):
 
     admin: Mapped[Admin] = relationship()
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'token'})"
+
 
 class IdempotencyKey(Base):
     """One `Idempotency-Key` a token used on a POST: the request's fingerprint and, once the
@@ -329,3 +365,6 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)  # None while the request runs
     response: Mapped[str | None] = mapped_column(Text)  # the JSON body sent back
     created_at: Mapped[datetime]
+
+    def __str__(self) -> str:
+        return f"key {self.key} (token {self.token_id})"
