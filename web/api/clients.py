@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 from sqlalchemy import func, select
 
 from scheduler import controls, enrollment, errors, lookups, outcomes, overview, review, timeline
@@ -70,11 +70,14 @@ def get_client(client_id: int) -> Response:
     return reply(client_json(find(client_id)))
 
 
-@bp.get("/clients/<email>")
+@bp.route("/clients/<email:email>", methods=["GET", "PATCH"])
 def get_client_by_email(email: str) -> Response:
     """A client named by email (as the 404 of an unknown client suggests); Content-Location
-    gives its address by id, the one the other operations take."""
+    gives its address by id, the one the other operations take (a change included)."""
     client = lookups.find_client(ctx(), email)
+    if request.method != "GET":
+        location = url_for("api.get_client", client_id=client.id)
+        raise errors.NotFound(f"change a client at its address by id, {location}", "client_id")
     location = url_for("api.get_client", client_id=client.id)
     return reply(client_json(client), 200, {"Content-Location": location})
 
