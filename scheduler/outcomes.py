@@ -117,7 +117,11 @@ def expect(ctx: Context, automation: Automation, client: Client, hold: Hold | No
         ends = at_send_hour(ctx, client, hold.until)
         until = emails.day(hold.until, client.timezone)
         if moved >= ends:
-            return said("held", f"held by the hold: moves to {local(ctx, client, moved)}", moved)
+            return said(
+                "held",
+                f"held until the hold ends on {until}: goes {local(ctx, client, moved)}",
+                moved,
+            )
         if plan.skips_when_late(AutomationType(automation.type)):
             return said(
                 "held", f"held by the hold, and skipped when it ends on {until}: too late by then"
