@@ -204,7 +204,9 @@ def test_trigger_cancel_and_schedule_one_automation(harness, panel):
             "at": "2026-01-20T15:30",
         },
     )
-    assert made.status_code == 200 and "Scheduled REMINDER_UPCOMING" in made.get_data(True)
+    told = html.unescape(made.get_data(True))
+    assert made.status_code == 200 and "Upcoming reminder to client (M2) is added" in told
+    assert "scheduled for Tuesday 20 January 2026 at 15:30" in told
     by_hand = harness.automations(client, source="MANUAL")
     assert [a.trigger_at for a in by_hand] == [at(2026, 1, 20, 15, 30)]
     bad = panel.post(

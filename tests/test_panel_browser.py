@@ -3,6 +3,7 @@ coach uses them."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import DeliverableStatus as D
 from tests.browser import serve, shot
 from tests.panel_helpers import PASSWORD, set_password
+from web.demo import load_demo
 
 
 @pytest.fixture
@@ -39,7 +41,6 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     shot(page, "panel-login", tmp_path)
     log_in(page, site)
     page.get_by_role("link", name="Dashboard", exact=True).click()
-    shot(page, "panel-dashboard", tmp_path)
 
     # Enroll a client.
     page.get_by_role("link", name="Clients", exact=True).click()
@@ -83,7 +84,7 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     assert harness.deliverable(tom, 8).status == D.SKIPPED
 
     # Trigger an automation now.
-    page.get_by_role("button", name="Trigger REMINDER_UPCOMING M1 now").click()
+    page.get_by_role("button", name="Trigger Upcoming reminder to client (M1) now").click()
     page.get_by_role("status").filter(has_text="runs now").wait_for()
     upcoming = harness.one(tom, template="REMINDER_UPCOMING", month=1)
     assert harness.refresh(upcoming).trigger_at == harness.clock.now()
@@ -100,7 +101,7 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     harness.run_until(harness.clock.now())
     page.reload()
     page.get_by_role("button", name="Approve").click()
-    page.get_by_role("status").filter(has_text="is delivered").wait_for()
+    page.get_by_role("status").filter(has_text="is approved").wait_for()
     assert harness.deliverable(sarah, 1).status == D.DELIVERED
 
     # The log, filtered.
@@ -116,3 +117,61 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
 
     page.get_by_role("link", name="Clients", exact=True).click()
     shot(page, "panel-clients", tmp_path)
+
+
+def test_every_dashboard_number_counts_the_rows_it_links_to(harness, site, page, tmp_path):
+    """Click each number of the dashboard (on the demo, a live-looking account): the page it
+    opens lists exactly that many rows."""
+    load_demo(harness.ctx)
+    harness.ctx.session.commit()
+    log_in(page, site)
+    page.goto(site + "/dashboard")
+    shot(page, "panel-dashboard", tmp_path)
+    count = page.locator("a.number").count()
+    assert count == 10
+    clicked = {}
+    for i in range(count):
+        page.goto(site + "/dashboard")
+        number = page.locator("a.number").nth(i)
+        label, value = number.get_attribute("data-label"), number.inner_text()
+        hint = number.locator("xpath=..").get_attribute("title") or ""
+        number.click()
+        page.wait_for_load_state()
+        if "/log" in page.url:
+            rows = page.locator("tr.log-row").count()
+        else:
+            rows = page.locator("#client-rows tr:has(td a)").count()
+        if value.endswith("%"):  # a rate: its rows are the deliveries it is a rate of
+            timely, total = map(int, re.search(r"(\d+) of (\d+)", hint).groups())
+            assert rows == total and value == f"{round(100 * timely / total)}%", (hint, rows)
+        elif value != "n/a":
+            assert rows == int(value), (label, value, rows, page.url)
+        clicked[label] = value
+    assert int(clicked["clients overdue"]) >= 1 and int(clicked["months delivered"]) >= 1
+    # The 14-day bars: each links to that day's completed automations.
+    page.goto(site + "/dashboard")
+    bar = page.locator(".bars a").last
+    n = int(bar.get_attribute("aria-label").split(": ")[1].split()[0])
+    bar.click()
+    page.wait_for_load_state()
+    assert page.locator("tr.log-row").count() == n
+
+
+def test_the_journey_page_fits_a_phone(harness, site, page, tmp_path):
+    client = harness.enroll(date(2026, 1, 10), "America/New_York")
+    harness.run_until(datetime(2026, 1, 20, 12, tzinfo=UTC))
+    log_in(page, site)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/clients/{client.id}", "/", "/dashboard", "/log", "/review"):
+        page.goto(site + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    # The email preview shows the whole email, footer included.
+    page.set_viewport_size({"width": 1100, "height": 800})
+    page.goto(site + f"/clients/{client.id}/emails/DELIVERABLE_READY")
+    frame = page.frame_locator("iframe")
+    footer = frame.get_by_text("Unsubscribe from reminders and celebrations")
+    inner = footer.evaluate("e => e.getBoundingClientRect().bottom")
+    height = page.locator("iframe").evaluate("e => e.getBoundingClientRect().height")
+    assert inner < height
+    assert page.request.get(site + "/favicon.ico").status == 200

@@ -298,3 +298,104 @@ def test_an_undo_within_the_grace_period_sends_nothing(surfaces):
     h.run_for(GRACE * 3)
     assert len(s.inbox.messages) == sent  # neither the pause nor the welcome back
     assert lookups.open_hold(h.ctx, s.client) is None
+
+
+# -- the strip's geometry ------------------------------------------------------------------------
+
+
+def months_from(start: date, moved: int = 0) -> list[Any]:
+    from scheduler.timeline import MonthLine
+
+    return [
+        MonthLine(m, f"M{m}", start + timedelta(days=30 * (m - 1) + moved), "scheduled", False)
+        for m in range(1, 9)
+    ]
+
+
+def hold(start: date, *, until: date | None = None, end: date | None = None) -> Any:
+    from scheduler.models import Hold
+
+    days = (end - start).days if end else None
+    ended = at(2026, 1, 1) if end else None
+    return Hold(start_date=start, until=until, end_date=end, days=days, ended_at=ended)
+
+
+def inside(strip: Any) -> None:
+    for block in [*strip.months, *strip.holds]:
+        assert 0 <= block.left <= 100 and block.width > 0, block
+        assert block.left + block.width <= 100.01, block
+
+
+def test_the_strip_draws_every_block_within_it():
+    from scheduler.timeline import strip
+
+    start = date(2026, 2, 1)
+    # A hold that began before the start date: within the strip, M1 still at its date.
+    early = strip(months_from(start, 5), [hold(date(2026, 1, 27), end=start)], start, start, 30)
+    inside(early)
+    [gap] = early.holds
+    assert gap.left == 0 and early.months[0].left > 0
+    assert gap.left + gap.width <= early.months[0].left + 0.01
+    # A hold undone the day it began moved nothing: it is not drawn.
+    undone = strip(months_from(start), [hold(start, end=start)], start, start, 30)
+    assert undone.holds == []
+    # Holds have a lane of their own: they never cover a month's label.
+    open_ended = strip(months_from(start), [hold(date(2026, 3, 1))], start, date(2026, 3, 9), 30)
+    inside(open_ended)
+    assert open_ended.holds[0].open and open_ended.holds[0].end == date(2026, 3, 9)
+    planned = strip(
+        months_from(start), [hold(date(2026, 3, 1), until=date(2026, 3, 11))], start, start, 30
+    )
+    inside(planned)
+    assert planned.holds[0].end == date(2026, 3, 11) and not planned.holds[0].open
+    assert planned.today == 0.0
+
+
+# -- inputs that were silently wrong -----------------------------------------------------------
+
+
+def test_the_log_refuses_filters_that_mean_nothing(surfaces):
+    s = surfaces
+    s.h.run_until(at(2026, 1, 5, 15))
+    for query, said in [
+        ("type=NOPE", "unknown automation type"),
+        ("status=LOST", "unknown status"),
+        ("template=NOPE", "unknown template"),
+        ("from=2026-02-01&to=2026-01-01", "is after to"),
+    ]:
+        answer = s.panel.get(f"/log?{query}")
+        assert answer.status_code == 422 and said in html.unescape(answer.get_data(True)), query
+    # % and _ are what they are, not wildcards.
+    assert "No row matches" in s.panel.get("/log?client=%25").get_data(True)
+    assert "No row matches" not in s.panel.get("/log?client=sarah").get_data(True)
+    assert s.panel.get("/?q=%25").get_data(True).count("<tr><td><a") == 0
+
+
+def test_an_unknown_time_zone_gets_the_closest_names(surfaces):
+    s = surfaces
+    answer = s.api.post(
+        "/api/clients",
+        json={"name": "Léa", "email": "lea@example.com", "start_date": "2026-02-01"}
+        | {"timezone": "Europe/Pari"},
+        headers={"Authorization": f"Bearer {s.token}"},
+    )
+    message = answer.get_json()["error"]["message"]
+    assert answer.status_code == 422 and "did you mean Europe/Paris" in message
+    assert len(message) < 200
+    enrolled = s.panel.post(
+        "/clients",
+        {"name": "Léa", "email": "lea@example.com", "start_date": "2026-02-01"}
+        | {"timezone": "america/new york"},
+    )
+    assert enrolled.status_code == 422 and "America/New_York" in enrolled.get_data(True)
+
+
+def test_records_read_as_what_they_are_and_link_to_the_panel(surfaces):
+    s, h = surfaces, surfaces.h
+    h.run_until(at(2026, 1, 5, 15))
+    for listing in ("records_automation_logs", "records_automations", "records_clients"):
+        page = s.panel.get(f"/records/{listing}/").get_data(True)
+        assert "object at 0x" not in page, listing
+        assert f'href="/clients/{s.client_id}"' in page, listing
+        assert "Sarah Johnson &lt;sarah@example.com&gt;" in page or "Sarah Johnson" in page
+    assert 'href="/"' in s.panel.get("/records/").get_data(True)

@@ -351,8 +351,8 @@ def schedule(client_id: int) -> Any:
             month=parse_int(request.form.get("month"), "month"),
             template=request.form.get("template") or None,
         )
-        when = made.trigger_at.astimezone(ZoneInfo(client.timezone))
-        return f"Scheduled {made.template or made.type} for {when:%d %b %Y %H:%M}.", None
+        name = automation_name(made.type, made.template, made.month)
+        return f"{name} is added to the schedule.", None
 
     return control(client_id, act)
 
@@ -370,13 +370,15 @@ def trigger(automation_id: int) -> Any:
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         controls.trigger_now(ctx, automation)
-        return f"{automation.template or automation.type} runs now.", None
+        name = automation_name(automation.type, automation.template, automation.month)
+        return f"{name} runs now.", None
 
     if request.form.get("from") == "log":
         try:
             controls.trigger_now(journey_context(), automation)
             journey_context().commit()
-            flash(f"Automation {automation.id} runs again now.", "ok")
+            name = automation_name(automation.type, automation.template, automation.month)
+            flash(f"{name} (automation {automation.id}) runs again now.", "ok")
         except errors.JourneyError as exc:
             refused(exc)
             flash(exc.message, "error")
@@ -390,7 +392,8 @@ def cancel(automation_id: int) -> Any:
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         controls.cancel(ctx, automation)
-        return f"{automation.template or automation.type} is cancelled.", None
+        name = automation_name(automation.type, automation.template, automation.month)
+        return f"{name} is cancelled.", None
 
     return control(automation.client_id, act)
 
