@@ -88,11 +88,9 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     page.get_by_role("status").filter(has_text="runs now").wait_for()
     upcoming = harness.one(tom, template="REMINDER_UPCOMING", month=1)
     assert harness.refresh(upcoming).trigger_at == harness.clock.now()
-    shot(page, "panel-client", tmp_path)
 
     # Review: reject with notes, then approve the regenerated month.
     page.get_by_role("link", name="Review", exact=True).click()
-    shot(page, "panel-review", tmp_path)
     page.get_by_label(f"Notes for {sarah.name} M1").fill("Add pricing")
     page.get_by_role("button", name="Reject").click()
     page.get_by_role("status").filter(has_text="rejected").wait_for()
@@ -112,11 +110,9 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     page.wait_for_url("**status=CANCELLED**")
     rows = page.locator("#log-rows").inner_text()
     assert "Tom Baker" in rows and "Sarah" not in rows
-    shot(page, "panel-log", tmp_path)
     assert all(a.status == S.CANCELLED for a in harness.automations(tom, month=8))
 
     page.get_by_role("link", name="Clients", exact=True).click()
-    shot(page, "panel-clients", tmp_path)
 
 
 def test_every_dashboard_number_counts_the_rows_it_links_to(harness, site, page, tmp_path):
@@ -149,6 +145,16 @@ def test_every_dashboard_number_counts_the_rows_it_links_to(harness, site, page,
         clicked[label] = value
     assert int(clicked["clients overdue"]) >= 1 and int(clicked["months delivered"]) >= 1
     # The 14-day bars: each links to that day's completed automations.
+    # The README's screenshots: the demo account, as a coach sees it.
+    page.goto(site + "/")
+    shot(page, "panel-clients", tmp_path)
+    chloe = lookups.find_client(harness.ctx, "chloe@example.com")
+    page.goto(site + f"/clients/{chloe.id}")
+    shot(page, "panel-client", tmp_path)
+    page.goto(site + "/review")
+    shot(page, "panel-review", tmp_path)
+    page.goto(site + "/log")
+    shot(page, "panel-log", tmp_path)
     page.goto(site + "/dashboard")
     bar = page.locator(".bars a").last
     n = int(bar.get_attribute("aria-label").split(": ")[1].split()[0])

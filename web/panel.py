@@ -186,7 +186,11 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "client": client,
         "status": overview.client_status(ctx, client),
         "t": line,
-        "upcoming": outcomes.upcoming(ctx, client, line.upcoming),
+        # Each pending automation with what will happen to it, in the order it will.
+        "upcoming": sorted(
+            zip(line.upcoming, outcomes.upcoming(ctx, client, line.upcoming), strict=True),
+            key=lambda pair: (pair[1].at is None, pair[1].at or pair[0].trigger_at),
+        ),
         "strip": timeline.strip(
             line.months,
             line.holds,
