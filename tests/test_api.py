@@ -420,6 +420,7 @@ def test_automations_list_schedule_cancel_trigger(api, sarah, harness):
     assert api.get("/api/admin/automations/logs?status=NOPE").status_code == 422
     stats = api.get("/api/admin/automations/stats").get_json()
     assert stats["today"]["generated"] == 1 and stats["clients"]["active"] == 1
+    assert stats["clients"]["on_track"] + stats["clients"]["overdue"] == 1
     assert stats["automations"]["scheduled"] > 0
 
 

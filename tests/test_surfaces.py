@@ -399,3 +399,20 @@ def test_records_read_as_what_they_are_and_link_to_the_panel(surfaces):
         assert f'href="/clients/{s.client_id}"' in page, listing
         assert "Sarah Johnson &lt;sarah@example.com&gt;" in page or "Sarah Johnson" in page
     assert 'href="/"' in s.panel.get("/records/").get_data(True)
+
+
+def test_the_api_statistics_count_what_the_dashboard_counts(surfaces):
+    s, h = surfaces, surfaces.h
+    h.run_until(at(2026, 1, 5, 15))
+    s.panel.post(f"/review/{s.client_id}/1/approve")
+    h.run_for(timedelta(days=2))
+    stats = s.api.get(
+        "/api/admin/automations/stats", headers={"Authorization": f"Bearer {s.token}"}
+    ).get_json()
+    board = html.unescape(s.panel.get("/dashboard").get_data(True))
+    numbers = dict(re.findall(r'data-label="([^"]+)" href="[^"]+">([^<]+)</a>', board))
+    assert numbers["months delivered"] == str(stats["week"]["months_completed"]) == "1"
+    assert numbers["on-time delivery"] == f"{round(100 * stats['week']['on_time_rate'])}%"
+    assert numbers["to generate"] == str(stats["upcoming"]["generations"])
+    assert numbers["celebrations"] == str(stats["upcoming"]["celebrations"])
+    assert numbers["clients overdue"] == str(stats["clients"]["overdue"])

@@ -351,7 +351,15 @@ def schemas(program: Program) -> dict[str, Any]:
                         "escalations": COUNT,
                     }
                 ),
-                "clients": obj({"active": COUNT, "on_hold": COUNT, "completed": COUNT}),
+                "clients": obj(
+                    {
+                        "on_track": COUNT,
+                        "overdue": COUNT,
+                        "on_hold": COUNT,
+                        "completed": COUNT,
+                        "active": COUNT,
+                    }
+                ),
                 "automations": obj({"scheduled": COUNT, "running": COUNT, "failed": COUNT}),
             }
         ),
