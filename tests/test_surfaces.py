@@ -416,3 +416,26 @@ def test_the_api_statistics_count_what_the_dashboard_counts(surfaces):
     assert numbers["to generate"] == str(stats["upcoming"]["generations"])
     assert numbers["celebrations"] == str(stats["upcoming"]["celebrations"])
     assert numbers["clients overdue"] == str(stats["clients"]["overdue"])
+
+
+def test_the_welcome_back_preview_lists_the_dates_it_says_moved(surfaces):
+    s = surfaces
+    page = html.unescape(s.panel.get(f"/clients/{s.client_id}/emails/WELCOME_BACK").get_data(True))
+    assert "every date ahead moved 14 days later" in page
+    t = s.timeline()
+    m2 = date.fromisoformat(t["months"][1]["date"]) + timedelta(days=14)
+    assert f"Month 2: Brand Identity, {wording.day(m2, 'America/New_York')}" in page
+
+
+def test_an_admin_reads_lists_in_their_own_zone(surfaces):
+    from web.cli import cli
+
+    s, h = surfaces, surfaces.h
+    h.run_until(at(2026, 1, 5, 15))
+    runner = h.app.test_cli_runner()
+    out = runner.invoke(cli, ["admins", "timezone", "coach@example.com", "Asia/Tokyo"])
+    assert out.exit_code == 0, out.output
+    log = s.panel.get("/log").get_data(True)
+    assert "At (Asia/Tokyo)" in log
+    # 2026-01-05 14:00 UTC is 23:00 in Tokyo; the UTC moment on hover.
+    assert 'title="2026-01-05 14:00 UTC">Mon 05 Jan 2026 23:00</time>' in log
