@@ -21,7 +21,7 @@ from scheduler.lookups import (
     pending,
 )
 from scheduler.models import Automation, Client, Deliverable, Hold
-from scheduler.schedule import finish, move, notify, refresh_progress, schedule
+from scheduler.schedule import after_grace, finish, move, notify, refresh_progress, schedule
 from scheduler.vocab import (
     TEMPLATE_TYPE,
     AutomationStatus,
@@ -70,7 +70,14 @@ def pause(ctx: Context, client: Client, *, until: date | None = None, reason: st
         .values(version=Automation.version + 1, dispatched_at=None, updated_at=now),
         execution_options={"synchronize_session": "fetch"},
     )
-    notify(ctx, client, Template.PAUSE_CONFIRMATION, f"hold:{hold.id}:confirm", hold=hold)
+    notify(
+        ctx,
+        client,
+        Template.PAUSE_CONFIRMATION,
+        f"hold:{hold.id}:confirm",
+        hold=hold,
+        at=after_grace(ctx),
+    )
     if until is not None:
         schedule(
             ctx,
@@ -110,12 +117,28 @@ def resume(ctx: Context, client: Client, *, ended_by: str = "admin") -> Hold:
     client.held_days += days
     client.updated_at = now
     tz = client_zone(client)
+    # Undone before the client heard of it (the confirmation still waits out its grace
+    # period): the client hears nothing, neither of the hold nor of its end.
+    unannounced = False
     for automation in pending(ctx, client):
         if automation.hold_id == hold.id:
-            finish(ctx, automation, AutomationStatus.CANCELLED, "the hold ended")
+            if automation.template == Template.PAUSE_CONFIRMATION:
+                unannounced = True
+                reason = "the hold was undone before the client was told of it"
+            else:
+                reason = "the hold ended"
+            finish(ctx, automation, AutomationStatus.CANCELLED, reason)
         else:
             move(ctx, automation, plan.shift_local(automation.trigger_at, tz, days))
-    notify(ctx, client, Template.WELCOME_BACK, f"hold:{hold.id}:welcome", payload={"days": days})
+    if not unannounced:
+        notify(
+            ctx,
+            client,
+            Template.WELCOME_BACK,
+            f"hold:{hold.id}:welcome",
+            payload={"days": days},
+            at=after_grace(ctx) if ended_by == "admin" else None,
+        )
     return hold
 
 

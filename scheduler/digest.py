@@ -8,18 +8,26 @@ few minutes apart, up to three times."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler import emails
+from scheduler import emails, overview
 from scheduler.engine import Context
-from scheduler.models import Admin, Automation, AutomationLog, Client, Email
-from scheduler.vocab import AutomationStatus, LogStatus, Template
+from scheduler.models import Admin, Email
+from scheduler.vocab import (
+    LOG_STATUS_LABELS,
+    TYPE_NAMES,
+    AutomationStatus,
+    AutomationType,
+    LogStatus,
+    Template,
+    automation_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,72 +45,62 @@ def week_of(now: datetime, zone: str) -> tuple[date, datetime]:
     return monday, datetime.combine(monday, SEND_AT, tz)
 
 
-def context(ctx: Context, admin: Admin, until: datetime) -> dict[str, Any]:
-    """What the digest tells: the week up to `until`, and the seven days after it."""
-    since = until - timedelta(days=7)
-    ahead = until + timedelta(days=7)
-    fired = ctx.session.execute(
-        select(AutomationLog, Client.name)
-        .join(Client, Client.id == AutomationLog.client_id)
-        .where(AutomationLog.at >= since, AutomationLog.at < until)
-        .where(AutomationLog.status != LogStatus.RETRYING)
-        .order_by(AutomationLog.at)
-    ).all()
-    coming = ctx.session.execute(
-        select(Automation, Client.name)
-        .join(Client, Client.id == Automation.client_id)
-        .where(
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.trigger_at >= until,
-            Automation.trigger_at < ahead,
-            Client.paused_at.is_(None),
-        )
-        .order_by(Automation.trigger_at)
-    ).all()
-    zone = ZoneInfo(admin.timezone)
+def context(ctx: Context, admin: Admin, today: date) -> dict[str, Any]:
+    """What the digest tells, in the admin's zone: the seven days before `today`, and `today`
+    with the six days after it. Counted and listed by the log's own query, as the dashboard
+    counts (the rows behind each count are the log page's rows for the same filter)."""
+    zone = admin.timezone
+    fired = overview.LogFilter(
+        start=today - timedelta(days=7), end=today - timedelta(days=1), zone=zone
+    )
+    coming = overview.LogFilter(
+        status=AutomationStatus.SCHEDULED.value,
+        start=today,
+        end=today + timedelta(days=6),
+        zone=zone,
+    )
+    tz = ZoneInfo(zone)
 
-    def line(
-        at: datetime, name: str, type_: str, template: str | None, month: int | None, status: str
-    ) -> dict[str, str]:
-        what = (template or type_).replace("_", " ").lower()
+    def line(at: datetime, name: str, row: Any, status: str) -> dict[str, str]:
         return {
-            "at": at.astimezone(zone).strftime("%a %d %b %H:%M"),
+            "at": at.astimezone(tz).strftime("%a %d %b %H:%M"),
             "client": name,
-            "what": f"{what} (M{month})" if month else what,
-            "status": status,
+            "what": automation_name(row.type, row.template, row.month),
+            "status": LOG_STATUS_LABELS.get(status, status.lower()),
         }
 
-    failures = [row for row, _ in fired if row.status == LogStatus.FAILED]
+    fired_rows = overview.logs(ctx, fired, 1).rows[:LIST_LIMIT]
+    coming_rows = overview.logs(ctx, coming, 1).rows[:LIST_LIMIT]
+    fired_counts = overview.tally(ctx, fired, "status")
+    coming_counts = overview.tally(ctx, coming, "type")
+    base = ctx.engine.base_url.rstrip("/")
     return {
         "audience": "admins",
         "preferences_url": None,  # admins have no client preferences
         "unsubscribe_url": None,
         "admin": {"name": admin.name or admin.email.split("@")[0], "email": admin.email},
         "program": ctx.program.name,
+        "zone": zone,
         "week": {
-            "start": emails.day(since.astimezone(zone).date(), admin.timezone),
-            "end": emails.day((until - timedelta(days=1)).astimezone(zone).date(), admin.timezone),
+            "start": emails.day(today - timedelta(days=7), zone),
+            "end": emails.day(today - timedelta(days=1), zone),
         },
-        "fired_counts": sorted(Counter(row.status for row, _ in fired).items()),
-        "fired_total": len(fired),
-        "fired": [
-            line(r.at, name, r.type, r.template, r.month, r.status)
-            for r, name in fired[:LIST_LIMIT]
-        ],
-        "failures": len(failures),
-        "coming_counts": sorted(Counter(a.type for a, _ in coming).items()),
-        "coming_total": len(coming),
-        "coming": [
-            line(a.trigger_at, name, a.type, a.template, a.month, "scheduled")
-            for a, name in coming[:LIST_LIMIT]
-        ],
+        "fired_counts": [(LOG_STATUS_LABELS.get(s, s), n) for s, n in fired_counts],
+        "fired_total": sum(n for _, n in fired_counts),
+        "fired": [line(r.at, name, r, r.status) for r, name in fired_rows],
+        "failures": dict(fired_counts).get(LogStatus.FAILED.value, 0),
+        "coming_counts": [(TYPE_NAMES[AutomationType(t)], n) for t, n in coming_counts],
+        "coming_total": sum(n for _, n in coming_counts),
+        "coming": [line(a.trigger_at, name, a, "SCHEDULED") for a, name in coming_rows],
         "list_limit": LIST_LIMIT,
-        "panel_url": ctx.engine.base_url.rstrip("/") + "/",
+        "panel_url": base + "/",
+        "fired_url": f"{base}/log?{urlencode(fired.link())}",
+        "coming_url": f"{base}/log?{urlencode(coming.link())}",
     }
 
 
-def render_for(ctx: Context, admin: Admin, until: datetime) -> emails.Rendered:
-    return emails.render(Template.WEEKLY_DIGEST, context(ctx, admin, until))
+def render_for(ctx: Context, admin: Admin, today: date) -> emails.Rendered:
+    return emails.render(Template.WEEKLY_DIGEST, context(ctx, admin, today))
 
 
 def send_due(ctx: Context) -> int:
@@ -117,7 +115,7 @@ def send_due(ctx: Context) -> int:
         key = f"digest:{admin.id}:{monday.isoformat()}"
         row = ctx.session.scalar(select(Email).where(Email.key == key))
         if row is None:
-            rendered = render_for(ctx, admin, due)
+            rendered = render_for(ctx, admin, monday)
             row = Email(
                 key=key,
                 to_address=admin.email,

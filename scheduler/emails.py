@@ -19,9 +19,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scheduler import rules, timeline, webhook
 from scheduler.engine import Context, NotSent, OutgoingMessage
-from scheduler.lookups import client_zone, latest_deliverable, local_today, month_views, open_hold
+from scheduler.lookups import latest_deliverable, local_today, month_views, open_hold
 from scheduler.models import Admin, Automation, Client, Email, Hold
-from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template
+from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template, automation_name
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,8 @@ def deliver(ctx: Context, row: Email) -> None:
                     html=row.html_body,
                     message_id=row.message_id,
                     headers=headers_for(ctx, row),
+                    template=row.template,
+                    link=reader_link(ctx, row),
                 )
             )
     except Exception as exc:
@@ -251,6 +253,16 @@ def uncertain(rows: list[Email]) -> str:
         for r in rows
         if r.uncertain_at is not None
     )
+
+
+def reader_link(ctx: Context, row: Email) -> str:
+    """Where the email points its reader: the client's portal, or the client's page in the
+    panel for an admin email."""
+    if row.client_id is None:
+        return ctx.engine.base_url.rstrip("/") + "/"
+    if rules.to_admins(Template(row.template)):
+        return f"{ctx.engine.base_url.rstrip('/')}/clients/{row.client_id}"
+    return ctx.engine.links.portal(row.client_id)
 
 
 def headers_for(ctx: Context, row: Email) -> dict[str, str]:
@@ -302,6 +314,9 @@ def day(value: date, zone: str = "UTC") -> str:
     return f"{value:%A} {value.day} {value:%B} {value:%Y}"
 
 
+HOLD_TEMPLATES = (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK)
+
+
 def context_for(
     ctx: Context,
     automation: Automation,
@@ -312,15 +327,21 @@ def context_for(
     program = ctx.program
     views = month_views(ctx, client)
     done, current, percent = rules.progress(views, program)
-    dates = timeline.month_dates(ctx, client)
+    hold = hold_for(ctx, automation, client, example_hold) if template in HOLD_TEMPLATES else None
+    # The one projection of the timeline (with the hold the email is about, or the open one).
+    dates = timeline.projected_dates(ctx, client, hold)
     month = automation.month
     base = ctx.engine.base_url.rstrip("/")
     links = ctx.engine.links
+
+    def when(m: int) -> dict[str, Any]:
+        return {"date": day(dates[m].date, client.timezone), "note": dates[m].note}
+
     info = program.month(month) if month else None
     deliverable = latest_deliverable(ctx, client, month) if month else None
     nxt = month + 1 if month and month < program.length else None
     remaining = [
-        {"month": m.number, "title": m.title, "date": day(dates[m.number], client.timezone)}
+        {"month": m.number, "title": m.title, **when(m.number)}
         for m in program.months
         if not views.get(m.number, rules.MonthView()).done
     ]
@@ -341,17 +362,10 @@ def context_for(
         "deliverables": list(info.deliverables) if info else [],
         "achievements": list(info.achievements) if info else [],
         "prepare": list(info.prepare) if info else [],
-        "due_date": day(dates[month], client.timezone) if month else "",
+        "due_date": day(dates[month].date, client.timezone) if month else "",
+        "due_note": dates[month].note if month else "",
         "progress": {"done": done, "current": current, "percent": percent},
-        "next": (
-            {
-                "month": nxt,
-                "title": program.month(nxt).title,
-                "date": day(dates[nxt], client.timezone),
-            }
-            if nxt
-            else None
-        ),
+        "next": ({"month": nxt, "title": program.month(nxt).title, **when(nxt)} if nxt else None),
         "timeline": remaining,
         "deliverable": (
             {
@@ -372,14 +386,15 @@ def context_for(
         "hold": None,
         "failure": None,
     }
-    if template in (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK):
-        context["hold"] = hold_context(ctx, automation, client, remaining, example_hold)
+    if hold is not None:
+        context["hold"] = hold_context(hold, client, remaining)
     if template is Template.AUTOMATION_FAILURE:
         failed_id = automation.payload.get("automation_id")
         failed = ctx.session.get(Automation, failed_id) if failed_id else None
         context["failure"] = {
             "id": failed.id if failed else None,
             "type": failed.type if failed else "",
+            "name": automation_name(failed.type, failed.template, failed.month) if failed else "",
             "template": (failed.template or "") if failed else "",
             "month": failed.month if failed else None,
             "retries": failed.retry_count if failed else 0,
@@ -388,18 +403,14 @@ def context_for(
     return context
 
 
-def hold_context(
-    ctx: Context,
-    automation: Automation,
-    client: Client,
-    remaining: list[dict[str, Any]],
-    example: Hold | None = None,
-) -> dict[str, Any]:
-    """The hold the email is about, and the timeline it leaves: for a hold with an end date,
-    the remaining months move later by its length."""
+def hold_for(
+    ctx: Context, automation: Automation, client: Client, example: Hold | None = None
+) -> Hold:
+    """The hold a hold email is about: the automation's own, the open one, the latest (welcome
+    back after it ended), or, in a preview, an example."""
     hold = ctx.session.get(Hold, automation.hold_id) if automation.hold_id else None
     hold = hold or open_hold(ctx, client)
-    if hold is None:  # welcome back after the hold ended
+    if hold is None and example is None:
         hold = ctx.session.scalar(
             select(Hold)
             .where(Hold.client_id == client.id)
@@ -409,26 +420,22 @@ def hold_context(
     hold = hold or example
     if hold is None:
         raise MissingVariable(f"{automation.template}: {client.name} has no hold to tell about")
-    shift = 0
-    if hold.ended_at is None and hold.until is not None:
-        shift = (hold.until - hold.start_date).days
-    projected = remaining
-    if shift:
-        dates = timeline.month_dates(ctx, client)
-        projected = [
-            dict(line, date=day(dates[line["month"]] + timedelta(days=shift), client.timezone))
-            for line in remaining
-        ]
+    return hold
+
+
+def hold_context(hold: Hold, client: Client, remaining: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hold the email is about, and the timeline it leaves (the projection: a hold with an
+    end date moves the months still to come by its length)."""
+    resume = hold.end_date or hold.until
+    shift = timeline.hold_shift(hold)
     return {
         "start": day(hold.start_date, client.timezone),
         "until": day(hold.until, client.timezone) if hold.until else None,
-        "resume": day(hold.end_date or hold.until, client.timezone)
-        if (hold.end_date or hold.until)
-        else None,
+        "resume": day(resume, client.timezone) if resume else None,
         "reason": hold.reason,
-        "days": hold.days if hold.days is not None else shift,
-        "timeline": projected,
-        "zone": str(client_zone(client)),
+        "days": hold.days if hold.days is not None else (shift or 0),
+        "timeline": remaining,
+        "zone": client.timezone,
     }
 
 
@@ -451,7 +458,7 @@ def preview(ctx: Context, template: Template, client: Client) -> Rendered:
         month = ctx.program.schedule.halfway_month
     elif template is Template.PROGRAM_COMPLETE:
         month = ctx.program.length
-    elif template in (Template.PAUSE_CONFIRMATION, Template.RESUME_REMINDER, Template.WELCOME_BACK):
+    elif template in HOLD_TEMPLATES:
         month = None
     today = local_today(ctx, client)
     example_hold = Hold(
@@ -485,6 +492,7 @@ def preview(ctx: Context, template: Template, client: Client) -> Rendered:
         context["failure"] = {
             "id": 0,
             "type": "GENERATE_DELIVERABLE",
+            "name": automation_name("GENERATE_DELIVERABLE", None, client.current_month),
             "template": "",
             "month": client.current_month,
             "retries": 3,

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
@@ -80,6 +80,8 @@ class OutgoingMessage:
     html: str
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    template: str = ""  # what the message is (for logs), e.g. DELIVERABLE_READY
+    link: str = ""  # where it points the reader (the portal, or the client's panel page)
 
 
 class NotSent(Exception):
@@ -216,6 +218,12 @@ class Engine:
     frequency_cap: int = 2
     # Admin alerts (escalations, failures) also go to this Slack-compatible webhook, if set.
     alert_webhook_url: str | None = None
+    # A client email caused by an admin's action (a hold, a resume, an approval) waits this
+    # long, so that an undo within it sends nothing.
+    action_email_grace: timedelta = timedelta(0)
+    # False in a process with no worker of its own (a command-line process without Redis):
+    # its automations are left undispatched for the serving process's sweep to send.
+    dispatches: bool = True
 
     @property
     def links(self) -> Links:
@@ -243,6 +251,9 @@ class Context:
     engine: Engine
     session: Session
     _pending: dict[int, Dispatch] = field(default_factory=dict)
+    # Every automation this unit of work created, moved or ended, in order: what an operation
+    # did, for `scheduler.outcomes` to tell.
+    touched: list[Any] = field(default_factory=list)
 
     @property
     def program(self) -> Program:

@@ -160,6 +160,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
     ]
     instant = functools.lru_cache(maxsize=4096)(plan.send_instant)
     hour = ctx.engine.send_hour
+    dispatches = ctx.engine.dispatches
     max_retries = ctx.program.schedule.max_retries
     rows: list[dict[str, Any]] = []
     for client in clients:
@@ -186,7 +187,9 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                     "max_retries": max_retries,
                     "payload": {},
                     "detail": LATE if late else "",
-                    "dispatched_at": now if not late and not held and at <= soon else None,
+                    "dispatched_at": (
+                        now if dispatches and not late and not held and at <= soon else None
+                    ),
                     "created_at": now,
                     "updated_at": now,
                 }

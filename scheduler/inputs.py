@@ -3,7 +3,9 @@ dates, months), used alike by the panel, the CLI and the API."""
 
 from __future__ import annotations
 
+import difflib
 import re
+import zoneinfo
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -32,11 +34,24 @@ def clean_email(email: str) -> str:
     return email
 
 
+def closest(value: str, names: list[str], n: int = 3) -> list[str]:
+    """The names most like `value` (a misspelt time zone: "Europe/Pari" gives Europe/Paris)."""
+    by_lower = {name.lower(): name for name in names}
+    found = difflib.get_close_matches(value.lower(), list(by_lower), n=n, cutoff=0.6)
+    return [by_lower[f] for f in found]
+
+
 def clean_zone(name: str) -> str:
     try:
         plan.zone(name)
-    except ValueError as exc:
-        raise Invalid(f"timezone: {exc}", "timezone") from None
+    except ValueError:
+        close = closest(str(name), sorted(zoneinfo.available_timezones()))
+        hint = (
+            f"; did you mean {' or '.join(close)}?"
+            if close
+            else " (an IANA name such as Europe/Paris)"
+        )
+        raise Invalid(f"timezone: unknown time zone {str(name)[:80]!r}{hint}", "timezone") from None
     return name
 
 

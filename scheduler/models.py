@@ -27,6 +27,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from scheduler.vocab import automation_name
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC instant on every backend (SQLite stores naive UTC)."""
@@ -130,6 +132,9 @@ class AdminSession(Base):
 
     admin: Mapped[Admin] = relationship()
 
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
 
 class Client(Base):
     __tablename__ = "clients"
@@ -168,6 +173,9 @@ class Client(Base):
     def paused(self) -> bool:
         return self.paused_at is not None
 
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
 
 class Hold(Base):
     """One pause of a client's journey: when, why, until when, and how many days it cost."""
@@ -186,6 +194,10 @@ class Hold(Base):
     ended_by: Mapped[str | None] = mapped_column(String(20))  # "admin" or "schedule"
 
     client: Mapped[Client] = relationship(back_populates="holds")
+
+    def __str__(self) -> str:
+        end = self.end_date or (f"until {self.until}" if self.until else "open")
+        return f"hold {self.start_date} → {end}"
 
 
 class Deliverable(Base):
@@ -209,6 +221,11 @@ class Deliverable(Base):
     delivered_at: Mapped[datetime | None]
     opened_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+    client: Mapped[Client] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"M{self.month} v{self.version} ({self.status})"
 
 
 class Automation(Base):
@@ -265,6 +282,9 @@ class Automation(Base):
 
     client: Mapped[Client] = relationship()
 
+    def __str__(self) -> str:
+        return f"#{self.id} {automation_name(self.type, self.template, self.month)}"
+
     # Optimistic locking: every ORM update of an automation says `WHERE version = <the version
     # read>`, and the engine changes the version itself (moved, cancelled, retried, taken back),
     # so a process that lost its claim cannot overwrite what the new holder does.
@@ -295,6 +315,11 @@ class AutomationLog(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
+
+    client: Mapped[Client] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.type} {self.status}"
 
 
 class Email(Base):
@@ -331,6 +356,11 @@ class Email(Base):
     uncertain_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
 
+    client: Mapped[Client | None] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"{self.template} to {self.to_address}"
+
 
 class Worker(Base):
     """A process that executes automations. It beats every few seconds, renewing the leases of
@@ -357,6 +387,9 @@ class Heartbeat(Base):
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S} UTC"
+
 
 class ApiToken(Base):
     """A credential for the JSON API, owned by an admin. Only a hash of the secret is kept; the
@@ -376,6 +409,9 @@ class ApiToken(Base):
 
     admin: Mapped[Admin] = relationship()
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'token'})"
+
 
 class IdempotencyKey(Base):
     """One `Idempotency-Key` a token used on a POST: the request's fingerprint and, once the
@@ -394,3 +430,6 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)  # None while the request runs
     response: Mapped[str | None] = mapped_column(Text)  # the JSON body sent back
     created_at: Mapped[datetime]
+
+    def __str__(self) -> str:
+        return f"key {self.key} (token {self.token_id})"

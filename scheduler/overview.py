@@ -3,13 +3,17 @@ automation health dashboard, and the automation log with its filters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, false, func, or_, select
 
+from scheduler import outcomes
 from scheduler.engine import Context
+from scheduler.errors import Invalid
 from scheduler.models import (
     Automation,
     AutomationLog,
@@ -18,11 +22,20 @@ from scheduler.models import (
     fits_id,
     looks_like_id,
 )
-from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, LogStatus
+from scheduler.outcomes import Expected
+from scheduler.timeline import month_dates
+from scheduler.vocab import (
+    AutomationStatus,
+    AutomationType,
+    ClientStatus,
+    DeliverableStatus,
+    LogStatus,
+    Template,
+)
 
 PER_PAGE = 50
 LOG_COUNT_CAP = 10_000
-STATUSES = ("on track", "overdue", "paused", "completed")
+STATUSES = tuple(ClientStatus)
 SORTS = ("name", "start", "month", "status")
 # A month is overdue once its escalation point has passed and it is still not done.
 OVERDUE_AFTER_DAYS = 7
@@ -35,9 +48,8 @@ class ClientRow:
     email: str
     start_date: date
     current_month: int
-    status: str
-    next_at: datetime | None = None
-    next_what: str = ""
+    status: ClientStatus
+    next: Expected | None = None
 
 
 @dataclass(frozen=True)
@@ -73,13 +85,41 @@ def overdue_from(dialect: str) -> Any:
 
 
 def status_sql(dialect: str, today: date) -> Any:
+    """THE client-status rule (a `ClientStatus` code), for lists and for one client alike."""
     limit = today.isoformat() if dialect == "sqlite" else today
     return case(
-        (Client.completed_at.is_not(None), "completed"),
-        (Client.paused_at.is_not(None), "paused"),
-        (overdue_from(dialect) <= limit, "overdue"),
-        else_="on track",
+        (Client.completed_at.is_not(None), ClientStatus.COMPLETED.value),
+        (Client.paused_at.is_not(None), ClientStatus.ON_HOLD.value),
+        (overdue_from(dialect) <= limit, ClientStatus.OVERDUE.value),
+        else_=ClientStatus.ON_TRACK.value,
     )
+
+
+def matches(text: str) -> Any:
+    """SQL: the client's name or email contains `text`, matched as typed (% and _ are plain
+    characters, not wildcards)."""
+    like = "%" + re.sub(r"([!%_])", r"!\1", text.lower()) + "%"
+    return or_(
+        func.lower(Client.name).like(like, escape="!"),
+        func.lower(Client.email).like(like, escape="!"),
+    )
+
+
+def statuses(ctx: Context, ids: list[int]) -> dict[int, ClientStatus]:
+    """The status of each client in `ids`, by the one rule (`status_sql`)."""
+    state = status_sql(ctx.session.get_bind().dialect.name, ctx.now().date())
+    found: dict[int, ClientStatus] = {}
+    for i in range(0, len(ids), 1000):
+        rows = ctx.session.execute(
+            select(Client.id, state).where(Client.id.in_(ids[i : i + 1000]))
+        ).all()
+        found |= {client_id: ClientStatus(code) for client_id, code in rows}
+    return found
+
+
+def client_status(ctx: Context, client: Client) -> ClientStatus:
+    ctx.session.flush()
+    return statuses(ctx, [client.id])[client.id]
 
 
 def clients(
@@ -92,8 +132,7 @@ def clients(
     state = status_sql(dialect, today)
     where = []
     if q.strip():
-        like = f"%{q.strip().lower()}%"
-        where.append(or_(func.lower(Client.name).like(like), Client.email.like(like)))
+        where.append(matches(q.strip()))
     if status in STATUSES:
         where.append(state == status)
     total = int(ctx.session.scalar(select(func.count()).select_from(Client).where(*where)) or 0)
@@ -115,30 +154,48 @@ def clients(
     ).all()
     nexts = next_automations(ctx, [r[0] for r in found])
     rows = [
-        ClientRow(id, name, email, start, month, str(label), *nexts.get(id, (None, "")))
+        ClientRow(id, name, email, start, month, ClientStatus(label), nexts.get(id))
         for id, name, email, start, month, label in found
     ]
     return Page(rows, total, page, pages)
 
 
-def next_automations(ctx: Context, ids: list[int]) -> dict[int, tuple[datetime, str]]:
+def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
+    """What comes next for each client (`outcomes.next_for`): the first automations that may
+    act (not those a hold keeps back), or what the hold waits for."""
     if not ids:
         return {}
-    found: dict[int, tuple[datetime, str]] = {}
-    for client_id, at, type_, template, month in ctx.session.execute(
-        select(
-            Automation.client_id,
-            Automation.trigger_at,
-            Automation.type,
-            Automation.template,
-            Automation.month,
+    may_run = or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None))
+    rank = (
+        func.row_number()
+        .over(partition_by=Automation.client_id, order_by=(Automation.trigger_at, Automation.id))
+        .label("rank")
+    )
+    ranked = (
+        select(Automation.id, rank)
+        .join(Client, Client.id == Automation.client_id)
+        .where(
+            Automation.client_id.in_(ids), Automation.status == AutomationStatus.SCHEDULED, may_run
         )
-        .where(Automation.client_id.in_(ids), Automation.status == AutomationStatus.SCHEDULED)
-        .order_by(Automation.client_id, Automation.trigger_at)
-    ):
-        if client_id not in found:
-            what = (template or type_).replace("_", " ").lower()
-            found[client_id] = (at, f"{what} M{month}" if month else what)
+        .subquery()
+    )
+    rows = ctx.session.scalars(
+        select(Automation)
+        .join(ranked, ranked.c.id == Automation.id)
+        .where(ranked.c.rank <= 3)
+        .order_by(Automation.client_id, Automation.trigger_at, Automation.id)
+    ).all()
+    by_client: dict[int, list[Automation]] = {}
+    for automation in rows:
+        by_client.setdefault(automation.client_id, []).append(automation)
+    clients = {c.id: c for c in ctx.session.scalars(select(Client).where(Client.id.in_(ids)))}
+    found: dict[int, Expected] = {}
+    for client_id, client in clients.items():
+        nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []))
+        if nxt is None and client.paused_at is not None:
+            nxt = Expected(0, "Hold", "waiting", None, "on hold: waits for the hold to end")
+        if nxt is not None:
+            found[client_id] = nxt
     return found
 
 
@@ -161,14 +218,149 @@ def review_queue(ctx: Context, page: int = 1) -> Page:
     return Page(rows, total, page, pages)
 
 
+# -- the log: one query behind the log page, the dashboard's numbers and the weekly digest --
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which rows: log rows (what happened), or, with status SCHEDULED, pending automations that
+    may run (not those a hold keeps back). Dates are whole days in `zone` (the reader's)."""
+
+    client: str = ""  # id, email or part of a name
+    type: str = ""
+    template: str = ""
+    status: str = ""
+    start: date | None = None
+    end: date | None = None  # inclusive
+    zone: str = "UTC"
+
+    def link(self) -> dict[str, str]:
+        """The log page's query string for these rows."""
+        args = {
+            "client": self.client,
+            "type": self.type,
+            "template": self.template,
+            "status": self.status,
+            "from": self.start.isoformat() if self.start else "",
+            "to": self.end.isoformat() if self.end else "",
+        }
+        return {k: v for k, v in args.items() if v}
+
+
+LOG_STATUSES = (*[s.value for s in LogStatus], AutomationStatus.SCHEDULED.value)
+
+
+def log_filter(
+    *,
+    client: str = "",
+    type: str = "",
+    template: str = "",
+    status: str = "",
+    start: date | None = None,
+    end: date | None = None,
+    zone: str = "UTC",
+) -> LogFilter:
+    """A log filter as a person typed it, refused with a message when it cannot mean anything."""
+    if type and type not in AutomationType.__members__:
+        names = ", ".join(AutomationType)
+        raise Invalid(f"type: unknown automation type {type!r} (one of {names})", "type")
+    if template and template not in Template.__members__:
+        raise Invalid(f"template: unknown template {template!r}", "template")
+    if status and status not in LOG_STATUSES:
+        names = ", ".join(LOG_STATUSES)
+        raise Invalid(f"status: unknown status {status!r} (one of {names})", "status")
+    if start and end and start > end:
+        raise Invalid(f"from: {start} is after to ({end})", "from")
+    return LogFilter(client.strip(), type, template, status, start, end, zone)
+
+
+def day_start(day: date, zone: str = "UTC") -> datetime:
+    """The first instant of `day` in `zone`, in UTC."""
+    return datetime.combine(day, time(0), ZoneInfo(zone)).astimezone(UTC)
+
+
+def log_query(where: LogFilter) -> tuple[Select[Any], Any, Any]:
+    """The rows `where` names (with each row's client name), the table and its time column."""
+    pending = where.status == AutomationStatus.SCHEDULED
+    table: Any = Automation if pending else AutomationLog
+    when = Automation.trigger_at if pending else AutomationLog.at
+    query: Select[Any] = select(table, Client.name).join(Client, Client.id == table.client_id)
+    if pending:
+        query = query.where(or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)))
+    if where.client:
+        text = where.client
+        if looks_like_id(text):
+            query = query.where(Client.id == int(text) if fits_id(int(text)) else false())
+        else:
+            query = query.where(matches(text))
+    if where.type:
+        query = query.where(table.type == where.type)
+    if where.template:
+        query = query.where(table.template == where.template)
+    if where.status:
+        query = query.where(table.status == where.status)
+    if where.start:
+        query = query.where(when >= day_start(where.start, where.zone))
+    if where.end:
+        query = query.where(when < day_start(where.end + timedelta(days=1), where.zone))
+    return query, table, when
+
+
+def count(ctx: Context, where: LogFilter) -> int:
+    """How many rows the log shows for `where` (up to LOG_COUNT_CAP + 1)."""
+    query, _, _ = log_query(where)
+    return int(
+        ctx.session.scalar(
+            select(func.count()).select_from(query.limit(LOG_COUNT_CAP + 1).subquery())
+        )
+        or 0
+    )
+
+
+def tally(ctx: Context, where: LogFilter, by: str) -> list[tuple[str, int]]:
+    """The rows `where` names, counted by one of their columns (`status`, `type`)."""
+    query, _, _ = log_query(where)
+    rows = query.subquery()
+    column = rows.c[by]
+    found = ctx.session.execute(select(column, func.count()).group_by(column).order_by(column))
+    return [(str(value), int(n)) for value, n in found]
+
+
+def logs(ctx: Context, where: LogFilter, page: int = 1) -> Page:
+    """Automation log rows (or, for status SCHEDULED, pending automations) matching the filter,
+    newest first (pending ones soonest first), one page."""
+    query, table, when = log_query(where)
+    # Counted up to LOG_COUNT_CAP: past that, "10,000+" says enough, and costs no full scan.
+    total = count(ctx, where)
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(page, 1), pages)
+    pending = where.status == AutomationStatus.SCHEDULED
+    order = (when.asc(), table.id.asc()) if pending else (when.desc(), table.id.desc())
+    rows = ctx.session.execute(
+        query.order_by(*order).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
+    ).all()
+    return Page(rows, total, page, pages)
+
+
 # -- the dashboard ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Count:
+    """One number of the dashboard and the rows behind it: the number IS the count of those
+    rows (the log's own query), so following its link lists exactly that many."""
+
     label: str
     value: int | str
-    link: dict[str, str] = field(default_factory=dict)  # the log or client filter behind it
+    rows: LogFilter | None = None  # the log rows behind it
+    clients: str = ""  # or: the client list with this status
+    hint: str = ""  # what the number means, shown on hover
+
+    @property
+    def link(self) -> dict[str, str]:
+        if self.rows is not None:
+            return self.rows.link()
+        return {"status": self.clients, "view": "clients"}
 
 
 @dataclass(frozen=True)
@@ -176,170 +368,97 @@ class Dashboard:
     today: list[Count]
     week: list[Count]
     ahead: list[Count]
-    daily: list[tuple[date, dict[str, int]]]  # the last 14 days, completed automations by type
+    daily: list[tuple[date, int, LogFilter]]  # the last 14 days: automations completed
+    zone: str
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
+def local_today(ctx: Context, zone: str) -> date:
+    return ctx.now().astimezone(ZoneInfo(zone)).date()
 
 
-def dashboard(ctx: Context) -> Dashboard:
-    now = ctx.now()
-    today = now.date()
-    midnight = day_start(today)
-    week_ago = now - timedelta(days=7)
-    ahead = now + timedelta(days=7)
+def on_time_days(ctx: Context) -> int:
+    return ctx.program.schedule.on_time_days
 
-    def logged(since: datetime, *where: Any) -> int:
-        return int(
-            ctx.session.scalar(
-                select(func.count())
-                .select_from(AutomationLog)
-                .where(AutomationLog.at >= since, *where)
-            )
-            or 0
-        )
 
-    def scheduled(*where: Any) -> int:
-        return int(
-            ctx.session.scalar(
-                select(func.count())
-                .select_from(Automation)
-                .where(
-                    Automation.status == AutomationStatus.SCHEDULED,
-                    Automation.trigger_at >= now,
-                    Automation.trigger_at < ahead,
-                    *where,
-                )
-            )
-            or 0
-        )
+def on_time(ctx: Context, where: LogFilter) -> tuple[int, int]:
+    """Of the deliveries `where` names (DELIVERABLE_READY emails sent), how many reached the
+    client by their month's milestone + the program's `on_time_days`, in the client's zone."""
+    query, _, _ = log_query(where)
+    rows = ctx.session.execute(query).all()
+    late_by: dict[int, dict[int, date]] = {}
+    timely = 0
+    for row, _ in rows:
+        client = ctx.session.get(Client, row.client_id)
+        assert client is not None
+        if client.id not in late_by:
+            late_by[client.id] = month_dates(ctx, client)
+        due = late_by[client.id][row.month] + timedelta(days=on_time_days(ctx))
+        if row.at.astimezone(ZoneInfo(client.timezone)).date() <= due:
+            timely += 1
+    return timely, len(rows)
 
-    done = AutomationLog.status == LogStatus.COMPLETED
-    day = {"from": today.isoformat()}
+
+def dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
+    """Today, the last 7 days and the next 7 (whole days in the reader's `zone`)."""
+    today = local_today(ctx, zone)
+    week_start = today - timedelta(days=6)
+    ahead_end = today + timedelta(days=6)
+
+    def rows(start: date, end: date, **what: str) -> LogFilter:
+        return LogFilter(start=start, end=end, zone=zone, **what)
+
+    def number(label: str, where: LogFilter, hint: str = "") -> Count:
+        return Count(label, count(ctx, where), where, hint=hint)
+
+    done = LogStatus.COMPLETED.value
     today_counts = [
-        Count(
-            "generated",
-            logged(midnight, done, AutomationLog.type == AutomationType.GENERATE_DELIVERABLE),
-            day | {"type": "GENERATE_DELIVERABLE", "status": "COMPLETED"},
-        ),
-        Count(
-            "reminders sent",
-            logged(midnight, done, AutomationLog.type == AutomationType.SEND_REMINDER),
-            day | {"type": "SEND_REMINDER", "status": "COMPLETED"},
-        ),
-        Count(
-            "escalations",
-            logged(midnight, done, AutomationLog.type == AutomationType.ESCALATE_TO_ADMIN),
-            day | {"type": "ESCALATE_TO_ADMIN", "status": "COMPLETED"},
-        ),
-        Count(
-            "failures",
-            logged(midnight, AutomationLog.status == LogStatus.FAILED),
-            day | {"status": "FAILED"},
-        ),
+        number("generated", rows(today, today, type="GENERATE_DELIVERABLE", status=done)),
+        number("reminders sent", rows(today, today, type="SEND_REMINDER", status=done)),
+        number("escalations", rows(today, today, type="ESCALATE_TO_ADMIN", status=done)),
+        number("failures", rows(today, today, status=LogStatus.FAILED.value)),
     ]
-    delivered = ctx.session.execute(
-        select(Deliverable.generated_at, Deliverable.delivered_at).where(
-            Deliverable.status == DeliverableStatus.DELIVERED, Deliverable.delivered_at >= week_ago
-        )
-    ).all()
-    on_time = sum(
-        1 for g, d in delivered if g is not None and d is not None and d - g <= timedelta(days=3)
-    )
-    rate = f"{round(100 * on_time / len(delivered))}%" if delivered else "n/a"
-    overdue = clients(ctx, status="overdue").total
-    week = {"from": week_ago.date().isoformat()}
+    delivered = rows(week_start, today, template="DELIVERABLE_READY", status=done)
+    timely, total = on_time(ctx, delivered)
+    rate = f"{round(100 * timely / total)}%" if total else "n/a"
+    n = on_time_days(ctx)
     week_counts = [
         Count(
-            "on-time delivery", rate, week | {"type": "SEND_NOTIFICATION", "status": "COMPLETED"}
+            "on-time delivery",
+            rate,
+            delivered,
+            hint=(
+                f"Deliveries in the last 7 days that reached the client by their month's "
+                f"milestone + {n} days: {timely} of {total}"
+            ),
         ),
-        Count("clients overdue", overdue, {"status": "overdue", "view": "clients"}),
         Count(
-            "months completed",
-            len(delivered),
-            week | {"type": "SEND_CELEBRATION", "status": "COMPLETED"},
+            "clients overdue",
+            clients(ctx, status=ClientStatus.OVERDUE).total,
+            clients=ClientStatus.OVERDUE.value,
+            hint="Clients whose month in progress is more than 7 days past its milestone",
+        ),
+        number(
+            "months delivered",
+            delivered,
+            "Deliverable-ready emails sent in the last 7 days (one per month delivered)",
         ),
     ]
-    upcoming = {"from": today.isoformat(), "to": ahead.date().isoformat(), "status": "SCHEDULED"}
+    scheduled = AutomationStatus.SCHEDULED.value
     ahead_counts = [
-        Count(
+        number(
             "to generate",
-            scheduled(Automation.type == AutomationType.GENERATE_DELIVERABLE),
-            upcoming | {"type": "GENERATE_DELIVERABLE"},
+            rows(today, ahead_end, type="GENERATE_DELIVERABLE", status=scheduled),
+            "Pending generations due by the end of the 7th day (clients on hold not counted)",
         ),
-        Count(
-            "reminders",
-            scheduled(Automation.type == AutomationType.SEND_REMINDER),
-            upcoming | {"type": "SEND_REMINDER"},
-        ),
-        Count(
-            "celebrations",
-            scheduled(Automation.type == AutomationType.SEND_CELEBRATION),
-            upcoming | {"type": "SEND_CELEBRATION"},
-        ),
+        number("reminders", rows(today, ahead_end, type="SEND_REMINDER", status=scheduled)),
+        number("celebrations", rows(today, ahead_end, type="SEND_CELEBRATION", status=scheduled)),
     ]
-    first = today - timedelta(days=13)
-    series: dict[date, dict[str, int]] = {first + timedelta(days=i): {} for i in range(14)}
-    for on, type_, n in ctx.session.execute(
-        select(func.date(AutomationLog.at), AutomationLog.type, func.count())
-        .where(AutomationLog.at >= day_start(first), done)
-        .group_by(func.date(AutomationLog.at), AutomationLog.type)
-    ):
-        key = on if isinstance(on, date) else date.fromisoformat(str(on))
-        if key in series:
-            series[key][type_] = int(n)
-    return Dashboard(today_counts, week_counts, ahead_counts, sorted(series.items()))
-
-
-# -- the log ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogFilter:
-    client: str = ""  # id, email or part of a name
-    type: str = ""
-    status: str = ""
-    start: date | None = None
-    end: date | None = None  # inclusive
-
-
-def logs(ctx: Context, where: LogFilter, page: int = 1) -> Page:
-    """Automation log rows (or, for status SCHEDULED, pending automations) matching the filter,
-    newest first, one page."""
-    pending = where.status == AutomationStatus.SCHEDULED
-    table: Any = Automation if pending else AutomationLog
-    when = Automation.trigger_at if pending else AutomationLog.at
-    query: Select[Any] = select(table, Client.name).join(Client, Client.id == table.client_id)
-    if where.client.strip():
-        text = where.client.strip()
-        if looks_like_id(text):
-            query = query.where(Client.id == int(text) if fits_id(int(text)) else false())
-        else:
-            like = f"%{text.lower()}%"
-            query = query.where(or_(Client.email.like(like), func.lower(Client.name).like(like)))
-    if where.type:
-        query = query.where(table.type == where.type)
-    if where.status:
-        query = query.where(table.status == where.status)
-    if where.start:
-        query = query.where(when >= day_start(where.start))
-    if where.end:
-        query = query.where(when < day_start(where.end + timedelta(days=1)))
-    # Counted up to LOG_COUNT_CAP: past that, "10,000+" says enough, and costs no full scan.
-    total = int(
-        ctx.session.scalar(
-            select(func.count()).select_from(query.limit(LOG_COUNT_CAP + 1).subquery())
-        )
-        or 0
-    )
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
-    order = (when.asc(), table.id.asc()) if pending else (when.desc(), table.id.desc())
-    rows = ctx.session.execute(
-        query.order_by(*order).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
-    ).all()
-    return Page(rows, total, page, pages)
+    daily = []
+    for i in range(13, -1, -1):
+        day = today - timedelta(days=i)
+        where = rows(day, day, status=done)
+        daily.append((day, count(ctx, where), where))
+    return Dashboard(today_counts, week_counts, ahead_counts, daily, zone)
 
 
 def failed_automation(row: Any) -> bool:

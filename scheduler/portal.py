@@ -8,13 +8,13 @@ from datetime import date
 
 from sqlalchemy import select
 
-from scheduler import emails, timeline
+from scheduler import emails, rules, timeline
 from scheduler.engine import Context
 from scheduler.errors import NotFound
 from scheduler.inputs import check_month
-from scheduler.lookups import client_zone, latest_deliverable, local_today
+from scheduler.lookups import client_zone, latest_deliverable, local_today, open_hold
 from scheduler.models import Client, Deliverable, Email
-from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus
+from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus, Template
 
 # How a month's state reads to the client: the review behind the scenes is not theirs to see.
 CLIENT_STATE = {
@@ -32,6 +32,7 @@ class MonthCard:
     state: str
     opened: bool
     readable: bool  # delivered: the client can open it
+    note: str = ""  # what the hold does to the date, if anything
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Progress:
     next_date: str | None  # the next month's date still to come
     paused: bool
     complete: bool
+    resumes: str | None = None  # the hold's planned end, in the client's style
 
 
 def progress(ctx: Context, client: Client) -> Progress:
@@ -59,9 +61,11 @@ def progress(ctx: Context, client: Client) -> Progress:
             CLIENT_STATE.get(m.state, m.state),
             m.opened,
             m.state == "delivered",
+            m.note,
         )
         for m in line.months
     ]
+    hold = open_hold(ctx, client) if client.paused_at else None
     coming = [m.date for m in line.months if m.date >= today and m.state != "delivered"]
     return Progress(
         name=client.name,
@@ -74,6 +78,7 @@ def progress(ctx: Context, client: Client) -> Progress:
         next_date=emails.day(min(coming), client.timezone) if coming else None,
         paused=client.paused_at is not None,
         complete=completed_on(ctx, client) is not None,
+        resumes=emails.day(hold.until, client.timezone) if hold and hold.until else None,
     )
 
 
@@ -110,23 +115,46 @@ def notification(ctx: Context, client: Client, email_id: int) -> Email:
     raise NotFound("no such message", "message")
 
 
+@dataclass(frozen=True)
+class Choices:
+    """What the client receives, as their preferences page shows it: a reminder or a
+    celebration is ticked only when one would really go (`rules.unwanted`)."""
+
+    subscribed: bool
+    reminders: bool
+    celebrations: bool
+
+
+def choices(client: Client) -> Choices:
+    prefs = emails.preferences(client)
+    return Choices(
+        subscribed=not prefs.unsubscribed,
+        reminders=rules.unwanted(Template.REMINDER_UPCOMING, prefs) is None,
+        celebrations=rules.unwanted(Template.MONTH_COMPLETE, prefs) is None,
+    )
+
+
 def set_preferences(
     ctx: Context, client: Client, *, reminders: bool, celebrations: bool, subscribed: bool
 ) -> None:
-    client.reminders_enabled = reminders
-    client.celebrations_enabled = celebrations
     if subscribed:
         client.unsubscribed_at = None
+        client.reminders_enabled = reminders
+        client.celebrations_enabled = celebrations
     elif client.unsubscribed_at is None:
+        # Unsubscribed from everything optional: the finer choices are kept for a return.
         client.unsubscribed_at = ctx.now()
     client.updated_at = ctx.now()
 
 
-def unsubscribe(ctx: Context, client: Client) -> None:
-    """One-click unsubscribe from every optional email (idempotent)."""
-    if client.unsubscribed_at is None:
-        client.unsubscribed_at = ctx.now()
-        client.updated_at = ctx.now()
+def unsubscribe(ctx: Context, client: Client) -> bool:
+    """One-click unsubscribe from every optional email (idempotent). False when the client
+    already was."""
+    if client.unsubscribed_at is not None:
+        return False
+    client.unsubscribed_at = ctx.now()
+    client.updated_at = ctx.now()
+    return True
 
 
 def completed_on(ctx: Context, client: Client) -> date | None:

@@ -46,6 +46,7 @@ class Schedule:
     retry_delay_minutes: int = 15
     max_retries: int = 3
     halfway_month: int = 4
+    on_time_days: int = 7
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from scheduler import rules
 from scheduler.controls import refuse_on_hold
 from scheduler.engine import Context
-from scheduler.errors import Conflict
+from scheduler.errors import Conflict, Invalid
 from scheduler.inputs import check_month
 from scheduler.lookups import (
     at_send_hour,
@@ -21,7 +21,7 @@ from scheduler.lookups import (
     require_deliverable,
 )
 from scheduler.models import Automation, Client, Deliverable
-from scheduler.schedule import finish, move, notify, refresh_progress, schedule
+from scheduler.schedule import after_grace, finish, move, notify, refresh_progress, schedule
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -47,9 +47,19 @@ def approve(ctx: Context, client: Client, month: int) -> Deliverable:
         Template.DELIVERABLE_READY,
         f"ready:{month}:v{deliverable.version}",
         month=month,
+        at=after_grace(ctx),
     )
     day = local_today(ctx, client) + timedelta(days=ctx.program.schedule.celebration_days_after)
     template = rules.celebration_for(month, ctx.program)
+    # One celebration at a time: a newer month's supersedes the ones still waiting.
+    for waiting in pending(ctx, client, type=AutomationType.SEND_CELEBRATION):
+        if waiting.month is not None and waiting.month < month:
+            finish(
+                ctx,
+                waiting,
+                AutomationStatus.CANCELLED,
+                f"superseded by the celebration of M{month}",
+            )
     notify(
         ctx, client, template, f"celebrate:{month}", month=month, at=at_send_hour(ctx, client, day)
     )
@@ -58,7 +68,10 @@ def approve(ctx: Context, client: Client, month: int) -> Deliverable:
 
 
 def reject(ctx: Context, client: Client, month: int, notes: str = "") -> Deliverable:
-    """Send the month back; admins are reminded in a few days if it is still rejected."""
+    """Send the month back, with notes saying what to change; admins are reminded in a few
+    days if it is still rejected."""
+    if not str(notes or "").strip():
+        raise Invalid("notes: say what to change (a rejection needs notes)", "notes")
     deliverable = require_deliverable(ctx, client, month)
     if deliverable.status != DeliverableStatus.PENDING_REVIEW:
         raise Conflict(

@@ -17,6 +17,7 @@ from scheduler.vocab import (
     AutomationType,
     DeliverableStatus,
     Template,
+    automation_name,
 )
 
 DONE = (DeliverableStatus.DELIVERED, DeliverableStatus.SKIPPED)
@@ -101,7 +102,7 @@ def decide(
         if this.status is DeliverableStatus.REJECTED:
             return run(f"{m} is still rejected")
         return skip(f"{m} is no longer rejected ({this.status or 'not generated'})")
-    return run(f"send {template}" if template else f"run {type_}")
+    return run(f"sent: {automation_name(type_, template)}" if template else automation_name(type_))
 
 
 def escalate_behind(previous: MonthView | None) -> bool:

@@ -123,6 +123,7 @@ def place(ctx: Context, automations: list[Automation], *, planned: bool) -> None
     them to the transport."""
     ctx.session.add_all(automations)
     ctx.session.flush()
+    ctx.touched.extend(automations)
     now = ctx.now()
     for automation in automations:
         late = automation.trigger_at < now
@@ -143,7 +144,8 @@ def send_when_due(ctx: Context, automation: Automation) -> None:
     now = ctx.now()
     client = automation.client
     held = client.paused_at is not None and automation.hold_id is None
-    if automation.trigger_at <= now + ctx.engine.horizon and not held:
+    due = automation.trigger_at <= now + ctx.engine.horizon
+    if due and not held and ctx.engine.dispatches:
         automation.dispatched_at = now
         ctx.dispatch_after_commit(
             automation.id, automation.version, automation.trigger_at, lane_of(automation)
@@ -160,6 +162,7 @@ def lane_of(automation: Automation) -> Lane:
 
 def move(ctx: Context, automation: Automation, at: datetime, *, planned: bool = True) -> None:
     """Move a scheduled automation to `at`; the messages already sent for it go stale."""
+    ctx.touched.append(automation)
     automation.trigger_at = at
     automation.version += 1
     automation.updated_at = ctx.now()
@@ -173,6 +176,7 @@ def move(ctx: Context, automation: Automation, at: datetime, *, planned: bool = 
 
 def finish(ctx: Context, automation: Automation, status: AutomationStatus, detail: str) -> None:
     """End a scheduled automation without running it (skip or cancel), and log why."""
+    ctx.touched.append(automation)
     automation.status = status
     automation.version += 1
     automation.detail = detail
@@ -206,6 +210,12 @@ def notify(
         payload=payload,
         hold=hold,
     )
+
+
+def after_grace(ctx: Context) -> datetime:
+    """When a client email caused by an admin's action goes: after the grace period, so that
+    an undo within it sends nothing."""
+    return ctx.now() + ctx.engine.action_email_grace
 
 
 def refresh_progress(ctx: Context, client: Client) -> None:

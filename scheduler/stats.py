@@ -1,16 +1,20 @@
-"""The automation dashboard's numbers: what ran today and this week, what comes in the next
-seven days, and where clients and automations stand."""
+"""The API's automation statistics: what ran today and in the last 7 days, what comes in the
+next 7, and where clients and automations stand. Counted with the dashboard's own functions
+(`scheduler.overview`), in whole UTC days: each number is the count of the log's rows for the
+same filter, and on-time delivery has the dashboard's definition."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from scheduler import overview
 from scheduler.engine import Context
-from scheduler.models import Automation, AutomationLog, Client, Deliverable
-from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus, LogStatus
+from scheduler.models import Automation
+from scheduler.overview import LogFilter
+from scheduler.vocab import AutomationStatus, AutomationType, ClientStatus, LogStatus
 
 KINDS = {
     AutomationType.GENERATE_DELIVERABLE: "generated",
@@ -33,57 +37,42 @@ class Stats:
     automations: dict[str, int]
 
 
-def activity(ctx: Context, since: datetime) -> dict[str, int]:
-    """Automations carried out (and failed for good) since `since`, by kind."""
+def activity(ctx: Context, where: LogFilter) -> dict[str, int]:
+    """Automations carried out (and failed for good) among the rows `where` names, by kind."""
     counts = dict.fromkeys([*KINDS.values(), "failed"], 0)
-    rows = ctx.session.execute(
-        select(AutomationLog.type, AutomationLog.status, func.count())
-        .where(
-            AutomationLog.at >= since,
-            AutomationLog.status.in_([LogStatus.COMPLETED, LogStatus.FAILED]),
-        )
-        .group_by(AutomationLog.type, AutomationLog.status)
-    )
-    for type_, status, n in rows:
-        if status == LogStatus.FAILED:
-            counts["failed"] += n
-        elif type_ in KINDS:
-            counts[KINDS[AutomationType(type_)]] += n
+    done = replace(where, status=LogStatus.COMPLETED.value)
+    for type_, n in overview.tally(ctx, done, "type"):
+        kind = KINDS.get(AutomationType(type_))
+        if kind:
+            counts[kind] += n
+    counts["failed"] = overview.count(ctx, replace(where, status=LogStatus.FAILED.value))
     return counts
 
 
 def automation_stats(ctx: Context) -> Stats:
     now = ctx.now()
-    midnight = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
-    week_ago = now - timedelta(days=7)
-    delivered = ctx.session.execute(
-        select(Deliverable.delivered_at, Deliverable.generated_at).where(
-            Deliverable.status == DeliverableStatus.DELIVERED, Deliverable.delivered_at >= week_ago
-        )
-    ).all()
-    # On time: delivered within the escalation delay of its generation.
-    limit = timedelta(days=ctx.program.schedule.escalation_days_after)
-    on_time = sum(1 for d, g in delivered if g is None or d - g <= limit)
+    today = overview.local_today(ctx, "UTC")
+    week_start = today - timedelta(days=6)
+    delivered = LogFilter(
+        template="DELIVERABLE_READY",
+        status=LogStatus.COMPLETED.value,
+        start=week_start,
+        end=today,
+    )
+    timely, total = overview.on_time(ctx, delivered)
     upcoming = {name if name != "generated" else "generations": 0 for name in KINDS.values()}
-    for type_, n in ctx.session.execute(
-        select(Automation.type, func.count())
-        .where(
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.trigger_at >= now,
-            Automation.trigger_at < now + timedelta(days=7),
-        )
-        .group_by(Automation.type)
-    ):
+    coming = LogFilter(
+        status=AutomationStatus.SCHEDULED.value, start=today, end=today + timedelta(days=6)
+    )
+    for type_, n in overview.tally(ctx, coming, "type"):
         name = KINDS.get(AutomationType(type_))
         if name:
             upcoming["generations" if name == "generated" else name] += n
-    clients = {"active": 0, "on_hold": 0, "completed": 0}
-    for paused, completed, n in ctx.session.execute(
-        select(
-            Client.paused_at.is_not(None), Client.completed_at.is_not(None), func.count()
-        ).group_by(Client.paused_at.is_not(None), Client.completed_at.is_not(None))
-    ):
-        clients["completed" if completed else "on_hold" if paused else "active"] += n
+    state = overview.status_sql(ctx.session.get_bind().dialect.name, now.date())
+    clients = {s.value: 0 for s in ClientStatus}
+    for code, n in ctx.session.execute(select(state, func.count()).group_by(state)):
+        clients[str(code)] += n
+    clients["active"] = clients[ClientStatus.ON_TRACK] + clients[ClientStatus.OVERDUE]
     states = dict(
         ctx.session.execute(
             select(Automation.status, func.count())
@@ -97,10 +86,10 @@ def automation_stats(ctx: Context) -> Stats:
     )
     return Stats(
         at=now,
-        today=activity(ctx, midnight),
-        week=activity(ctx, week_ago),
-        months_completed=len(delivered),
-        on_time_rate=round(on_time / len(delivered), 4) if delivered else None,
+        today=activity(ctx, LogFilter(start=today, end=today)),
+        week=activity(ctx, LogFilter(start=week_start, end=today)),
+        months_completed=total,
+        on_time_rate=round(timely / total, 4) if total else None,
         upcoming=upcoming,
         clients=clients,
         automations={

@@ -137,3 +137,71 @@ TEMPLATE_TYPE: dict[Template, AutomationType] = {
     Template.PROGRAM_COMPLETE: AutomationType.SEND_CELEBRATION,
     Template.ADMIN_ESCALATION: AutomationType.ESCALATE_TO_ADMIN,
 }
+
+
+# -- what people read -------------------------------------------------------------------------
+# The codes above are stable (the API, the log filters and the database use them); people read
+# the labels below, on every surface alike. docs/architecture.md lists both side by side.
+
+
+class ClientStatus(StrEnum):
+    """Where a client stands (the rule is `scheduler.overview.status_sql`)."""
+
+    ON_TRACK = "on_track"
+    OVERDUE = "overdue"
+    ON_HOLD = "on_hold"
+    COMPLETED = "completed"
+
+
+STATUS_LABELS: dict[ClientStatus, str] = {
+    ClientStatus.ON_TRACK: "on track",
+    ClientStatus.OVERDUE: "overdue",
+    ClientStatus.ON_HOLD: "on hold",
+    ClientStatus.COMPLETED: "completed",
+}
+
+# What each automation is called where a person reads it (panel, emails, digest, portal).
+TEMPLATE_NAMES: dict[Template, str] = {
+    Template.REMINDER_UPCOMING: "Upcoming reminder to client",
+    Template.DELIVERABLE_READY: "Deliverable ready email to client",
+    Template.REMINDER_OVERDUE: "Overdue reminder to client",
+    Template.ADMIN_ESCALATION: "Escalation to admins",
+    Template.MONTH_COMPLETE: "Month complete celebration",
+    Template.HALFWAY: "Halfway celebration",
+    Template.PROGRAM_COMPLETE: "Program complete celebration",
+    Template.PAUSE_CONFIRMATION: "Hold confirmation to client",
+    Template.RESUME_REMINDER: "Resuming-soon reminder to client",
+    Template.WELCOME_BACK: "Welcome back email to client",
+    Template.REVISION_REMINDER: "Revision reminder to admins",
+    Template.REVIEW_NEEDED: "Review request to admins",
+    Template.AUTOMATION_FAILURE: "Failure alert to admins",
+    Template.WEEKLY_DIGEST: "Weekly digest to admins",
+}
+TYPE_NAMES: dict[AutomationType, str] = {
+    AutomationType.GENERATE_DELIVERABLE: "Deliverable generation",
+    AutomationType.SEND_REMINDER: "Reminder",
+    AutomationType.SEND_NOTIFICATION: "Notification",
+    AutomationType.SEND_CELEBRATION: "Celebration",
+    AutomationType.ESCALATE_TO_ADMIN: "Escalation to admins",
+    AutomationType.UPDATE_STATUS: "Hold ends",
+}
+LOG_STATUS_LABELS: dict[str, str] = {
+    "SCHEDULED": "scheduled",
+    "RUNNING": "running",
+    "COMPLETED": "done",
+    "SKIPPED": "skipped",
+    "FAILED": "failed",
+    "RETRYING": "retrying",
+    "DEFERRED": "deferred",
+    "CANCELLED": "cancelled",
+}
+
+
+def automation_name(type_: str, template: str | None = None, month: int | None = None) -> str:
+    """An automation as a person reads it: "Overdue reminder to client (M2)", "Hold ends"."""
+    name = TEMPLATE_NAMES[Template(template)] if template else TYPE_NAMES[AutomationType(type_)]
+    return f"{name} (M{month})" if month else name
+
+
+def status_label(code: str) -> str:
+    return STATUS_LABELS[ClientStatus(code)]

@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 
 class Embedded:
-    """Start it after `runtime.bind`: the worker and the sweep take their units of work there."""
+    """Start it after `runtime.bind`: the worker and the sweep take their units of work there.
+    The worker's watch (tasks.watch) sends what is due every WORKER_BEAT_SECONDS, so an
+    automation another process left undispatched (a command run beside the server, with no
+    worker of its own) goes within seconds; the sweep itself runs every `sweep_interval`."""
 
     def __init__(self, sweep_interval: float) -> None:
         self.sweep_interval = sweep_interval

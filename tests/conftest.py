@@ -105,6 +105,8 @@ def harness(database_url: str, clock: ManualClock) -> Iterator[Harness]:
             "REDIS_URL": None,
             "SEND_HOUR": 9,
             "MAIL_SUPPRESS_SEND": True,
+            # Admin-caused emails go at once here; the grace period has tests of its own.
+            "ACTION_EMAIL_GRACE_SECONDS": 0,
         },
         clock=clock,
         dispatcher=transport,

@@ -4,6 +4,7 @@ browser would)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from flask import g, has_app_context
@@ -34,6 +35,14 @@ class Browser(FlaskClient):
             for name in ("_login_user", "csrf_token", "journey"):
                 g.pop(name, None)
         return super().open(*args, **kwargs)
+
+
+# Tests that move the clock by hours or months while an admin stays logged in (sessions have
+# tests of their own): the longest idle time and lifetime.
+LONG_SESSIONS = {
+    "SESSION_IDLE_MINUTES": 60 * 24 * 3650,
+    "PERMANENT_SESSION_LIFETIME": timedelta(days=3650),
+}
 
 
 def browser(app: Any) -> Browser:

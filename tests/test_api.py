@@ -192,13 +192,21 @@ def test_error_shape_for_unknown_routes_methods_and_bodies(api, sarah):
 
 
 def test_create_read_list_update_clients(api, sarah):
-    assert sarah["email"] == "sarah@example.com" and sarah["status"] == "active"
+    assert sarah["email"] == "sarah@example.com" and sarah["status"] == "on_track"
     assert sarah["start_date"] == "2026-01-10" and sarah["created_at"].endswith("+00:00")
     assert api.get(f"/api/clients/{sarah['id']}").get_json() == sarah
     listed = api.get("/api/clients").get_json()
     assert [c["id"] for c in listed["data"]] == [sarah["id"]]
     assert listed["pagination"] == {"limit": 50, "offset": 0, "total": 1, "next_offset": None}
     assert api.get("/api/clients?status=on_hold").get_json()["data"] == []
+    assert [c["id"] for c in api.get("/api/clients?status=active").get_json()["data"]] == [
+        sarah["id"]
+    ]
+    # By email, as the 404 of an unknown client suggests.
+    by_email = api.get("/api/clients/sarah@example.com")
+    assert by_email.status_code == 200 and by_email.get_json()["id"] == sarah["id"]
+    assert by_email.headers["Content-Location"] == f"/api/clients/{sarah['id']}"
+    assert api.get("/api/clients/nobody@example.com").status_code == 404
     changed = api.patch(
         f"/api/clients/{sarah['id']}", {"name": "Sarah J.", "reminders_enabled": False}
     ).get_json()
@@ -315,6 +323,10 @@ def test_deliverables_review_flow_and_generation_progress(api, sarah, harness):
     assert listed["generation"][0]["state"] == "done"
     assert api.post(f"{base}/months/1/generate").status_code == 409
     assert api.post(f"{base}/deliverables/1/open").status_code == 409
+    # A rejection says what to change: without notes it is refused.
+    for empty in ({}, {"notes": "  "}):
+        refused = api.post(f"{base}/deliverables/1/reject", empty)
+        assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "notes"
     rejected = api.post(f"{base}/deliverables/1/reject", {"notes": "more detail"})
     assert rejected.get_json()["status"] == "REJECTED"
     assert rejected.get_json()["reviewer_notes"] == "more detail"
@@ -410,6 +422,7 @@ def test_automations_list_schedule_cancel_trigger(api, sarah, harness):
     assert api.get("/api/admin/automations/logs?status=NOPE").status_code == 422
     stats = api.get("/api/admin/automations/stats").get_json()
     assert stats["today"]["generated"] == 1 and stats["clients"]["active"] == 1
+    assert stats["clients"]["on_track"] + stats["clients"]["overdue"] == 1
     assert stats["automations"]["scheduled"] > 0
 
 

@@ -38,9 +38,11 @@ def test_each_admin_gets_one_digest_at_monday_8_in_their_zone(harness):
     [digest] = digests(harness)
     assert digest.to == "coach@example.com"
     assert "automations last week" in digest.subject
-    assert "Sarah Johnson: reminder upcoming (M1), completed" in digest.text
-    assert "Sarah Johnson: generate deliverable (M1), completed" in digest.text
-    assert "THE NEXT 7 DAYS" in digest.text and "reminder overdue (M1)" in digest.text
+    assert "Sarah Johnson: Upcoming reminder to client (M1), done" in digest.text
+    assert "Sarah Johnson: Deliverable generation (M1), done" in digest.text
+    assert "THE NEXT 7 DAYS" in digest.text and "Overdue reminder to client (M1)" in digest.text
+    # The counts are the log's rows for the same filters, and link to them.
+    assert "/log?status=SCHEDULED&from=2026-01-12&to=2026-01-18" in digest.text
     harness.clock.set(at(2026, 1, 13, 9))  # Tuesday: this week's is sent, none late
     sweep(harness.ctx)
     assert len(digests(harness)) == 1

@@ -3,6 +3,7 @@ Chromium): who may see it, and every control, with its refusals."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,7 +13,7 @@ from scheduler import controls, lookups, review
 from scheduler.vocab import AutomationStatus as S
 from scheduler.vocab import DeliverableStatus as D
 from scheduler.vocab import Template
-from tests.panel_helpers import PASSWORD, Panel, browser, log_in, set_password, token
+from tests.panel_helpers import LONG_SESSIONS, PASSWORD, Panel, browser, log_in, set_password, token
 from web.extensions import db
 
 PUBLIC = {"auth.login", "static", "main.healthz", "main.metrics"}  # metrics: its own token
@@ -29,10 +30,7 @@ def web(harness):
 
 @pytest.fixture
 def panel(harness, web):
-    # These tests move the clock by hours while the coach stays logged in (sessions have
-    # tests of their own): the longest idle time and lifetime the settings allow.
-    harness.app.config["SESSION_IDLE_MINUTES"] = 24 * 60
-    harness.app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=720)
+    harness.app.config.update(LONG_SESSIONS)
     set_password()
     assert log_in(web).status_code == 302
     return Panel(web)
@@ -128,7 +126,7 @@ def test_clients_list_search_sort_and_status(harness, panel):
     )
     page = panel.get("/").get_data(True)
     assert page.index("Ann Archer") < page.index("Bob Brown") < page.index("Cy Cole")
-    assert "overdue" in page and "paused" in page
+    assert "overdue" in page and "on hold" in page
     found = panel.get("/?q=bob", headers={"HX-Request": "true", "HX-Target": "client-rows"})
     body = found.get_data(True)
     assert "Bob Brown" in body and "Ann Archer" not in body and "<html" not in body
@@ -214,7 +212,9 @@ def test_trigger_cancel_and_schedule_one_automation(harness, panel):
             "at": "2026-01-20T15:30",
         },
     )
-    assert made.status_code == 200 and "Scheduled REMINDER_UPCOMING" in made.get_data(True)
+    told = html.unescape(made.get_data(True))
+    assert made.status_code == 200 and "Upcoming reminder to client (M2) is added" in told
+    assert "scheduled for Tuesday 20 January 2026 at 15:30" in told
     by_hand = harness.automations(client, source="MANUAL")
     assert [a.trigger_at for a in by_hand] == [at(2026, 1, 20, 15, 30)]
     bad = panel.post(
@@ -244,14 +244,25 @@ def test_review_queue_approve_reject_regenerate(harness, panel):
 
 
 def test_dashboard_numbers_link_to_their_rows(harness, panel):
+    """Every number of the dashboard links to the log (or the client list), and the page it
+    links to lists exactly that many rows."""
     client = harness.enroll(date(2026, 1, 1))
     harness.run_until(at(2026, 1, 1, 10))
+    harness.do(review.approve, client, 1)
+    harness.run_for(timedelta(days=3))
     board = panel.get("/dashboard").get_data(True)
     assert "Automation health" in board
-    assert "/log?from=2026-01-01&amp;type=GENERATE_DELIVERABLE&amp;status=COMPLETED" in board
-    rows = panel.get("/log?from=2026-01-01&type=GENERATE_DELIVERABLE&status=COMPLETED")
-    assert rows.get_data(True).count("GENERATE_DELIVERABLE · ") == 0  # no template
-    assert "Sarah Johnson" in rows.get_data(True)
+    links = re.findall(
+        r'<a class="big number" data-label="([^"]+)" href="([^"]+)">([^<]+)</a>', board
+    )
+    assert len(links) == 10
+    for label, href, value in links:
+        page = panel.get(html.unescape(href)).get_data(True)
+        if label == "on-time delivery":
+            assert value in ("100%", "n/a"), value
+            continue
+        shown = page.count('class="log-row"') if "/log" in href else page.count("<tr><td><a")
+        assert shown == int(value), (label, href, value, shown)
     assert client.id
 
 
@@ -329,12 +340,12 @@ def test_the_lists_status_follows_the_rule(harness):
     harness.do(review.approve, done, 1)
     statuses = {row.name: row.status for row in overview.clients(harness.ctx).rows}
     assert statuses == {
-        "Client 0": "on track",  # M1 on 25 Feb: overdue from 4 March
+        "Client 0": "on_track",  # M1 on 25 Feb: overdue from 4 March
         "Client 1": "overdue",  # M1 on 21 Feb, not delivered: overdue since 28 Feb
         "Client 2": "overdue",  # M2 on 31 Jan, in review: overdue since 7 Feb
-        "Client 3": "on track",  # M4 on 1 March: generated this morning
-        "Client 4": "paused",
-        "Client 5": "on track",  # M1 delivered: M2 on 23 March counts
+        "Client 3": "on_track",  # M4 on 1 March: generated this morning
+        "Client 4": "on_hold",
+        "Client 5": "on_track",  # M1 delivered: M2 on 23 March counts
     }
     assert overview.clients(harness.ctx, status="overdue").total == 2
 

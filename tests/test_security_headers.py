@@ -41,7 +41,7 @@ def fill(rule, client_id: int, token: str) -> str:
     }
     path = rule.rule
     for arg in rule.arguments:
-        kind = type(rule._converters[arg]).__name__.lower()
+        kind = type(rule._converters.get(arg)).__name__.lower()  # None: a default, not in the path
         value = str(client_id if arg != "month" else 1) if "int" in kind else values.get(arg, "x")
         path = re.sub(rf"<(?:[^:<>]+:)?{arg}>", value, path)
     return path

@@ -38,9 +38,13 @@ def get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 def test_serve_runs_the_worker_in_process(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MAIL_SERVER")}
+    """What `make run` promises: PORT is honoured and links follow it, each email is logged
+    rather than sent, and a command run beside the server takes effect within seconds (the
+    server's sweep runs every minute; it notices what the command left undispatched)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MAIL_SERVER", "BASE_URL")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
-    env["SWEEP_INTERVAL_SECONDS"] = "1"
+    env["SWEEP_INTERVAL_SECONDS"] = "60"
+    env["ACTION_EMAIL_GRACE_SECONDS"] = "0"
     journey = [sys.executable, "-m", "web.cli"]
     subprocess.run([*journey, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run(
@@ -60,11 +64,13 @@ def test_serve_runs_the_worker_in_process(tmp_path):
         capture_output=True,
     )
     port = free_port()
+    env["PORT"] = str(port)
+    output = tmp_path / "serve.log"
     server = subprocess.Popen(
-        [*journey, "serve", "--port", str(port)],
+        [*journey, "serve"],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=output.open("w"),
         stderr=subprocess.STDOUT,
     )
     try:
@@ -92,6 +98,19 @@ def test_serve_runs_the_worker_in_process(tmp_path):
             time.sleep(0.5)
         assert body.count(">pending review</span>") == 8, body
         assert get(f"{base}/clients/999")[0] == 404
+        # Approving from the command line: the server sends it within seconds, not at its
+        # next sweep a minute later; the email is logged, with its portal link on this port.
+        subprocess.run([*journey, "approve", "ava@example.com", "1"], env=env, cwd=ROOT, check=True)
+        approved = time.monotonic()
+        wanted = "email kept, not sent (no MAIL_SERVER): to ava@example.com, DELIVERABLE_READY"
+        while time.monotonic() - approved < 20 and wanted not in output.read_text():
+            time.sleep(0.2)
+        took = time.monotonic() - approved
+        logged = [line for line in output.read_text().splitlines() if wanted in line]
+        assert logged, output.read_text()
+        print(f"approve from the command line to email logged: {took:.1f} s")
+        assert took < 10, took
+        assert f"http://127.0.0.1:{port}/portal/" in logged[0]
     finally:
         server.terminate()
         server.wait(timeout=10)

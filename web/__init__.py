@@ -60,6 +60,9 @@ def create_app(
 
     broker.setup(app.config["REDIS_URL"], patient=app.config.get("BROKER_PATIENT", False))
     clock = clock or SystemClock()
+    # Without Redis, only `journey serve` has a worker (it says so when it starts one): any
+    # other process leaves its automations undispatched for the serving process's sweep.
+    dispatches = dispatcher is not None or bool(app.config["REDIS_URL"])
     if dispatcher is None:
         from tasks.dispatch import DramatiqDispatcher
 
@@ -87,6 +90,8 @@ def create_app(
         portal_link_max_age=timedelta(days=app.config["PORTAL_LINK_DAYS"]),
         frequency_cap=app.config["EMAIL_FREQUENCY_CAP"],
         alert_webhook_url=app.config["ALERT_WEBHOOK_URL"],
+        action_email_grace=timedelta(seconds=app.config["ACTION_EMAIL_GRACE_SECONDS"]),
+        dispatches=dispatches,
     )
 
     from web import api, auth, main, panel, portal, records, security, throttle
@@ -102,6 +107,13 @@ def create_app(
     csrf.exempt(portal.bp)
     records.init_app(app)
     app.jinja_env.globals["assets"] = assets.links(app.static_folder or "")
+    # Browsers ask every site for /favicon.ico: the icon is a static file, public like them.
+    app.add_url_rule(
+        "/favicon.ico",
+        endpoint="static",
+        view_func=app.view_functions["static"],
+        defaults={"filename": "favicon.svg"},
+    )
     # Last: the API exempts itself from the CSRF protection set up above.
     api.init_app(app)
     return app

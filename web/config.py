@@ -87,7 +87,9 @@ def _limit(name: str, default: str) -> str:
 def from_env(instance_path: str) -> dict[str, Any]:
     load_dotenv(override=False)
     mail_server = os.environ.get("MAIL_SERVER") or None
+    port = _int("PORT", 5000, 1, 65535)
     return {
+        "PORT": port,
         # Unset: `signing_keys` decides (a per-install key on the embedded default, else refuse).
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         # Old keys, still accepted for sessions and links until removed (rotation).
@@ -112,7 +114,8 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "SEND_HOUR": _int("SEND_HOUR", 9, 0, 23),
         "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
-        "BASE_URL": _url("BASE_URL", "http://127.0.0.1:5000"),
+        # Links in emails; unset, they follow the port `journey serve` listens on.
+        "BASE_URL": _url("BASE_URL", f"http://127.0.0.1:{port}"),
         "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 2, 1, 24 * 60),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
         # A worker beats every WORKER_BEAT_SECONDS, renewing its leases; a lease it stops
@@ -122,6 +125,9 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),
+        # A client email caused by an admin's action waits this long: an undo within it
+        # (pause, then resume) sends nothing.
+        "ACTION_EMAIL_GRACE_SECONDS": _int("ACTION_EMAIL_GRACE_SECONDS", 120, 0, 24 * 3600),
         "ALERT_WEBHOOK_URL": _url("ALERT_WEBHOOK_URL", None),
         # Metrics for Prometheus: the workers export theirs on this port (unset: none); the
         # web process serves /metrics to requests bearing METRICS_TOKEN (unset: no /metrics).

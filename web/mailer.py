@@ -118,7 +118,13 @@ class FlaskMailer:
         state = self.app.extensions["mail"]
         sender = self.app.config["MAIL_DEFAULT_SENDER"]
         if state.suppress:
-            log.info("email (not sent: no MAIL_SERVER) to %s: %s", message.to, message.subject)
+            log.info(
+                "email kept, not sent (no MAIL_SERVER): to %s, %s, %r, %s",
+                message.to,
+                message.template or "-",
+                message.subject,
+                message.link or "-",
+            )
             return
         data = build(message, sender)
         envelope_from = parseaddr(sender)[1]

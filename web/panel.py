@@ -4,7 +4,7 @@ answer with the part of the page they change. Views are thin: the rules are in `
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 
 from scheduler import (
@@ -26,13 +28,24 @@ from scheduler import (
     errors,
     inputs,
     lookups,
+    markup,
+    outcomes,
     overview,
     progress,
     review,
     timeline,
 )
 from scheduler.models import Admin, Automation, Client
-from scheduler.vocab import AutomationStatus, AutomationType, Template
+from scheduler.vocab import (
+    LOG_STATUS_LABELS,
+    STATUS_LABELS,
+    TEMPLATE_NAMES,
+    TYPE_NAMES,
+    AutomationType,
+    ClientStatus,
+    Template,
+    automation_name,
+)
 from web import journey_context, security
 from web.extensions import db, htmx
 
@@ -64,6 +77,38 @@ def client_or_404(client_id: int) -> Client:
         abort(404)
 
 
+def admin_zone() -> str:
+    """The zone of the admin reading the page: lists that mix clients show their instants
+    there (each client's own pages use the client's zone)."""
+    return getattr(current_user, "timezone", None) or "UTC"
+
+
+@bp.app_template_filter("when")
+def when(instant: datetime | None, zone: str | ZoneInfo, style: str = "%a %d %b %Y %H:%M") -> Any:
+    """An instant as a person reads it, in the stated zone, with UTC on hover."""
+    if instant is None:
+        return ""
+    tz = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    utc = instant.astimezone(UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        utc.isoformat(), f"{utc:%Y-%m-%d %H:%M} UTC", instant.astimezone(tz).strftime(style)
+    )
+
+
+@bp.app_context_processor
+def vocabulary() -> dict[str, Any]:
+    """The words people read, the same on every page (codes stay in URLs and the API)."""
+    return {
+        "status_label": lambda code: STATUS_LABELS[ClientStatus(code)],
+        "log_status": lambda code: LOG_STATUS_LABELS.get(code, code.lower()),
+        "automation_name": automation_name,
+        "template_names": TEMPLATE_NAMES,
+        "type_names": TYPE_NAMES,
+        "admin_zone": admin_zone,
+        "markdown": markup.to_html,
+    }
+
+
 def parse_date(value: str | None, field: str) -> date | None:
     """An optional date field of a form or query string (the domain's parser)."""
     return inputs.parse_date(value, field) if value else None
@@ -93,6 +138,7 @@ def clients() -> Any:
         "sort": sort,
         "statuses": overview.STATUSES,
         "coaches": coaches(),
+        "zone": admin_zone(),
     }
     if htmx and htmx.target == "client-rows":
         return render_template("panel/_client_rows.html", **context)
@@ -145,51 +191,31 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
     ctx = journey_context()
     line = timeline.build(ctx, client, days_ahead=30, history=200)
     zone = ZoneInfo(client.timezone)
+    today = lookups.local_today(ctx, client)
     return {
         "client": client,
+        "status": overview.client_status(ctx, client),
         "t": line,
-        "strip": strip(ctx, client, line),
+        # Each pending automation with what will happen to it, in the order it will.
+        "upcoming": sorted(
+            zip(line.upcoming, outcomes.upcoming(ctx, client, line.upcoming), strict=True),
+            key=lambda pair: (pair[1].at is None, pair[1].at or pair[0].trigger_at),
+        ),
+        "strip": timeline.strip(
+            line.months,
+            line.holds,
+            client.start_date,
+            today,
+            ctx.program.schedule.month_length_days,
+        ),
         "generation": progress.generation_progress(ctx, client),
         "zone": zone,
         "program": ctx.program,
         "templates": [t for t in Template if t is not Template.WEEKLY_DIGEST],
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
-        "today": lookups.local_today(ctx, client),
+        "today": today,
         **extra,
-    }
-
-
-def strip(ctx: Any, client: Client, line: timeline.Timeline) -> dict[str, Any]:
-    """The journey as a horizontal strip: each month a block from its date to the next, each
-    hold a gap, positioned in percent of the whole span."""
-    months = line.months
-    start = min(client.start_date, months[0].date)
-    end = months[-1].date + timedelta(days=30)
-    holds = [
-        (h.start_date, h.end_date or (h.until if h.until else lookups.local_today(ctx, client)))
-        for h in line.holds
-    ]
-    end = max([end, *[b for _, b in holds]])
-    span = max((end - start).days, 1)
-
-    def pct(day: date) -> float:
-        return round(100 * (day - start).days / span, 2)
-
-    blocks = []
-    for i, m in enumerate(months):
-        stop = months[i + 1].date if i + 1 < len(months) else m.date + timedelta(days=30)
-        blocks.append({"m": m, "left": pct(m.date), "width": max(pct(stop) - pct(m.date), 0.5)})
-    gaps = [
-        {"left": pct(a), "width": max(pct(b) - pct(a), 0.5), "start": a, "end": b} for a, b in holds
-    ]
-    today = lookups.local_today(ctx, client)
-    return {
-        "blocks": blocks,
-        "gaps": gaps,
-        "today": pct(today) if start <= today <= end else None,
-        "start": start,
-        "end": end,
     }
 
 
@@ -220,11 +246,15 @@ def failure(client: Client, exc: errors.JourneyError) -> Any:
 
 
 def control(client_id: int, act: Any) -> Any:
-    """Run one control on the client: commit and redraw, or say why not."""
+    """Run one control on the client: commit and redraw, saying what the engine did to each
+    automation it touched (`outcomes`), or say why not."""
     client = client_or_404(client_id)
+    ctx = journey_context()
     try:
-        message, undo = act(journey_context(), client)
-        journey_context().commit()
+        outcome = outcomes.carry_out(ctx, act, client)
+        headline, undo = outcome.result
+        message = outcome.told(headline)
+        ctx.commit()
     except errors.JourneyError as exc:
         return failure(client, exc)
     return answer(client, message, undo=undo)
@@ -242,8 +272,18 @@ def pause(client_id: int) -> Any:
                 raise errors.Invalid("days: 1 to 365", "days")
             until = lookups.local_today(ctx, client) + timedelta(days=days)
         controls.pause(ctx, client, until=until, reason=request.form.get("reason", "").strip())
-        ends = f" until {until:%d %b %Y}" if until else ""
-        return f"{client.name} is on hold{ends}.", {"action": "resume", "label": "Undo: resume"}
+        if until:
+            shift = (until - lookups.local_today(ctx, client)).days
+            headline = (
+                f"{client.name} is on hold until {emails.day(until, client.timezone)}: "
+                f"every pending automation waits, and moves {shift} days later when it ends."
+            )
+        else:
+            headline = (
+                f"{client.name} is on hold with no end date: every pending automation waits, "
+                "and the dates move when the hold ends."
+            )
+        return headline, {"action": "resume", "label": "Undo: resume"}
 
     return control(client_id, act)
 
@@ -325,8 +365,8 @@ def schedule(client_id: int) -> Any:
             month=parse_int(request.form.get("month"), "month"),
             template=request.form.get("template") or None,
         )
-        when = made.trigger_at.astimezone(ZoneInfo(client.timezone))
-        return f"Scheduled {made.template or made.type} for {when:%d %b %Y %H:%M}.", None
+        name = automation_name(made.type, made.template, made.month)
+        return f"{name} is added to the schedule.", None
 
     return control(client_id, act)
 
@@ -344,13 +384,15 @@ def trigger(automation_id: int) -> Any:
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         controls.trigger_now(ctx, automation)
-        return f"{automation.template or automation.type} runs now.", None
+        name = automation_name(automation.type, automation.template, automation.month)
+        return f"{name} runs now.", None
 
     if request.form.get("from") == "log":
         try:
             controls.trigger_now(journey_context(), automation)
             journey_context().commit()
-            flash(f"Automation {automation.id} runs again now.", "ok")
+            name = automation_name(automation.type, automation.template, automation.month)
+            flash(f"{name} (automation {automation.id}) runs again now.", "ok")
         except errors.JourneyError as exc:
             refused(exc)
             flash(exc.message, "error")
@@ -364,7 +406,8 @@ def cancel(automation_id: int) -> Any:
 
     def act(ctx: Any, client: Client) -> tuple[str, None]:
         controls.cancel(ctx, automation)
-        return f"{automation.template or automation.type} is cancelled.", None
+        name = automation_name(automation.type, automation.template, automation.month)
+        return f"{name} is cancelled.", None
 
     return control(automation.client_id, act)
 
@@ -428,18 +471,21 @@ def decide(client_id: int, month: int, verb: str) -> Any:
     client = client_or_404(client_id)
     ctx = journey_context()
     notes = request.form.get("notes", "").strip()
+    operations = {
+        "approve": (review.approve, (month,), f"M{month} of {client.name} is approved."),
+        "reject": (review.reject, (month, notes), f"M{month} of {client.name} is rejected."),
+        "regenerate": (
+            review.generate_by_hand,
+            (month, notes),
+            f"M{month} of {client.name} is being generated again.",
+        ),
+    }
+    if verb not in operations:
+        abort(404)
+    operation, args, headline = operations[verb]
     try:
-        if verb == "approve":
-            review.approve(ctx, client, month)
-            message = f"M{month} of {client.name} is delivered: they hear now."
-        elif verb == "reject":
-            review.reject(ctx, client, month, notes)
-            message = f"M{month} of {client.name} is rejected; admins are reminded in 3 days."
-        elif verb == "regenerate":
-            review.generate_by_hand(ctx, client, month, notes)
-            message = f"M{month} of {client.name} is being generated again."
-        else:
-            abort(404)
+        outcome = outcomes.carry_out(ctx, operation, client, *args)
+        message = outcome.told(headline)
         ctx.commit()
     except errors.JourneyError as exc:
         code = refused(exc)
@@ -458,28 +504,31 @@ def decide(client_id: int, month: int, verb: str) -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    board = overview.dashboard(journey_context())
-    top = max([sum(day.values()) for _, day in board.daily] + [1])
-    return render_template(
-        "panel/dashboard.html", board=board, top=top, types=[t.value for t in AutomationType]
-    )
+    board = overview.dashboard(journey_context(), admin_zone())
+    top = max([n for _, n, _ in board.daily] + [1])
+    return render_template("panel/dashboard.html", board=board, top=top)
 
 
 @bp.get("/log")
 def log() -> Any:
     args = request.args
     try:
-        where = overview.LogFilter(
+        where = overview.log_filter(
             client=args.get("client", ""),
             type=args.get("type", ""),
+            template=args.get("template", ""),
             status=args.get("status", ""),
             start=parse_date(args.get("from"), "from"),
             end=parse_date(args.get("to"), "to"),
+            zone=admin_zone(),
         )
         page_number = parse_int(args.get("page"), "page") or 1
     except errors.JourneyError as exc:
+        template = (
+            "panel/_log_rows.html" if htmx and htmx.target == "log-rows" else "panel/log.html"
+        )
         return render_template(
-            "panel/log.html", error=exc.message, page=None, args=args, **log_choices()
+            template, error=exc.message, page=None, args=args, **log_choices()
         ), 422
     page = overview.logs(journey_context(), where, page_number)
     template = "panel/_log_rows.html" if htmx and htmx.target == "log-rows" else "panel/log.html"
@@ -488,14 +537,7 @@ def log() -> Any:
 
 def log_choices() -> dict[str, Any]:
     return {
-        "types": [t.value for t in AutomationType],
-        "statuses": [
-            "COMPLETED",
-            "SKIPPED",
-            "FAILED",
-            "RETRYING",
-            "DEFERRED",
-            "CANCELLED",
-            AutomationStatus.SCHEDULED.value,
-        ],
+        "types": list(AutomationType),
+        "statuses": list(overview.LOG_STATUSES),
+        "zone": admin_zone(),
     }

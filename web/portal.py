@@ -171,7 +171,7 @@ def preferences(token: str) -> str:
         )
         journey_context().commit()
         saved = True
-    return page("preferences.html", token, client, saved=saved)
+    return page("preferences.html", token, client, saved=saved, choices=portal.choices(client))
 
 
 @bp.get("/<token>/certificate.pdf")
@@ -200,7 +200,7 @@ def unsubscribe(token: str) -> str:
     """GET asks; POST unsubscribes. Mail clients POST `List-Unsubscribe=One-Click` here with
     no cookie and no form token (RFC 8058), so this route takes no CSRF token."""
     client = client_for(token, "unsubscribe")
-    state = "ask"
+    state = "already" if client.unsubscribed_at is not None else "ask"
     if request.method == "POST":
         ctx = journey_context()
         if request.form.get("undo") == "1":  # a change of mind, right away
@@ -208,8 +208,7 @@ def unsubscribe(token: str) -> str:
             client.updated_at = ctx.now()
             state = "resubscribed"
         else:
-            portal.unsubscribe(ctx, client)
-            state = "unsubscribed"
+            state = "unsubscribed" if portal.unsubscribe(ctx, client) else "already"
         ctx.commit()
     # An unsubscribe link lives a year: its page links nowhere else in the portal, so that it
     # is not a year's key to the client's journey.

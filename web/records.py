@@ -1,4 +1,6 @@
-"""Raw records for operators (flask-admin model views, read-only, behind the admin login)."""
+"""Raw records for operators (flask-admin model views, read-only, behind the admin login).
+Every row reads as what it is (each model's label), names its client, and links to the
+client's page in the panel; the menu leads back to the panel."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from typing import Any
 from flask import Flask, abort, redirect, request, url_for
 from flask_admin import Admin as AdminPanel
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
+from markupsafe import Markup
 
 from scheduler.models import (
     Admin,
@@ -25,12 +29,23 @@ from web import security
 from web.extensions import db
 
 
+def client_link(view: Any, context: Any, model: Any, name: str) -> Markup:
+    """The row's client, linked to their journey in the panel."""
+    client = model if isinstance(model, Client) else getattr(model, "client", None)
+    if client is None:
+        return Markup("")
+    href = url_for("panel.client", client_id=client.id)
+    return Markup('<a href="{}">{}</a>').format(href, str(client))
+
+
 class RecordView(ModelView):
     can_create = False
     can_edit = False
     can_delete = False
     can_view_details = True
     page_size = 50
+    column_formatters = {"client": client_link}
+    column_details_list: Any = None
 
     def is_accessible(self) -> bool:
         return bool(current_user.is_authenticated)
@@ -61,6 +76,41 @@ def check_query(args: Any) -> None:
         abort(404, description=f"no record with id {value!r}")
 
 
+class ClientView(RecordView):
+    column_list = ("id", "name", "email", "timezone", "start_date", "current_month", "paused_at")
+    column_formatters = {"name": client_link}
+    column_searchable_list = ("name", "email")
+
+
+class OfClientView(RecordView):
+    """A model that belongs to a client: the client comes first, linked to the panel."""
+
+    column_searchable_list: Any = ()
+
+
+class LogView(OfClientView):
+    column_list = ("at", "client", "type", "template", "month", "status", "attempt", "detail")
+    column_default_sort = ("at", True)
+
+
+class AutomationView(OfClientView):
+    column_list = ("id", "client", "type", "template", "month", "status", "trigger_at", "source")
+    column_default_sort = ("trigger_at", False)
+
+
+class DeliverableView(OfClientView):
+    column_list = ("id", "client", "month", "version", "status", "title", "delivered_at")
+
+
+class HoldView(OfClientView):
+    column_list = ("id", "client", "start_date", "until", "end_date", "days", "reason")
+
+
+class EmailView(OfClientView):
+    column_list = ("id", "client", "to_address", "template", "subject", "status", "created_at")
+    column_exclude_list = ("text_body", "html_body")
+
+
 class AdminView(RecordView):
     column_exclude_list = column_details_exclude_list = ("password_hash",)
 
@@ -74,13 +124,14 @@ def init_app(app: Flask) -> None:
         theme=Bootstrap4Theme(),
         csp_nonce_generator=security.nonce,
     )
+    panel.add_link(MenuLink(name="← Back to the panel", url="/"))
     for model, view in (
-        (Client, RecordView),
-        (Deliverable, RecordView),
-        (Automation, RecordView),
-        (AutomationLog, RecordView),
-        (Hold, RecordView),
-        (Email, RecordView),
+        (Client, ClientView),
+        (Deliverable, DeliverableView),
+        (Automation, AutomationView),
+        (AutomationLog, LogView),
+        (Hold, HoldView),
+        (Email, EmailView),
         (Admin, AdminView),
     ):
         panel.add_view(

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from scheduler.engine import Context
 from scheduler.errors import JourneyError
@@ -26,6 +27,13 @@ from web.extensions import db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
+
+class EmailConverter(BaseConverter):
+    """A path segment that is an email address (a client may be named by it)."""
+
+    regex = r"[^/@]+@[^/@]+"
+
+
 # Endpoints anyone may read: the contract and its docs.
 PUBLIC = frozenset({"api.openapi", "api.docs"})
 
@@ -35,6 +43,7 @@ def init_app(app: Flask) -> None:
 
     program = app.extensions["journey"].program
     app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}
+    app.url_map.converters["email"] = EmailConverter
     app.register_blueprint(bp)
     # First of the app's before-request functions, so that an /api request is authenticated
     # (or refused in the API's shape) before anything else looks at it.

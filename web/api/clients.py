@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Response, url_for
+from typing import Any
+
+from flask import Response, request, url_for
 from sqlalchemy import func, select
 
-from scheduler import controls, enrollment, lookups, review, timeline
+from scheduler import controls, enrollment, errors, lookups, outcomes, overview, review, timeline
 from scheduler.models import Client, Deliverable
 from scheduler.progress import generation_progress
+from scheduler.vocab import ClientStatus
 from web.api import action, bp, ctx, inputs, reply
 from web.api import serialize as out
 from web.extensions import db
@@ -17,21 +20,29 @@ def find(client_id: int) -> Client:
     return lookups.find_client(ctx(), client_id)
 
 
+def client_json(client: Client) -> dict[str, Any]:
+    return out.client(client, overview.client_status(ctx(), client))
+
+
 @bp.get("/clients")
 def list_clients() -> Response:
     args = inputs.query()
     query = select(Client)
-    if args.get("status") == "completed":
-        query = query.where(Client.completed_at.is_not(None))
-    elif args.get("status") == "on_hold":
-        query = query.where(Client.completed_at.is_(None), Client.paused_at.is_not(None))
-    elif args.get("status") == "active":
-        query = query.where(Client.completed_at.is_(None), Client.paused_at.is_(None))
+    wanted = args.get("status")
+    if wanted:
+        context = ctx()
+        state = overview.status_sql(db.session.get_bind().dialect.name, context.now().date())
+        if wanted == "active":
+            query = query.where(state.in_([ClientStatus.ON_TRACK, ClientStatus.OVERDUE]))
+        else:
+            query = query.where(state == wanted)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.session.scalars(
         query.order_by(Client.id).limit(args["limit"]).offset(args["offset"])
     ).all()
-    return reply(out.page([out.client(c) for c in rows], total, args["limit"], args["offset"]))
+    found = overview.statuses(ctx(), [c.id for c in rows])
+    data = [out.client(c, found[c.id]) for c in rows]
+    return reply(out.page(data, total, args["limit"], args["offset"]))
 
 
 @bp.post("/clients")
@@ -48,12 +59,24 @@ def create_client() -> Response:
         business_plan=data.get("business_plan", ""),
     )
     location = url_for("api.get_client", client_id=client.id)
-    return reply(out.client(client), 201, {"Location": location})
+    return reply(client_json(client), 201, {"Location": location})
 
 
 @bp.get("/clients/<int:client_id>")
 def get_client(client_id: int) -> Response:
-    return reply(out.client(find(client_id)))
+    return reply(client_json(find(client_id)))
+
+
+@bp.route("/clients/<email:email>", methods=["GET", "PATCH"])
+def get_client_by_email(email: str) -> Response:
+    """A client named by email (as the 404 of an unknown client suggests); Content-Location
+    gives its address by id, the one the other operations take (a change included)."""
+    client = lookups.find_client(ctx(), email)
+    if request.method != "GET":
+        location = url_for("api.get_client", client_id=client.id)
+        raise errors.NotFound(f"change a client at its address by id, {location}", "client_id")
+    location = url_for("api.get_client", client_id=client.id)
+    return reply(client_json(client), 200, {"Content-Location": location})
 
 
 @bp.patch("/clients/<int:client_id>")
@@ -63,7 +86,7 @@ def update_client(client_id: int) -> Response:
     data = inputs.body()
     enrollment.update_client(ctx(), client, **data)
     db.session.flush()
-    return reply(out.client(client))
+    return reply(client_json(client))
 
 
 # -- the journey -------------------------------------------------------------------------------
@@ -73,7 +96,14 @@ def timeline_reply(client: Client, days: int = 30) -> Response:
     context = ctx()
     db.session.flush()
     t = timeline.build(context, client, days_ahead=days)
-    return reply(out.timeline_json(t, generation_progress(context, client)))
+    return reply(
+        out.timeline_json(
+            t,
+            generation_progress(context, client),
+            overview.client_status(context, client),
+            outcomes.upcoming(context, client, t.upcoming),
+        )
+    )
 
 
 @bp.post("/clients/<int:client_id>/journey/start")
@@ -92,7 +122,7 @@ def adjust_journey(client_id: int) -> Response:
     data = inputs.body()
     moved = controls.adjust(ctx(), client, data["start_date"])
     db.session.flush()
-    return reply({"client": out.client(client), "moved": moved})
+    return reply({"client": client_json(client), "moved": moved})
 
 
 @bp.post("/clients/<int:client_id>/journey/pause")
@@ -148,7 +178,7 @@ def approve_business_plan(client_id: int) -> Response:
     inputs.body()
     review.approve_business_plan(ctx(), client)
     db.session.flush()
-    return reply(out.client(client))
+    return reply(client_json(client))
 
 
 # -- deliverables ------------------------------------------------------------------------------

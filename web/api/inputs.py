@@ -5,7 +5,6 @@ parsers: dates come back as `date`, instants as UTC `datetime`, query integers a
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterator
@@ -123,7 +122,8 @@ def body() -> dict[str, Any]:
     pointer, op, _ = operation()
     spec = op.get("requestBody")
     raw = request.get_data(cache=True)
-    if not raw.strip():
+    # No body at all is an optional body left out; blank bytes are a body that is not JSON.
+    if not raw:
         if spec and spec.get("required"):
             raise ApiError(422, "a JSON body is required")
         return {}
@@ -208,7 +208,7 @@ def describe(error: ValidationError) -> str:
             choices = [str(c) for c in error.validator_value if c is not None]
             if len(choices) <= 12:
                 return f"{shown} is not one of {', '.join(choices)}"
-            close = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.5)
+            close = parse.closest(str(value), choices)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             return f"{shown} is not one of the {len(choices)} accepted values{hint}"
         case "pattern":

@@ -7,6 +7,7 @@ from typing import Any
 
 from scheduler import timeline
 from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
+from scheduler.outcomes import Expected
 from scheduler.progress import Generation
 
 
@@ -18,18 +19,15 @@ def day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def client_status(c: Client) -> str:
-    return "completed" if c.completed_at else "on_hold" if c.paused_at else "active"
-
-
-def client(c: Client) -> dict[str, Any]:
+def client(c: Client, status: str) -> dict[str, Any]:
+    """A client, with its status (`scheduler.overview.statuses`: the one rule)."""
     return {
         "id": c.id,
         "name": c.name,
         "email": c.email,
         "timezone": c.timezone,
         "start_date": day(c.start_date),
-        "status": client_status(c),
+        "status": str(status),
         "current_month": c.current_month,
         "held_days": c.held_days,
         "paused_at": instant(c.paused_at),
@@ -126,9 +124,24 @@ def generation(g: Generation) -> dict[str, Any]:
     }
 
 
-def timeline_json(t: timeline.Timeline, progress: dict[int, Generation]) -> dict[str, Any]:
+def expected(e: Expected) -> dict[str, Any]:
     return {
-        "client": client(t.client),
+        "automation_id": e.automation_id,
+        "name": e.name,
+        "state": e.state,
+        "at": instant(e.at),
+        "text": e.text,
+    }
+
+
+def timeline_json(
+    t: timeline.Timeline,
+    progress: dict[int, Generation],
+    status: str,
+    expectations: list[Expected],
+) -> dict[str, Any]:
+    return {
+        "client": client(t.client, status),
         "current_month": t.current,
         "months_done": t.done,
         "percent": t.percent,
@@ -137,6 +150,8 @@ def timeline_json(t: timeline.Timeline, progress: dict[int, Generation]) -> dict
                 "month": m.month,
                 "title": m.title,
                 "date": day(m.date),
+                "moved_by_hold": m.moved_by,
+                "date_note": m.note,
                 "state": m.state,
                 "opened": m.opened,
                 "generation": generation(progress[m.month]),
@@ -144,6 +159,7 @@ def timeline_json(t: timeline.Timeline, progress: dict[int, Generation]) -> dict
             for m in t.months
         ],
         "upcoming": [automation(a) for a in t.upcoming],
+        "expected": [expected(e) for e in expectations],
         "holds": [hold(h) for h in t.holds],
         "history": [log_entry(e) for e in t.history],
     }

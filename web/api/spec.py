@@ -14,6 +14,7 @@ from scheduler.program import Program
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
+    ClientStatus,
     DeliverableStatus,
     LogStatus,
     Source,
@@ -26,6 +27,19 @@ TEXT = r"^[^\u0000]*$"
 ADDRESS_PART = r"[^@\s<>()\[\],;:\"\u0000-\u001f\u007f]+"
 EMAIL = rf"^{ADDRESS_PART}@{ADDRESS_PART}\.[A-Za-z]{{2,}}$"
 NAME = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+EXPECTED_STATES = [
+    "now",
+    "grace",
+    "scheduled",
+    "held",
+    "waiting",
+    "deferred",
+    "skipped",
+    "cancelled",
+    "done",
+    "failed",
+    "running",
+]
 GENERATION_STATES = [
     "none",
     "scheduled",
@@ -120,7 +134,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "email": {"type": "string"},
                 "timezone": {"type": "string"},
                 "start_date": DATE,
-                "status": {"type": "string", "enum": ["active", "on_hold", "completed"]},
+                "status": {"type": "string", "enum": [s.value for s in ClientStatus]},
                 "current_month": month,
                 "held_days": COUNT,
                 "paused_at": nullable(INSTANT),
@@ -253,6 +267,19 @@ def schemas(program: Program) -> dict[str, Any]:
             }
         ),
         "Notes": obj({"notes": text(10_000)}, required=[]),
+        "RejectNotes": obj(
+            {"notes": text(10_000, minLength=1, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")},
+            required=["notes"],
+        ),
+        "Expected": obj(
+            {
+                "automation_id": ID,
+                "name": {"type": "string"},
+                "state": {"type": "string", "enum": EXPECTED_STATES},
+                "at": nullable(INSTANT),
+                "text": {"type": "string"},
+            }
+        ),
         "LogEntry": obj(
             {
                 "id": ID,
@@ -274,6 +301,8 @@ def schemas(program: Program) -> dict[str, Any]:
                 "month": month,
                 "title": {"type": "string"},
                 "date": DATE,
+                "moved_by_hold": COUNT,
+                "date_note": {"type": "string"},
                 "state": {"type": "string"},
                 "opened": {"type": "boolean"},
                 "generation": ref("Generation"),
@@ -287,6 +316,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "percent": {"type": "integer", "minimum": 0, "maximum": 100},
                 "months": {"type": "array", "items": ref("TimelineMonth")},
                 "upcoming": {"type": "array", "items": ref("Automation")},
+                "expected": {"type": "array", "items": ref("Expected")},
                 "holds": {"type": "array", "items": ref("Hold")},
                 "history": {"type": "array", "items": ref("LogEntry")},
             }
@@ -321,7 +351,15 @@ def schemas(program: Program) -> dict[str, Any]:
                         "escalations": COUNT,
                     }
                 ),
-                "clients": obj({"active": COUNT, "on_hold": COUNT, "completed": COUNT}),
+                "clients": obj(
+                    {
+                        "on_track": COUNT,
+                        "overdue": COUNT,
+                        "on_hold": COUNT,
+                        "completed": COUNT,
+                        "active": COUNT,
+                    }
+                ),
                 "automations": obj({"scheduled": COUNT, "running": COUNT, "failed": COUNT}),
             }
         ),
@@ -444,8 +482,11 @@ def paths(program: Program) -> dict[str, Any]:
                     param(
                         "status",
                         "query",
-                        {"type": "string", "enum": ["active", "on_hold", "completed"]},
-                        "Only clients in this state.",
+                        {
+                            "type": "string",
+                            "enum": [*[s.value for s in ClientStatus], "active"],
+                        },
+                        "Only clients in this state (`active`: on track or overdue).",
                     ),
                     *PAGE,
                 ],
@@ -462,7 +503,14 @@ def paths(program: Program) -> dict[str, Any]:
         },
         "/api/clients/{client_id}": {
             "parameters": [PATH_CLIENT],
-            "get": operation("getClient", "Read a client", "Clients", responses("200", "Client")),
+            "get": operation(
+                "getClient",
+                "Read a client",
+                "Clients",
+                responses("200", "Client"),
+                description="`GET /api/clients/{email}` reads a client by email address too "
+                "(its `Content-Location` names the client by id).",
+            ),
             "patch": operation(
                 "updateClient",
                 "Update a client",
@@ -598,7 +646,8 @@ def paths(program: Program) -> dict[str, Any]:
                 "Reject a month's deliverable",
                 "Deliverables",
                 responses("200", "Deliverable", "409"),
-                request=body("Notes", required=False),
+                request=body("RejectNotes"),
+                description="Send the month back with notes saying what to change (required).",
             ),
         },
         "/api/clients/{client_id}/deliverables/{month}/open": {

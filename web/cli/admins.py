@@ -90,6 +90,21 @@ def admins_password(email: str, password_stdin: bool) -> None:
     click.echo(f"password of {admin.email} changed; {ended} session(s) ended")
 
 
+@admins.command("timezone")
+@click.argument("email")
+@click.argument("zone")
+@friendly
+def admins_timezone(email: str, zone: str) -> None:
+    """Set the time zone an admin reads lists in (the panel's clients, log and dashboard, and
+    the weekly digest)."""
+    admin = db.session.scalar(select(Admin).where(Admin.email == inputs.clean_email(email)))
+    if admin is None:
+        raise errors.NotFound(f"no admin {email}", "email")
+    admin.timezone = inputs.clean_zone(zone)
+    db.session.commit()
+    click.echo(f"{admin.email} reads times in {admin.timezone}")
+
+
 @admins.command("list")
 def admins_list() -> None:
     for a in db.session.scalars(select(Admin).order_by(Admin.id)):

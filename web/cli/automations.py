@@ -14,7 +14,7 @@ from scheduler.models import Automation
 from scheduler.vocab import AutomationStatus
 from web import journey_context
 from web.api import serialize
-from web.cli.common import UTC_TIME, commit, describe, friendly
+from web.cli.common import UTC_TIME, carry_out, commit, describe, friendly
 from web.extensions import db
 
 
@@ -65,9 +65,8 @@ def automations_cancel(automation_id: int) -> None:
 def automations_trigger(automation_id: int) -> None:
     """Run a scheduled (or failed) automation now."""
     ctx = journey_context()
-    controls.trigger_now(ctx, lookups.find_automation(ctx, automation_id))
-    commit()
-    click.echo(f"automation {automation_id} runs now")
+    click.echo(f"automation {automation_id}:")
+    carry_out(controls.trigger_now, lookups.find_automation(ctx, automation_id))
 
 
 @automations.command("schedule")

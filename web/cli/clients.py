@@ -10,10 +10,10 @@ import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from scheduler import enrollment, lookups, timeline
+from scheduler import enrollment, lookups, outcomes, overview, timeline
 from scheduler.models import Automation, Client
 from scheduler.progress import generation_progress
-from scheduler.vocab import AutomationStatus
+from scheduler.vocab import AutomationStatus, status_label
 from web import journey_context
 from web.api import serialize
 from web.cli.common import DATE, commit, describe, friendly
@@ -70,11 +70,13 @@ def clients_add(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per client.")
 def clients_list(as_json: bool) -> None:
     """List every client."""
-    for c in db.session.scalars(select(Client).order_by(Client.id)):
+    rows = list(db.session.scalars(select(Client).order_by(Client.id)))
+    found = overview.statuses(journey_context(), [c.id for c in rows])
+    for c in rows:
         if as_json:
-            click.echo(json.dumps(serialize.client(c)))
+            click.echo(json.dumps(serialize.client(c, found[c.id])))
         else:
-            status = "completed" if c.completed_at else "on hold" if c.paused_at else "active"
+            status = status_label(found[c.id])
             click.echo(f"{c.id:>5}  {c.name:<28} {c.email:<32} M{c.current_month}  {status}")
 
 
@@ -89,11 +91,12 @@ def timeline_cmd(client: str, as_json: bool) -> None:
     t = timeline.build(ctx, lookups.find_client(ctx, client))
     c = t.client
     if as_json:
-        click.echo(
-            json.dumps(serialize.timeline_json(t, generation_progress(ctx, t.client)), indent=2)
-        )
+        status = overview.client_status(ctx, c)
+        expected = outcomes.upcoming(ctx, c, t.upcoming)
+        progress = generation_progress(ctx, t.client)
+        click.echo(json.dumps(serialize.timeline_json(t, progress, status, expected), indent=2))
         return
-    state = "completed" if c.completed_at else "ON HOLD" if c.paused_at else "active"
+    state = status_label(overview.client_status(ctx, c))
     click.echo(f"{c.name} <{c.email}>  ·  {c.timezone}  ·  start {c.start_date}  ·  {state}")
     click.echo(
         f"current month M{t.current}  ·  {t.done}/{len(t.months)} months done ({t.percent}%)"
@@ -102,10 +105,11 @@ def timeline_cmd(client: str, as_json: bool) -> None:
     click.echo("")
     for m in t.months:
         opened = "  (opened)" if m.opened else ""
-        click.echo(f"  M{m.month}  {m.date:%a %b %d %Y}  {m.title:<28} {m.state}{opened}")
+        note = f"  ({m.note})" if m.note else ""
+        click.echo(f"  M{m.month}  {m.date:%a %b %d %Y}  {m.title:<28} {m.state}{opened}{note}")
     click.echo("\nnext 30 days:")
-    for a in t.upcoming:
-        click.echo(f"  {a.trigger_at:%Y-%m-%d %H:%M} UTC  #{a.id:<6} {describe(a)}")
+    for a, e in zip(t.upcoming, outcomes.upcoming(ctx, c, t.upcoming), strict=True):
+        click.echo(f"  {a.trigger_at:%Y-%m-%d %H:%M} UTC  #{a.id:<6} {describe(a)}: {e.text}")
     if not t.upcoming:
         click.echo("  nothing scheduled")
     if t.holds:

@@ -58,6 +58,20 @@ def commit() -> None:
     journey_context().commit()
 
 
+def carry_out(operation: Callable[..., Any], *args: Any) -> Any:
+    """Run one operation, commit, and say what it did to each automation it touched (the
+    panel's words: `scheduler.outcomes`). Returns the operation's result."""
+    from scheduler import outcomes
+
+    ctx = journey_context()
+    outcome = outcomes.carry_out(ctx, operation, *args)
+    lines = [e.line for e in outcome.effects]
+    ctx.commit()
+    for line in lines:
+        click.echo(f"  {line}")
+    return outcome.result
+
+
 def describe(a: Automation) -> str:
     month = f" M{a.month}" if a.month else ""
     template = f" {a.template}" if a.template else ""

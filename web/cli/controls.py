@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from scheduler import controls, lookups
 from web import journey_context
-from web.cli.common import DATE, commit, friendly
+from web.cli.common import DATE, carry_out, commit, friendly
 
 
 @click.command("pause")
@@ -21,9 +21,9 @@ from web.cli.common import DATE, commit, friendly
 def pause_cmd(client: str, until: date | None, reason: str) -> None:
     """Put a client on hold: nothing fires until the hold ends."""
     ctx = journey_context()
-    hold = controls.pause(ctx, lookups.find_client(ctx, client), until=until, reason=reason)
-    commit()
-    click.echo(f"on hold from {hold.start_date}" + (f" until {hold.until}" if hold.until else ""))
+    found = lookups.find_client(ctx, client)
+    click.echo(f"{found.name} on hold" + (f" until {until}" if until else " (no end date)") + ":")
+    carry_out(lambda ctx, c: controls.pause(ctx, c, until=until, reason=reason), found)
 
 
 @click.command("resume")
@@ -33,8 +33,7 @@ def pause_cmd(client: str, until: date | None, reason: str) -> None:
 def resume_cmd(client: str) -> None:
     """End a client's hold: the journey moves later by the days paused."""
     ctx = journey_context()
-    hold = controls.resume(ctx, lookups.find_client(ctx, client))
-    commit()
+    hold = carry_out(controls.resume, lookups.find_client(ctx, client))
     click.echo(f"resumed: the journey moved {hold.days} day(s) later")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,10 +46,12 @@ def sweep_cmd(every: float | None) -> None:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", type=int, help="Default: PORT, else 5000.")
 @with_appcontext
-def serve_cmd(host: str, port: int) -> None:
+def serve_cmd(host: str, port: int | None) -> None:
     """Serve the app with an embedded worker and sweep (the no-Redis, one-process mode)."""
+    import logging
+
     from flask import current_app
     from werkzeug.serving import run_simple
 
@@ -57,8 +60,15 @@ def serve_cmd(host: str, port: int) -> None:
     from web import units_of_work
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    port = port or app.config["PORT"]
+    if not os.environ.get("BASE_URL"):  # links in emails follow the port served
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # nosec B104 # a comparison, no binding
+        app.extensions["journey"].base_url = f"http://{shown}:{port}"
+    # What the engine does (each email kept rather than sent, among others) shows here.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     embedded = None
     if not app.config["REDIS_URL"]:
+        app.extensions["journey"].dispatches = True  # this process has the worker
         runtime.bind(units_of_work(app))
         embedded = Embedded(float(app.config["SWEEP_INTERVAL_SECONDS"]))
         embedded.start()

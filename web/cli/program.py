@@ -65,7 +65,7 @@ def emails_preview(
     template: str, client_ref: str | None, admin_email: str | None, out: str
 ) -> None:
     """Render TEMPLATE for a client (nothing is sent) into OUT/TEMPLATE.html and .txt."""
-    from scheduler import digest, emails
+    from scheduler import digest, emails, overview
     from scheduler.vocab import Template
 
     ctx = journey_context()
@@ -85,8 +85,9 @@ def emails_preview(
             raise errors.NotFound(
                 "no such admin: add one with `journey admins create EMAIL`", "admin"
             )
-        _, due = digest.week_of(ctx.now(), admin.timezone)
-        rendered = digest.render_for(ctx, admin, due)
+        # As it would go today: the week before today, and today with the six days after.
+        today = overview.local_today(ctx, admin.timezone)
+        rendered = digest.render_for(ctx, admin, today)
     else:
         if client_ref:
             client = lookups.find_client(ctx, client_ref)

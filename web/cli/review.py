@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 
 from scheduler import lookups, review
 from web import journey_context
-from web.cli.common import commit, friendly
+from web.cli.common import carry_out, commit, friendly
 
 
 @click.command("approve")
@@ -19,9 +19,9 @@ from web.cli.common import commit, friendly
 def approve_cmd(client: str, month: int) -> None:
     """Approve a month's deliverable: delivered to the client now."""
     ctx = journey_context()
-    d = review.approve(ctx, lookups.find_client(ctx, client), month)
-    commit()
-    click.echo(f"M{month} v{d.version} delivered")
+    found = lookups.find_client(ctx, client)
+    click.echo(f"M{month} of {found.name} approved:")
+    carry_out(review.approve, found, month)
 
 
 @click.command("reject")
@@ -33,9 +33,10 @@ def approve_cmd(client: str, month: int) -> None:
 def reject_cmd(client: str, month: int, notes: str) -> None:
     """Reject a month's deliverable, with notes."""
     ctx = journey_context()
-    d = review.reject(ctx, lookups.find_client(ctx, client), month, notes)
+    found = lookups.find_client(ctx, client)
+    d = review.reject(ctx, found, month, notes)
     commit()
-    click.echo(f"M{month} v{d.version} rejected")
+    click.echo(f"M{month} v{d.version} of {found.name} rejected")
 
 
 @click.command("generate")
