@@ -41,9 +41,10 @@ run: install
 	$(BIN)/journey demo --if-empty
 	$(BIN)/journey serve
 
-## test: the whole test suite (PostgreSQL and Redis tests skip when unreachable)
+## test: the whole test suite, on two parallel workers (PostgreSQL and Redis tests skip when
+## unreachable)
 test: dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## lint: ruff, and bandit (no medium or high finding; a `# nosec BXXX # reason` says why)
 lint: dev

@@ -11,6 +11,10 @@ import pytest
 from tests import chaos
 from tests.conftest import unavailable
 
+# With parallel test workers, the tests that start processes or share Redis's database 15 run
+# on one worker, one after another (timing and a shared database stay theirs alone).
+pytestmark = pytest.mark.xdist_group("processes")
+
 
 @pytest.mark.slow
 def test_nothing_lost_nothing_twice_and_recovery_within_a_minute(pg_schema, tmp_path):

@@ -45,7 +45,9 @@ from tests.harness import NoTransport
 from web import create_app, journey_context
 from web.extensions import db
 
-pytestmark = pytest.mark.slow
+# With parallel test workers, the tests that start processes or share Redis's database 15 run
+# on one worker, one after another (timing and a shared database stay theirs alone).
+pytestmark = [pytest.mark.xdist_group("processes"), pytest.mark.slow]
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "3"))
 FINAL = ("COMPLETED", "SKIPPED", "FAILED")
 

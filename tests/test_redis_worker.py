@@ -14,6 +14,10 @@ import redis
 
 from tests.conftest import unavailable
 
+# With parallel test workers, the tests that start processes or share Redis's database 15 run
+# on one worker, one after another (timing and a shared database stay theirs alone).
+pytestmark = pytest.mark.xdist_group("processes")
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WAITING = (

@@ -13,7 +13,13 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
+import pytest
+
 from tests.panel_helpers import PASSWORD, token
+
+# With parallel test workers, the tests that start processes or share Redis's database 15 run
+# on one worker, one after another (timing and a shared database stay theirs alone).
+pytestmark = pytest.mark.xdist_group("processes")
 
 ROOT = Path(__file__).resolve().parent.parent
 

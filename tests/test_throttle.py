@@ -23,6 +23,10 @@ from web.auth import DUMMY_HASH
 from web.extensions import db
 from web.throttle import settings
 
+# With parallel test workers, the tests that start processes or share Redis's database 15 run
+# on one worker, one after another (timing and a shared database stay theirs alone).
+pytestmark = pytest.mark.xdist_group("processes")
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -1,19 +1,18 @@
-"""Admin panel page times with 10,000 clients on PostgreSQL (`python -m tests.bench.pages`,
-also part of `make bench`): each page is requested through the app, logged in, 20 times."""
+"""Admin panel page times with 100,000 clients on PostgreSQL (`python -m tests.bench.pages
+[CLIENTS]`, also part of `make bench`): each page is requested through the app, logged in,
+20 times."""
 
 from __future__ import annotations
 
 import statistics
 import sys
 import time
-import uuid
 
-from scheduler.clock import SystemClock
+from werkzeug.security import generate_password_hash
+
 from scheduler.models import Admin, Client, Deliverable
-from tests.bench.__main__ import drop_schema, enroll, fresh_schema
-from tests.harness import NoTransport
-from tests.panel_helpers import PASSWORD, browser, log_in
-from web import create_app
+from tests.bench.common import app_for, drop_schema, enroll, fresh_schema
+from tests.panel_helpers import LONG_SESSIONS, PASSWORD, browser, log_in
 from web.extensions import db
 
 PAGES = [
@@ -29,20 +28,14 @@ PAGES = [
 ]
 
 
-def bench_pages(clients: int = 10_000, runs: int = 20) -> list[tuple[str, float, float]]:
+def bench_pages(clients: int = 100_000, runs: int = 20) -> list[tuple[str, float, float]]:
     """(page, p50 ms, p95 ms) for each page of the panel."""
-    schema = f"bench_{uuid.uuid4().hex[:6]}_pages"
-    url = fresh_schema(schema)
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None},
-        clock=SystemClock(),
-        dispatcher=NoTransport(),
-    )
+    schema, url = fresh_schema("pages")
+    app = app_for(url)
+    app.config.update(LONG_SESSIONS)
     try:
         enroll(app, clients)
         with app.app_context():
-            from werkzeug.security import generate_password_hash
-
             db.session.add(
                 Admin(
                     email="coach@example.com",
@@ -98,8 +91,9 @@ def bench_pages(clients: int = 10_000, runs: int = 20) -> list[tuple[str, float,
 
 
 def main() -> None:
-    print("| Page (10,000 clients) | p50 | p95 |\n| --- | --- | --- |")
-    for name, p50, p95 in bench_pages():
+    clients = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    print(f"| Page ({clients:,} clients) | p50 | p95 |\n| --- | --- | --- |")
+    for name, p50, p95 in bench_pages(clients):
         print(f"| {name} | {p50:.0f} ms | {p95:.0f} ms |", flush=True)
 
 
