@@ -7,8 +7,9 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
 
-from scheduler import rules, timeline, webhook
+from scheduler import lookups, rules, timeline, webhook
 from scheduler.engine import Context, NotSent, OutgoingMessage
-from scheduler.lookups import latest_deliverable, local_today, month_views, open_hold
+from scheduler.lookups import Journey, local_today
 from scheduler.models import Admin, Automation, Client, Email, Hold
 from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template, automation_name
 
@@ -101,17 +103,19 @@ def render(template: Template, context: dict[str, Any]) -> Rendered:
     return Rendered(subject, text, html)
 
 
-def recipients(ctx: Context, client: Client, template: Template) -> list[str]:
+def active_admins(ctx: Context) -> list[Admin]:
+    return list(ctx.session.scalars(select(Admin).where(Admin.active.is_(True)).order_by(Admin.id)))
+
+
+def recipients(client: Client, template: Template, admins: Sequence[Admin]) -> list[str]:
     """The client, or for admin emails the client's coach (every active admin when the client
-    has none, or the coach is no longer active)."""
+    has none, or the coach is no longer active); `admins` are the active admins."""
     if not rules.to_admins(template):
         return [client.email]
-    coach = ctx.session.get(Admin, client.coach_id) if client.coach_id else None
-    if coach is not None and coach.active:
+    coach = next((a for a in admins if a.id == client.coach_id), None)
+    if coach is not None:
         return [coach.email]
-    return list(
-        ctx.session.scalars(select(Admin.email).where(Admin.active.is_(True)).order_by(Admin.id))
-    )
+    return [a.email for a in admins]
 
 
 def preferences(client: Client) -> rules.Preferences:
@@ -123,26 +127,16 @@ def preferences(client: Client) -> rules.Preferences:
 
 
 def held_back(
-    ctx: Context, automation: Automation, client: Client, template: Template
+    ctx: Context, client: Client, template: Template, sent: Sequence[datetime]
 ) -> rules.Verdict | None:
     """A client email the client does not want (skipped), or one over the frequency cap
-    (deferred to the next allowed moment); None when it goes now."""
+    given when the client's other optional emails of the last 24 hours went (deferred to the
+    next allowed moment); None when it goes now."""
     reason = rules.unwanted(template, preferences(client))
     if reason is not None:
         return rules.skip(reason)
-    if template not in OPTIONAL_TEMPLATES:
-        return None
-    now = ctx.now()
-    sent = ctx.session.scalars(
-        select(Email.created_at).where(
-            Email.client_id == client.id,
-            Email.template.in_([str(t) for t in OPTIONAL_TEMPLATES]),
-            Email.created_at > now - rules.CAP_WINDOW,
-            Email.automation_id != automation.id,
-        )
-    ).all()
     cap = ctx.engine.frequency_cap
-    when = rules.capped_until(template, sent, cap, now)
+    when = rules.capped_until(template, sent, cap, ctx.now())
     if when is None:
         return None
     return rules.Verdict(
@@ -150,102 +144,123 @@ def held_back(
     )
 
 
-def send_for(
-    ctx: Context, automation: Automation, client: Client, template: Template
-) -> list[Email]:
-    """Send the automation's email to each recipient, once. Returns its outbox rows."""
-    rows = []
-    addresses = recipients(ctx, client, template)
-    if addresses and template in webhook.ALERTS and ctx.engine.alert_webhook_url:
-        addresses.append(webhook.ADDRESS)
-    for address in addresses:
-        key = f"automation:{automation.id}:{address}"
-        row = ctx.session.scalar(select(Email).where(Email.key == key))
-        if row is None:
-            rendered = render(template, context_for(ctx, automation, client, template))
-            row = Email(
-                key=key,
-                automation_id=automation.id,
-                client_id=client.id,
-                to_address=address,
-                template=template,
-                month=automation.month,
-                subject=rendered.subject,
-                text_body=rendered.text,
-                html_body=rendered.html,
-                status="PENDING",
-                message_id=message_id(key, ctx.engine.mail_sender),
-                attempts=0,
-                created_at=ctx.now(),
-            )
-            ctx.session.add(row)
-        rows.append(row)
-    # The outbox rows are committed before anything is sent: after a crash, a re-run sends only
-    # what was not sent.
-    ctx.commit()
-    for row in rows:
-        if row.status == "SENT":
-            continue
-        row.attempts += 1
-        deliver(ctx, row)
-    return rows
+def recent_optional(
+    ctx: Context, client_ids: Sequence[int], besides: Sequence[int]
+) -> dict[int, list[datetime]]:
+    """When each client's optional emails of the last 24 hours were made (the frequency cap's
+    count), leaving out the emails of the automations `besides` (a re-run's own)."""
+    found: dict[int, list[datetime]] = {c: [] for c in client_ids}
+    since = ctx.now() - rules.CAP_WINDOW
+    for client_id, at in ctx.session.execute(
+        select(Email.client_id, Email.created_at).where(
+            Email.client_id.in_(list(client_ids)),
+            Email.template.in_([str(t) for t in OPTIONAL_TEMPLATES]),
+            Email.created_at > since,
+            Email.automation_id.not_in(list(besides)),
+        )
+    ):
+        found[client_id].append(at)
+    return found
+
+
+def outbox_row(
+    ctx: Context,
+    automation: Automation,
+    client: Client,
+    template: Template,
+    address: str,
+    journey: Journey,
+) -> Email:
+    """The automation's email to `address`, rendered now, ready for the outbox."""
+    key = f"automation:{automation.id}:{address}"
+    rendered = render(template, context_for(ctx, automation, client, template, journey=journey))
+    return Email(
+        key=key,
+        automation_id=automation.id,
+        client_id=client.id,
+        to_address=address,
+        template=template,
+        month=automation.month,
+        subject=rendered.subject,
+        text_body=rendered.text,
+        html_body=rendered.html,
+        status="PENDING",
+        message_id=message_id(key, ctx.engine.mail_sender),
+        attempts=0,
+        created_at=ctx.now(),
+    )
+
+
+def transmit(ctx: Context, row: Email) -> None:
+    """Hand one outbox row to the mail server (or the alert webhook). Raises NotSent when it
+    certainly did not arrive; anything else raised means it may have."""
+    if row.to_address == webhook.ADDRESS:
+        url = ctx.engine.alert_webhook_url
+        assert url is not None
+        webhook.post(url, row.subject, row.text_body, row.key)
+        return
+    ctx.engine.mailer.send(
+        OutgoingMessage(
+            to=row.to_address,
+            subject=row.subject,
+            text=row.text_body,
+            html=row.html_body,
+            message_id=row.message_id,
+            headers=headers_for(ctx, row),
+            template=row.template,
+            link=reader_link(ctx, row),
+        )
+    )
 
 
 def deliver(ctx: Context, row: Email) -> None:
-    """Hand one outbox row to the mail server (or the alert webhook) and record it as sent.
-    The row says SENDING, committed, before the transmission begins: a re-run that finds it so
-    knows the first transmission may have reached the server, and sends it again with the same
-    Message-ID (recorded as possibly sent twice). On failure record the error and raise: a
-    refusal (nothing was accepted) makes the row PENDING again, anything else leaves it
-    SENDING."""
-    begin(ctx, row)
+    """Send one outbox row and record it as sent (the weekly digest's way; automations send
+    theirs many at a time, the same way, in `scheduler.sending`). The row says SENDING,
+    committed, before the transmission begins: a re-run that finds it so knows the first
+    transmission may have reached the server, and sends it again with the same Message-ID
+    (recorded as possibly sent twice). On failure record the error and raise: a refusal
+    (nothing was accepted) makes the row PENDING again, anything else leaves it SENDING."""
+    begin(ctx, [row])
+    ctx.commit()
     began = time.perf_counter()
     try:
-        if row.to_address == webhook.ADDRESS:
-            url = ctx.engine.alert_webhook_url
-            assert url is not None
-            webhook.post(url, row.subject, row.text_body, row.key)
-        else:
-            ctx.engine.mailer.send(
-                OutgoingMessage(
-                    to=row.to_address,
-                    subject=row.subject,
-                    text=row.text_body,
-                    html=row.html_body,
-                    message_id=row.message_id,
-                    headers=headers_for(ctx, row),
-                    template=row.template,
-                    link=reader_link(ctx, row),
-                )
-            )
+        transmit(ctx, row)
     except Exception as exc:
-        row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        if isinstance(exc, NotSent):
-            row.status = "PENDING"
+        failed_send(row, exc)
         ctx.commit()
         raise
     ctx.engine.observer.timed("email", time.perf_counter() - began)
-    record_sent(ctx, row.id, row.attempts)
+    record_sent(ctx, [row])
 
 
-def begin(ctx: Context, row: Email) -> None:
-    """Mark the row as being sent now (committed before the transmission starts)."""
+def begin(ctx: Context, rows: Sequence[Email]) -> None:
+    """Mark the rows as being sent now (the caller counts the attempt, and commits before any
+    transmission starts).
+    A row already SENDING had a transmission begin that was never confirmed: it may have
+    arrived, so the row is marked as possibly sent twice."""
     now = ctx.now()
-    if row.status == "SENDING" and row.uncertain_at is None:
-        # An earlier transmission began and was never confirmed: it may have arrived.
-        row.uncertain_at = row.sending_at or now
-        log.warning(
-            "email %s to %s: an earlier transmission may have reached the server; sending "
-            "again with the same Message-ID",
-            row.key,
-            row.to_address,
-        )
-    row.status = "SENDING"
-    row.sending_at = now
-    ctx.commit()
+    for row in rows:
+        if row.status == "SENDING" and row.uncertain_at is None:
+            row.uncertain_at = row.sending_at or now
+            log.warning(
+                "email %s to %s: an earlier transmission may have reached the server; sending "
+                "again with the same Message-ID",
+                row.key,
+                row.to_address,
+            )
+        row.status = "SENDING"
+        row.sending_at = now
 
 
-def uncertain(rows: list[Email]) -> str:
+def failed_send(row: Email, exc: BaseException) -> None:
+    """A transmission failed: a refusal makes the row PENDING again (nothing arrived), any
+    other failure leaves it SENDING (it may have)."""
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if isinstance(exc, NotSent):
+        row.status = "PENDING"
+
+
+def uncertain(rows: Sequence[Email]) -> str:
     """What the log says of emails possibly sent twice (both transmissions' times)."""
     return "; ".join(
         f"possibly sent twice to {r.to_address} "
@@ -275,27 +290,32 @@ def headers_for(ctx: Context, row: Email) -> dict[str, str]:
     return headers
 
 
-def record_sent(ctx: Context, email_id: int, attempts: int) -> None:
-    """The server has the message: write that down, holding on through a database blip (a
-    re-run would send it again) for up to half the automation's lease."""
+def record_sent(ctx: Context, rows: Sequence[Email]) -> None:
+    """The server has these: write that down (one statement), holding on through a database
+    blip (a re-run would send them again) for up to half the automations' lease."""
     deadline = time.monotonic() + ctx.engine.lease.total_seconds() / 2
     pause = 0.1
+    now = ctx.now()
     while True:
         try:
             ctx.session.execute(
                 update(Email)
-                .where(Email.id == email_id)
-                .values(status="SENT", sent_at=ctx.now(), attempts=attempts, last_error=None)
+                .where(Email.id.in_([row.id for row in rows]))
+                .values(status="SENT", sent_at=now, last_error=None)
                 .execution_options(synchronize_session=False)
             )
             ctx.commit()
-            return
+            break
         except (OperationalError, InterfaceError):
             ctx.rollback()
             if time.monotonic() + pause > deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
+    for row in rows:
+        set_committed_value(row, "status", "SENT")
+        set_committed_value(row, "sent_at", now)
+        set_committed_value(row, "last_error", None)
 
 
 def message_id(key: str, sender: str) -> str:
@@ -323,13 +343,19 @@ def context_for(
     client: Client,
     template: Template,
     example_hold: Hold | None = None,
+    journey: Journey | None = None,
 ) -> dict[str, Any]:
+    """What `template` is told, for `automation` (its client's `journey` read once for many
+    emails, when the caller has it)."""
     program = ctx.program
-    views = month_views(ctx, client)
+    journey = journey or lookups.journey(ctx, client)
+    views = journey.views
     done, current, percent = rules.progress(views, program)
-    hold = hold_for(ctx, automation, client, example_hold) if template in HOLD_TEMPLATES else None
+    hold = (
+        hold_for(automation, client, journey, example_hold) if template in HOLD_TEMPLATES else None
+    )
     # The one projection of the timeline (with the hold the email is about, or the open one).
-    dates = timeline.projected_dates(ctx, client, hold)
+    dates = timeline.projected_dates(ctx, client, hold, journey)
     month = automation.month
     base = ctx.engine.base_url.rstrip("/")
     links = ctx.engine.links
@@ -338,7 +364,7 @@ def context_for(
         return {"date": day(dates[m].date, client.timezone), "note": dates[m].note}
 
     info = program.month(month) if month else None
-    deliverable = latest_deliverable(ctx, client, month) if month else None
+    deliverable = journey.latest(month) if month else None
     nxt = month + 1 if month and month < program.length else None
     remaining = [
         {"month": m.number, "title": m.title, **when(m.number)}
@@ -404,19 +430,14 @@ def context_for(
 
 
 def hold_for(
-    ctx: Context, automation: Automation, client: Client, example: Hold | None = None
+    automation: Automation, client: Client, journey: Journey, example: Hold | None = None
 ) -> Hold:
     """The hold a hold email is about: the automation's own, the open one, the latest (welcome
     back after it ended), or, in a preview, an example."""
-    hold = ctx.session.get(Hold, automation.hold_id) if automation.hold_id else None
-    hold = hold or open_hold(ctx, client)
-    if hold is None and example is None:
-        hold = ctx.session.scalar(
-            select(Hold)
-            .where(Hold.client_id == client.id)
-            .order_by(Hold.started_at.desc())
-            .limit(1)
-        )
+    hold = next((h for h in journey.holds if h.id == automation.hold_id), None)
+    hold = hold or journey.open_hold
+    if hold is None and example is None and journey.holds:
+        hold = journey.holds[-1]
     hold = hold or example
     if hold is None:
         raise MissingVariable(f"{automation.template}: {client.name} has no hold to tell about")

@@ -17,14 +17,16 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler import controls, emails, logs, lookups, rules
+from scheduler import controls, logs, lookups, rules, sending
+from scheduler.endings import defer, failed, finish_run, lost, mine, outcome
 from scheduler.engine import Context, EarlierMonth, GenerationRequest
 from scheduler.errors import Changed
 from scheduler.lookups import month_views, open_hold
-from scheduler.models import Automation, Client, Deliverable, Hold
-from scheduler.schedule import lane_of, log, notify, refresh_progress, send_when_due
+from scheduler.models import Automation, Client, Deliverable
+from scheduler.schedule import lane_of, notify, refresh_progress
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -76,17 +78,35 @@ def run(ctx: Context, automation_id: int, version: int) -> Automation | None:
 def run_batch(
     ctx: Context, pairs: Sequence[tuple[int, int]], stopping: Callable[[], bool] = never
 ) -> list[Automation]:
-    """Execute the automations this delivery wins, one after another. When the worker is
-    told to stop (`stopping`), the ones not yet started are handed back at once rather than
-    left to their leases. Returns those it finished (completed, skipped, deferred, failed or
-    retrying)."""
+    """Execute the automations this delivery wins: the ones that send an email together
+    (`scheduler.sending`), the others one after another. When the worker is told to stop
+    (`stopping`), the ones not yet started are handed back at once rather than left to their
+    leases. Returns those it finished (completed, skipped, deferred, failed or retrying)."""
     ids = claim(ctx, pairs)
+    if not ids:
+        return []
     finished: list[Automation] = []
     ctx.engine.in_flight.add(ids)
     try:
-        for index, automation_id in enumerate(ids):
+        claimed = list(
+            ctx.session.scalars(
+                select(Automation)
+                .where(Automation.id.in_(ids))
+                .options(joinedload(Automation.client))
+                .order_by(Automation.id)
+                .execution_options(populate_existing=True)
+            )
+        )
+        mail = [a for a in claimed if a.type in sending.EMAIL_TYPES and mine(ctx, a)]
+        others = [a.id for a in claimed if a not in mail]
+        if mail:
+            ended, back = sending.run(ctx, mail, stopping)
+            finished += ended
+            if back:
+                handback(ctx, back)
+        for index, automation_id in enumerate(others):
             if stopping():
-                handback(ctx, ids[index:])
+                handback(ctx, others[index:])
                 break
             done = execute(ctx, automation_id)
             ctx.engine.in_flight.discard([automation_id])
@@ -139,6 +159,9 @@ def execute(ctx: Context, automation_id: int) -> Automation | None:
         ctx.rollback()
         return None
     with logs.concerning(automation_id=automation_id, client_id=automation.client_id):
+        if automation.type in sending.EMAIL_TYPES:
+            ended, _ = sending.run(ctx, [automation], never)
+            return ended[0] if ended else None
         return carry_out(ctx, automation)
 
 
@@ -169,52 +192,15 @@ def carry_out(ctx: Context, automation: Automation) -> Automation | None:
         return lost(ctx, automation_id)
 
 
-def mine(ctx: Context, automation: Automation) -> bool:
-    return (
-        automation.status == AutomationStatus.RUNNING
-        and automation.claimed_by == ctx.engine.worker_id
-    )
-
-
 def completed(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Automation:
-    now = ctx.now()
-    automation.status = AutomationStatus.COMPLETED if verdict.run else AutomationStatus.SKIPPED
-    automation.executed_at = now
-    automation.detail = verdict.reason
-    if automation.retry_count:
-        n = automation.retry_count
-        automation.detail += f" (after {n} {'retry' if n == 1 else 'retries'})"
-    automation.lease_until = None
-    automation.claimed_by = None
-    automation.error = None
-    automation.updated_at = now
-    log(ctx, automation, LogStatus(automation.status), automation.detail)
+    finish_run(ctx, automation, verdict)
     ctx.commit()
     ctx.engine.observer.executed(automation.type, automation.status)
     return automation
 
 
-def lost(ctx: Context, automation_id: int) -> None:
-    """This worker's claim was taken over (its lease ran out while it worked, say through a
-    database outage): the new holder's run counts, this one's record is dropped. Its side
-    effects were idempotent, so the new holder does not repeat them."""
-    ctx.rollback()
-    logger.warning("automation %s: claim lost to another worker; its run counts", automation_id)
-    ctx.engine.observer.executed("", "LOST")
-    return None
-
-
 def deferred(ctx: Context, automation: Automation, verdict: rules.Verdict) -> Automation:
-    """Not now: scheduled again, at a new version, for the moment the verdict names."""
-    assert verdict.defer_until is not None
-    automation.status = AutomationStatus.SCHEDULED
-    automation.trigger_at = verdict.defer_until
-    automation.version += 1
-    automation.lease_until = None
-    automation.claimed_by = None
-    automation.updated_at = ctx.now()
-    log(ctx, automation, LogStatus.DEFERRED, verdict.reason)
-    send_when_due(ctx, automation)
+    defer(ctx, automation, verdict)
     ctx.commit()
     ctx.engine.observer.executed(automation.type, LogStatus.DEFERRED)
     return automation
@@ -228,8 +214,7 @@ def failed_again(
         return lost(ctx, automation_id)
     failed(ctx, automation, exc)
     ctx.commit()
-    outcome = LogStatus.RETRYING if automation.status == AutomationStatus.SCHEDULED else "FAILED"
-    ctx.engine.observer.executed(automation.type, outcome)
+    ctx.engine.observer.executed(automation.type, outcome(automation))
     return automation
 
 
@@ -253,16 +238,7 @@ def perform(ctx: Context, automation: Automation) -> rules.Verdict:
     elif kind is AutomationType.UPDATE_STATUS:
         controls.resume(ctx, client, ended_by="schedule")
     else:
-        assert template is not None
-        held_back = emails.held_back(ctx, automation, client, template)
-        if held_back is not None:
-            return held_back
-        sent = emails.send_for(ctx, automation, client, template)
-        if not sent:
-            return rules.skip("nobody to send it to (no active admin)")
-        note = emails.uncertain(sent)
-        if note:
-            return rules.Verdict(verdict.run, f"{verdict.reason}; {note}")
+        raise ValueError(f"{kind} is carried out by scheduler.sending, with its emails")
     return verdict
 
 
@@ -345,47 +321,3 @@ def generation_request(ctx: Context, client: Client, month: int, notes: str) -> 
         earlier=earlier,
         notes=notes,
     )
-
-
-def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
-    """A failed attempt is retried later; when its retries are spent it fails for good and the
-    admins hear about it."""
-    now = ctx.now()
-    error = f"{type(exc).__name__}: {exc}"[:2000]
-    logger.warning("automation %s failed: %s", automation.id, error)
-    when = rules.retry_at(now, automation.retry_count, automation.max_retries, ctx.program)
-    automation.error = error
-    automation.lease_until = None
-    automation.claimed_by = None
-    automation.updated_at = now
-    if when is not None:
-        attempt = automation.retry_count + 1
-        log(
-            ctx,
-            automation,
-            LogStatus.RETRYING,
-            f"attempt {attempt} failed; retry {attempt} of {automation.max_retries} "
-            f"at {when:%Y-%m-%d %H:%M} UTC",
-            error,
-        )
-        automation.retry_count = attempt
-        automation.status = AutomationStatus.SCHEDULED
-        automation.trigger_at = when
-        automation.version += 1
-        send_when_due(ctx, automation)
-        return
-    automation.status = AutomationStatus.FAILED
-    automation.executed_at = now
-    automation.detail = f"failed after {automation.retry_count} retries"
-    log(ctx, automation, LogStatus.FAILED, automation.detail, error)
-    if automation.template != Template.AUTOMATION_FAILURE:
-        hold = ctx.session.get(Hold, automation.hold_id) if automation.hold_id else None
-        notify(
-            ctx,
-            automation.client,
-            Template.AUTOMATION_FAILURE,
-            f"failure:{automation.id}",
-            month=automation.month,
-            payload={"automation_id": automation.id, "error": error},
-            hold=hold,
-        )

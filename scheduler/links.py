@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -21,6 +22,29 @@ class ClockSigner(TimestampSigner):
 
     def get_timestamp(self) -> int:
         return int(self.clock.now().timestamp())
+
+
+class AtSigner(TimestampSigner):
+    """Signs as of a given second (the tokens of one second are computed once: an email has
+    several links to its client, and a batch of emails many)."""
+
+    def __init__(self, *args: Any, timestamp: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timestamp = timestamp
+
+    def get_timestamp(self) -> int:
+        return self.timestamp
+
+
+@lru_cache(maxsize=8192)
+def signed(keys: tuple[str, ...], purpose: str, client_id: int, timestamp: int) -> str:
+    serializer = URLSafeTimedSerializer(
+        list(keys),  # itsdangerous signs with the last, the newest
+        salt=f"journey.{purpose}",
+        signer=AtSigner,
+        signer_kwargs={"timestamp": timestamp},
+    )
+    return str(serializer.dumps(client_id))
 
 
 class BadLink(Exception):
@@ -54,7 +78,8 @@ class Links:
         )
 
     def token(self, client_id: int, purpose: str = "portal") -> str:
-        return str(self._signer(purpose).dumps(client_id))
+        now = int(self.clock.now().timestamp())
+        return signed((*self.fallbacks, self.secret), purpose, client_id, now)
 
     def client_id(self, token: str, purpose: str = "portal") -> int:
         """The client the token was made for; BadLink when it cannot be trusted."""

@@ -3,6 +3,8 @@ pending automations, and their local calendar."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,15 +72,76 @@ def require_deliverable(ctx: Context, client: Client, month: int) -> Deliverable
 
 def month_views(ctx: Context, client: Client) -> dict[int, rules.MonthView]:
     """Each month's newest deliverable, as the rules see it."""
-    views: dict[int, rules.MonthView] = {}
     rows = ctx.session.execute(
         select(Deliverable.month, Deliverable.status, Deliverable.opened_at)
         .where(Deliverable.client_id == client.id)
         .order_by(Deliverable.month, Deliverable.version)
     )
+    return views_of(rows)
+
+
+def views_of(rows: Iterable[Any]) -> dict[int, rules.MonthView]:
+    """(month, status, opened_at) rows in month and version order, as the rules see them."""
+    views: dict[int, rules.MonthView] = {}
     for month, status, opened_at in rows:
         views[month] = rules.MonthView(DeliverableStatus(status), opened_at is not None)
     return views
+
+
+@dataclass
+class Journey:
+    """What the rules, the dates' projection and the emails read of one client's journey,
+    loaded for many clients at a time (`journeys`)."""
+
+    client: Client
+    deliverables: list[Deliverable] = field(default_factory=list)  # month, version order
+    holds: list[Hold] = field(default_factory=list)  # oldest first
+    # The plan's generation of each month: (month, trigger_at, status).
+    generations: list[tuple[int, datetime, str]] = field(default_factory=list)
+
+    @property
+    def views(self) -> dict[int, rules.MonthView]:
+        return views_of((d.month, d.status, d.opened_at) for d in self.deliverables)
+
+    def latest(self, month: int) -> Deliverable | None:
+        found = [d for d in self.deliverables if d.month == month]
+        return found[-1] if found else None
+
+    @property
+    def open_hold(self) -> Hold | None:
+        return next((h for h in self.holds if h.ended_at is None), None)
+
+
+def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
+    """The journeys of these clients, in three queries however many they are."""
+    found = {c.id: Journey(c) for c in clients}
+    ids = list(found)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for d in ctx.session.scalars(
+            select(Deliverable)
+            .where(Deliverable.client_id.in_(chunk))
+            .order_by(Deliverable.client_id, Deliverable.month, Deliverable.version)
+        ):
+            found[d.client_id].deliverables.append(d)
+        for h in ctx.session.scalars(
+            select(Hold).where(Hold.client_id.in_(chunk)).order_by(Hold.started_at, Hold.id)
+        ):
+            found[h.client_id].holds.append(h)
+        for client_id, month, at, status in ctx.session.execute(
+            select(
+                Automation.client_id, Automation.month, Automation.trigger_at, Automation.status
+            ).where(
+                Automation.client_id.in_(chunk),
+                Automation.key.like("plan:GENERATE_DELIVERABLE:%"),
+            )
+        ):
+            found[client_id].generations.append((month, at, status))
+    return found
+
+
+def journey(ctx: Context, client: Client) -> Journey:
+    return journeys(ctx, [client])[client.id]
 
 
 def open_hold(ctx: Context, client: Client) -> Hold | None:

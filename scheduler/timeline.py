@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scheduler import plan, rules
+from scheduler import lookups, plan, rules
 from scheduler.engine import Context
-from scheduler.lookups import client_zone, month_views, open_hold
+from scheduler.lookups import Journey, client_zone, month_views
 from scheduler.models import Automation, AutomationLog, Client, Hold
 from scheduler.vocab import AutomationStatus, AutomationType, DeliverableStatus
 
@@ -83,10 +83,14 @@ def hold_shift(hold: Hold | None) -> int | None:
     return plan.days_between(hold.start_date, hold.until)
 
 
-def projected_dates(ctx: Context, client: Client, hold: Hold | None = None) -> dict[int, MonthDate]:
+def projected_dates(
+    ctx: Context, client: Client, hold: Hold | None = None, journey: Journey | None = None
+) -> dict[int, MonthDate]:
     """THE projection of each month's milestone, for every surface (panel, portal, emails,
     API): the local date of its planned generation, and, while a hold is open (or for `hold`,
-    an example one), the days that hold will move the months still to come."""
+    an example one), the days that hold will move the months still to come. Reads `journey`
+    when the caller has it (many clients at once), else loads it."""
+    journey = journey or lookups.journey(ctx, client)
     tz = client_zone(client)
     dates = {
         step.month: plan.step_date(client.start_date, step, ctx.program, client.held_days)
@@ -94,18 +98,12 @@ def projected_dates(ctx: Context, client: Client, hold: Hold | None = None) -> d
         if step.type is AutomationType.GENERATE_DELIVERABLE
     }
     pending: set[int] = set()
-    rows = ctx.session.execute(
-        select(Automation.month, Automation.trigger_at, Automation.status).where(
-            Automation.client_id == client.id,
-            Automation.key.like("plan:GENERATE_DELIVERABLE:%"),
-        )
-    )
-    for month, trigger_at, status in rows:
+    for month, trigger_at, status in journey.generations:
         dates[month] = plan.local_date(trigger_at, tz)
         if status == AutomationStatus.SCHEDULED:
             pending.add(month)
     if hold is None and client.paused_at is not None:
-        hold = open_hold(ctx, client)
+        hold = journey.open_hold
     shift = hold_shift(hold)
     out: dict[int, MonthDate] = {}
     for month, day in dates.items():
