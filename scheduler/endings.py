@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from scheduler import rules
+from scheduler import logs, rules
 from scheduler.engine import Context
 from scheduler.models import Automation, Hold
 from scheduler.schedule import log, notify, send_when_due
@@ -57,7 +57,8 @@ def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
     admins hear about it."""
     now = ctx.now()
     error = f"{type(exc).__name__}: {exc}"[:2000]
-    logger.warning("automation %s failed: %s", automation.id, error)
+    with logs.concerning(automation_id=automation.id, client_id=automation.client_id):
+        logger.warning("automation %s failed: %s", automation.id, error)
     when = rules.retry_at(now, automation.retry_count, automation.max_retries, ctx.program)
     automation.error = error
     automation.lease_until = None

@@ -4,6 +4,7 @@ message on their own queue (they are slow, and a person may be waiting for one).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -26,12 +27,11 @@ class DramatiqDispatcher:
 
         now = self.clock.now()
         together: dict[tuple[Lane, datetime], list[Dispatch]] = {}
-        for item in items:
-            moment = item.trigger_at.replace(microsecond=0)
-            together.setdefault((item.lane, moment), []).append(item)
-        for (lane, _), group in together.items():
-            # Not before the latest of them: a message that arrives early claims nothing.
-            delay = max(0, int((max(d.trigger_at for d in group) - now).total_seconds() * 1000))
+        for item in items:  # the same instant: a wave (the send hour), never one a bit later
+            together.setdefault((item.lane, item.trigger_at), []).append(item)
+        for (lane, moment), group in together.items():
+            # Rounded up to the millisecond: a message that arrives early claims nothing.
+            delay = max(0, math.ceil((moment - now).total_seconds() * 1000))
             if lane is Lane.AUTOMATIONS:
                 for start in range(0, len(group), BATCH):
                     pairs = [[d.automation_id, d.version] for d in group[start : start + BATCH]]

@@ -627,3 +627,53 @@ def test_an_evicting_redis_is_reported_and_what_it_evicts_is_sent_again(cluster)
     counts = cluster.audit(ids)
     assert counts["lost"] == 0 and counts["executed_twice"] == 0
     assert len(cluster.sink.keys) == len(set(cluster.sink.keys)) == 60
+
+
+def test_messages_of_the_previous_and_the_next_release_during_a_rolling_deploy(cluster):
+    """During a rolling deploy workers of two releases share the queues. A message in the
+    previous release's format (one automation) runs; one in a format newer than this worker
+    knows is left without crashing the worker, and its automation runs from the re-dispatch
+    that follows; each once."""
+    worker = cluster.processes.start_worker()
+    [client] = cluster.load(1)
+    with cluster.app.app_context():
+        ctx = journey_context()
+        person = ctx.session.get(Client, client)
+        made = [
+            controls.schedule_by_hand(
+                ctx, person, "SEND_REMINDER", template="REMINDER_UPCOMING", month=month
+            )
+            for month in (4, 5)
+        ]
+        ctx.commit()
+        (old, new) = [(a.id, a.version) for a in made]
+        db.session.remove()
+    broker = RedisBroker(url=cluster.redis_url)
+    broker.declare_queue("automations")
+    broker.enqueue(Message("automations", "run_automation", old, {}, {}))
+    broker.enqueue(Message("automations", "run_automations", ([list(new)],), {"format": 99}, {}))
+    broker.close()
+
+    def completed() -> bool:
+        with cluster.app.app_context():
+            done = db.session.scalars(
+                select(Automation.status).where(Automation.id.in_([old[0], new[0]]))
+            ).all()
+            db.session.remove()
+            return list(done) == ["COMPLETED", "COMPLETED"]
+
+    wait_for(completed, 60, "both automations")
+    log = (cluster.processes.logs / "worker0.log").read_text()
+    assert "message format 99 is newer than this worker's" in log
+    assert worker.poll() is None, "the worker kept running"
+    with cluster.app.app_context():
+        for automation_id, _ in (old, new):
+            logs = db.session.scalar(
+                select(func.count()).where(AutomationLog.automation_id == automation_id)
+            )
+            emails = db.session.scalars(
+                select(Email.message_id).where(Email.automation_id == automation_id)
+            ).all()
+            assert logs == 1 and len(emails) == 1
+            assert cluster.sink.counts()[emails[0]] == 1
+        db.session.remove()
