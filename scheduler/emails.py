@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates change with a deploy, which restarts every process: no stat() per render.
+        auto_reload=False,
     )
 
 
@@ -326,6 +328,7 @@ def message_id(key: str, sender: str) -> str:
 # -- what each template is told ----------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
 def day(value: date, zone: str = "UTC") -> str:
     """A local date the way the client's part of the world writes it: month first in the
     Americas ("Monday, January 5, 2026"), day first elsewhere ("Monday 5 January 2026")."""

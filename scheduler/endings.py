@@ -6,9 +6,15 @@ callers commit: one run at a time, or a batch's endings in one commit."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduler import logs, rules
 from scheduler.engine import Context
+from scheduler.errors import Changed
 from scheduler.models import Automation, Hold
 from scheduler.schedule import log, notify, send_when_due
 from scheduler.vocab import AutomationStatus, LogStatus, Template
@@ -25,18 +31,58 @@ def mine(ctx: Context, automation: Automation) -> bool:
 
 def finish_run(ctx: Context, automation: Automation, verdict: rules.Verdict) -> None:
     """The run is over: COMPLETED, or SKIPPED when the verdict says it had nothing to do."""
+    for name, value in ended(ctx, automation, verdict).items():
+        setattr(automation, name, value)
+    log(ctx, automation, LogStatus(automation.status), automation.detail)
+
+
+def finish_runs(ctx: Context, runs: Sequence[tuple[Automation, rules.Verdict]]) -> None:
+    """`finish_run` for many at once: one statement (executed for every row), each row guarded
+    by the version and the claim it was read with, and their log rows. Raises Changed, having
+    written nothing, if any was taken over meanwhile (the caller then writes them one by one)."""
+    if not runs:
+        return
+    values = [ended(ctx, automation, verdict) for automation, verdict in runs]
+    table = Automation.__table__
+    guarded = (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.version == bindparam("b_version"),
+            table.c.status == AutomationStatus.RUNNING,
+            table.c.claimed_by == ctx.engine.worker_id,
+        )
+        .values({name: bindparam(name) for name in values[0]})
+    )
+    params = [
+        {"b_id": automation.id, "b_version": automation.version, **row}
+        for (automation, _), row in zip(runs, values, strict=True)
+    ]
+    written = ctx.session.connection().execute(guarded, params).rowcount
+    if written != len(runs):
+        raise Changed(f"{len(runs) - written} of {len(runs)} automations were taken over")
+    for (automation, _), row in zip(runs, values, strict=True):
+        for name, value in row.items():  # the rows now hold these: nothing left to flush
+            set_committed_value(automation, name, value)
+        log(ctx, automation, LogStatus(automation.status), automation.detail)
+
+
+def ended(ctx: Context, automation: Automation, verdict: rules.Verdict) -> dict[str, Any]:
+    """The columns a finished run writes."""
     now = ctx.now()
-    automation.status = AutomationStatus.COMPLETED if verdict.run else AutomationStatus.SKIPPED
-    automation.executed_at = now
-    automation.detail = verdict.reason
+    detail = verdict.reason
     if automation.retry_count:
         n = automation.retry_count
-        automation.detail += f" (after {n} {'retry' if n == 1 else 'retries'})"
-    automation.lease_until = None
-    automation.claimed_by = None
-    automation.error = None
-    automation.updated_at = now
-    log(ctx, automation, LogStatus(automation.status), automation.detail)
+        detail += f" (after {n} {'retry' if n == 1 else 'retries'})"
+    return {
+        "status": AutomationStatus.COMPLETED if verdict.run else AutomationStatus.SKIPPED,
+        "executed_at": now,
+        "detail": detail,
+        "lease_until": None,
+        "claimed_by": None,
+        "error": None,
+        "updated_at": now,
+    }
 
 
 def defer(ctx: Context, automation: Automation, verdict: rules.Verdict) -> None:

@@ -18,6 +18,7 @@ from scheduler.inputs import check_month
 from scheduler.models import Automation, Client, Deliverable, Hold, fits_id, looks_like_id
 from scheduler.vocab import (
     AutomationStatus,
+    AutomationType,
     DeliverableStatus,
 )
 
@@ -116,6 +117,11 @@ def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
     """The journeys of these clients, in three queries however many they are."""
     found = {c.id: Journey(c) for c in clients}
     ids = list(found)
+    # Exact keys, so that the (client_id, key) index finds each row directly.
+    generations = [
+        plan.step_key(AutomationType.GENERATE_DELIVERABLE, m)
+        for m in range(1, ctx.program.length + 1)
+    ]
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
         for d in ctx.session.scalars(
@@ -133,7 +139,7 @@ def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
                 Automation.client_id, Automation.month, Automation.trigger_at, Automation.status
             ).where(
                 Automation.client_id.in_(chunk),
-                Automation.key.like("plan:GENERATE_DELIVERABLE:%"),
+                Automation.key.in_(generations),
             )
         ):
             found[client_id].generations.append((month, at, status))

@@ -26,7 +26,12 @@ class Step:
     @property
     def key(self) -> str:
         """Identifies the step among a client's automations (one of each, ever)."""
-        return f"plan:{self.template or self.type}:{self.month}"
+        return step_key(self.template or self.type, self.month)
+
+
+def step_key(what: str, month: int) -> str:
+    """The key of the plan's step `what` (a template, or a type without one) for `month`."""
+    return f"plan:{what}:{month}"
 
 
 def zone(name: str) -> ZoneInfo:

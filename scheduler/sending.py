@@ -187,6 +187,12 @@ def finish(ctx: Context, plans: Sequence[Plan], versions: dict[int, int]) -> lis
     """How each automation ended, written in one commit; if one of them was taken over by
     another worker meanwhile, each is written on its own (the others' records stand)."""
 
+    def verdict(plan: Plan) -> rules.Verdict:
+        note = emails.uncertain(plan.rows)
+        if note:
+            return rules.Verdict(plan.verdict.run, f"{plan.verdict.reason}; {note}")
+        return plan.verdict
+
     def write(plan: Plan) -> None:
         automation = plan.automation
         if plan.error is not None:
@@ -194,17 +200,17 @@ def finish(ctx: Context, plans: Sequence[Plan], versions: dict[int, int]) -> lis
         elif plan.verdict.defer_until is not None:
             endings.defer(ctx, automation, plan.verdict)
         else:
-            note = emails.uncertain(plan.rows)
-            verdict = plan.verdict
-            if note:
-                verdict = rules.Verdict(verdict.run, f"{verdict.reason}; {note}")
-            endings.finish_run(ctx, automation, verdict)
+            endings.finish_run(ctx, automation, verdict(plan))
 
     mine = [p for p in plans if endings.mine(ctx, p.automation)]
     mine = [p for p in mine if p.automation.version == versions[p.automation.id]]
+    # Most runs simply ended: written together; failures and deferrals one by one.
+    together = [p for p in mine if p.error is None and p.verdict.defer_until is None]
     try:
+        endings.finish_runs(ctx, [(p.automation, verdict(p)) for p in together])
         for plan in mine:
-            write(plan)
+            if plan not in together:
+                write(plan)
         ctx.commit()
         ended = mine
     except (StaleDataError, Changed):

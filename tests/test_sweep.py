@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import update
+
 from scheduler import controls, execute, recovery
-from scheduler.models import Worker
+from scheduler.models import Automation, Worker
 from scheduler.recovery import forget_dispatches
 from scheduler.sweep import sweep
 from scheduler.vocab import AutomationStatus as S
@@ -159,6 +161,49 @@ def test_a_worker_that_lost_its_claim_cannot_overwrite_the_new_holders_run(harne
     assert again.status == S.COMPLETED and again.retry_count == 0
     assert len(harness.mailer.sent) == 1  # the new holder found the email sent
     assert [e.status for e in harness.emails(Template.REMINDER_UPCOMING)] == ["SENT"]
+
+
+def test_in_a_batch_only_the_run_taken_over_is_dropped(harness):
+    """A batch's endings are written together; when one of its automations was taken over
+    meanwhile, the others' records stand and the taken one's is dropped, and its new holder
+    does not send its email again."""
+    clients = [
+        harness.enroll(date(2026, 1, 10), email=f"c{i}@example.com", name=f"C {i}")
+        for i in range(3)
+    ]
+    upcoming = [harness.one(c, template=Template.REMINDER_UPCOMING, month=1) for c in clients]
+    harness.clock.set(at(2026, 1, 7, 9))
+    taken = upcoming[1]
+    sending = harness.mailer.send
+
+    def take_one_over(message):
+        sending(message)
+        if len(harness.mailer.sent) == 2:  # another worker takes this one back meanwhile
+            with db.engine.begin() as conn:
+                conn.execute(
+                    update(Automation)
+                    .where(Automation.id == taken.id)
+                    .values(
+                        status=S.SCHEDULED,
+                        version=Automation.version + 1,
+                        claimed_by=None,
+                        lease_until=None,
+                        dispatched_at=None,
+                    )
+                )
+
+    harness.mailer.send = take_one_over
+    done = execute.run_batch(harness.ctx, [(a.id, a.version) for a in upcoming])
+    harness.mailer.send = sending
+    assert sorted(a.id for a in done) == sorted(a.id for a in upcoming if a is not taken)
+    db.session.expire_all()
+    assert [harness.refresh(a).status for a in upcoming] == [S.COMPLETED, S.SCHEDULED, S.COMPLETED]
+    assert [len(harness.logs(c)) for c in clients] == [1, 0, 1]
+    sweep(harness.ctx)
+    harness.run_for(timedelta(seconds=1))
+    assert harness.refresh(taken).status == S.COMPLETED
+    assert len(harness.mailer.sent) == 3  # its new holder found its email sent
+    assert [e.status for e in harness.emails(Template.REMINDER_UPCOMING)] == ["SENT"] * 3
 
 
 class Broker(Transport):
