@@ -127,7 +127,11 @@ def run(plan: Plan, logs: Path | None = None, say: Any = print) -> Run:
         "SECRET_KEY": env.get("SECRET_KEY") or uuid.uuid4().hex * 2,
     }
     app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False), "REDIS_URL": None},
+        {
+            "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False),
+            "REDIS_URL": None,
+            "SECRET_KEY": env["SECRET_KEY"],
+        },
         clock=SystemClock(),
         dispatcher=NoTransport(),
     )

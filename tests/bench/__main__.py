@@ -190,7 +190,9 @@ def bench_engine(noop: float | None, wave_size: int, throughput_size: int) -> No
             "last < 10 s",
             "the last one is the wave's tail",
         )
+        before = engine.cpu_seconds(running)
         late, rate = engine.wave(running, throughput_size)
+        used = engine.cpu_per_automation(before, engine.cpu_seconds(running), throughput_size)
         ratio = f"; {rate / noop:.2f} of the no-op ceiling" if noop else ""
         row(
             f"execution throughput, {PROCESSES} worker processes x {THREADS} threads",
@@ -199,6 +201,7 @@ def bench_engine(noop: float | None, wave_size: int, throughput_size: int) -> No
             f"a {throughput_size:,}-email wave, mail to a local SMTP sink{ratio}; "
             f"{running.sink.received:,} emails received in the run",
         )
+        row("CPU per automation in that wave, by process", used, "", "what limits throughput")
     finally:
         engine.stop(running)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psutil
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
@@ -200,6 +201,35 @@ def wave(engine: Engine, count: int) -> tuple[list[float], float]:
     at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
     late = engine.lateness(engine.reminders([at] * count), 1800)
     return late, count / max(late)
+
+
+def cpu_seconds(engine: Engine) -> dict[str, float]:
+    """CPU time used so far by each part of the setup: the worker processes, PostgreSQL's
+    processes (every backend, so other load on the server counts too), this Redis, and this
+    process (which runs the SMTP sink)."""
+    workers = psutil.Process(engine.workers.pid)
+    parts = {
+        "workers": [workers, *workers.children(recursive=True)],
+        "Redis": [psutil.Process(engine.redis.process.pid)],
+        "SMTP sink": [psutil.Process()],
+        "PostgreSQL": [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"],
+    }
+    used: dict[str, float] = {}
+    for name, processes in parts.items():
+        used[name] = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:  # gone meanwhile
+                continue
+            used[name] += times.user + times.system
+    return used
+
+
+def cpu_per_automation(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    return ", ".join(
+        f"{name} {(after[name] - before[name]) / count * 1000:.2f} ms" for name in after
+    )
 
 
 def summary(late: list[float]) -> str:
