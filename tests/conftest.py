@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,26 @@ def sa_url(url: str) -> str:
 def pg_url(schema: str) -> str:
     sep = "&" if "?" in PG_URL else "?"
     return sa_url(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+
+
+@contextmanager
+def empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str):
+    """An empty database of this test's own (no tables) on `backend`: a SQLite file, or a fresh
+    PostgreSQL schema, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / (name + '.sqlite3')}"
+        return
+    schema = f"{request.getfixturevalue('pg_schema')}_{name}"
+    admin = create_engine(sa_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield pg_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
+from tests.conftest import empty_database
 from web import create_app
 from web.extensions import db
 
@@ -78,38 +79,24 @@ def breaks(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_every_migration_leaves_a_schema_the_previous_release_can_use(backend, tmp_path, request):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'deploy.sqlite3'}"
-    else:
-        from tests.conftest import PG_URL, pg_url, sa_url
-
-        schema = request.getfixturevalue("pg_schema") + "_deploy"
-        admin = create_engine(sa_url(PG_URL))
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = pg_url(schema)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None})
     revisions = chain()
     assert len(revisions) >= 2
     found: dict[str, list[str]] = {}
-    with app.app_context():
-        upgrade(revision=revisions[0].revision)
-        with db.engine.connect() as conn:
-            before = shape(conn)
-        for revision in revisions[1:]:
-            upgrade(revision=revision.revision)
+    with empty_database(backend, tmp_path, request, "deploy") as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None})
+        with app.app_context():
+            upgrade(revision=revisions[0].revision)
             with db.engine.connect() as conn:
-                after = shape(conn)
-            problems = breaks(before, after)
-            if problems and not contracts(revision):
-                found[revision.revision] = problems
-            before = after
-        db.engine.dispose()
-    if backend == "postgresql":
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+                before = shape(conn)
+            for revision in revisions[1:]:
+                upgrade(revision=revision.revision)
+                with db.engine.connect() as conn:
+                    after = shape(conn)
+                problems = breaks(before, after)
+                if problems and not contracts(revision):
+                    found[revision.revision] = problems
+                before = after
+            db.engine.dispose()
     assert found == {}, f"{backend}: migrations the previous release could not run on: {found}"
 
 

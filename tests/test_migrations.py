@@ -1,28 +1,20 @@
 """Migrations build the models' schema on empty SQLite and PostgreSQL databases."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from scheduler.models import Base
+from tests.conftest import empty_database
 from web import create_app
 from web.extensions import db
 
 
-def test_upgrade_on_an_empty_database_matches_the_models(tmp_path, request):
-    for backend in ("sqlite", "postgresql"):
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
-        else:
-            schema = request.getfixturevalue("pg_schema") + "_mig"
-            from tests.conftest import PG_URL, pg_url, sa_url
-
-            admin = create_engine(sa_url(PG_URL))
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = pg_url(schema)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_on_an_empty_database_matches_the_models(backend, tmp_path, request):
+    with empty_database(backend, tmp_path, request, "mig") as url:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None})
         with app.app_context():
             upgrade()
@@ -40,7 +32,3 @@ def test_upgrade_on_an_empty_database_matches_the_models(tmp_path, request):
                 "admins",
             } <= tables
             db.engine.dispose()
-        if backend == "postgresql":
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
