@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dramatiq
 from dramatiq import Message
@@ -30,7 +32,31 @@ def database_away(retries: int, exc: BaseException) -> bool:
     """A delivery that found the database away is tried again a few seconds later (for a few
     minutes; after that the sweep sends it again); any other error ends the delivery (the
     automation's own retries and alerts are the engine's)."""
-    return retries < 30 and isinstance(exc, OperationalError | InterfaceError)
+    return retries < 30 and isinstance(exc, dramatiq.Retry | OperationalError | InterfaceError)
+
+
+class Outage:
+    """Says once that the database is away, and once that it is back, however many deliveries
+    meet the outage (each is retried quietly, not logged with its traceback)."""
+
+    def __init__(self) -> None:
+        self.away = False
+
+    @contextmanager
+    def watched(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            if not self.away:
+                self.away = True
+                log.warning("the database is unreachable (%s): deliveries wait", type(exc).__name__)
+            raise dramatiq.Retry(str(exc).splitlines()[0] if str(exc) else "") from exc
+        if self.away:
+            self.away = False
+            log.warning("the database answers again: deliveries go on")
+
+
+outage = Outage()
 
 
 # Retried after 1, 2, 4, 8, then every 10 seconds, while the database is away.
@@ -52,14 +78,14 @@ def run_automations(batch: list[list[int]], format: int = FORMAT) -> None:
     if format > FORMAT:
         log.warning("message format %s is newer than this worker's (%s): left", format, FORMAT)
         return
-    with runtime.context() as ctx:
+    with outage.watched(), runtime.context() as ctx:
         execute.run_batch(ctx, [(int(i), int(v)) for i, v in batch], watch.stopping)
 
 
 @dramatiq.actor(queue_name="automations", **DELIVERY)
 def run_automation(automation_id: int, version: int) -> None:
     """Format 1, one automation (messages sent by the previous release)."""
-    with runtime.context() as ctx:
+    with outage.watched(), runtime.context() as ctx:
         execute.run_batch(ctx, [(automation_id, version)], watch.stopping)
 
 
@@ -70,14 +96,14 @@ def run_automation(automation_id: int, version: int) -> None:
 @dramatiq.actor(queue_name="generation", priority=0, **DELIVERY)
 def generate_now(automation_id: int, version: int) -> None:
     """Run a generation someone asked for now (by hand, or run now)."""
-    with runtime.context() as ctx:
+    with outage.watched(), runtime.context() as ctx:
         execute.run(ctx, automation_id, version)
 
 
 @dramatiq.actor(queue_name="generation", priority=10, **DELIVERY)
 def generate_scheduled(automation_id: int, version: int) -> None:
     """Run a generation whose time has come."""
-    with runtime.context() as ctx:
+    with outage.watched(), runtime.context() as ctx:
         execute.run(ctx, automation_id, version)
 
 
