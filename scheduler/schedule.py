@@ -229,6 +229,9 @@ def refresh_progress(ctx: Context, client: Client) -> None:
     client.updated_at = ctx.now()
 
 
+EMPTY = {dict: "{}", list: "[]"}
+
+
 def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows: COPY on PostgreSQL (an order of magnitude faster than any INSERT),
     one executemany elsewhere."""
@@ -243,6 +246,8 @@ def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
         # psycopg formats each value in C; JSON goes as its text, which COPY parses.
         json_columns = [c for c in columns if isinstance(rows[0][c], dict | list)]
         for row in rows:
-            if json_columns:
-                row = row | {c: json.dumps(row[c]) for c in json_columns}
+            if json_columns:  # most payloads are empty: no encoder for those
+                row = row | {
+                    c: json.dumps(row[c]) if row[c] else EMPTY[type(row[c])] for c in json_columns
+                }
             copy.write_row([row[c] for c in columns])

@@ -4,7 +4,7 @@ restart), Redis restarted empty, PostgreSQL refusing connections. Then it waits 
 to drain and prints what happened to every automation and email.
 
     python -m tests.chaos [--automations 10000] [--kills 100] [--sigterms 20]
-                          [--redis-restarts 20] [--pg-outages 20] [--workers 2]
+                          [--redis-restarts 20] [--pg-outages 20] [--workers 2] [--gap 1.25]
 
 A two-minute version runs in the test suite (tests/test_chaos.py). Needs PostgreSQL at
 TEST_POSTGRES_URL (default 127.0.0.1:5432, database `test`) and a `redis-server` binary.
@@ -54,6 +54,10 @@ class Plan:
     outage_seconds: tuple[int, int] = (5, 30)
     workers: int = 2
     seed: int = 7
+    # Seconds between one fault's end and the next fault (a random pause up to twice this):
+    # short, faults compound (a worker killed again while it starts); longer, each fault's
+    # recovery shows on its own.
+    gap: float = 1.25
 
     @classmethod
     def small(cls) -> Plan:
@@ -142,7 +146,9 @@ def run(plan: Plan, logs: Path | None = None, say: Any = print) -> Run:
         # Each fault takes a few seconds (an outage, its length); the automations fall due
         # across the whole stretch, so that faults strike while they are due.
         low, high = plan.outage_seconds
-        expected = 4 * (len(faults) - plan.pg_outages) + plan.pg_outages * ((low + high) / 2 + 2)
+        expected = (4 + plan.gap) * (len(faults) - plan.pg_outages) + plan.pg_outages * (
+            (low + high) / 2 + 2 + plan.gap
+        )
         start = datetime.now(UTC) + timedelta(seconds=20)
         stretch = max(60.0, expected * 1.1)
         ids = load(app, plan.automations, start, stretch)
@@ -156,7 +162,7 @@ def run(plan: Plan, logs: Path | None = None, say: Any = print) -> Run:
         for kind in faults:
             result.unexpected_exits += exits(processes, killed)
             result.faults.append(strike(kind, processes, proxy, redis, killed, rng, plan))
-            time.sleep(rng.uniform(0.5, 2.0))
+            time.sleep(rng.uniform(0.4 * plan.gap, 1.6 * plan.gap))
         last = datetime.now(UTC)
         say(f"chaos: faults over at {last:%H:%M:%S}; waiting for the backlog to drain")
         wait_for(lambda: drained(app, ids), 1800, "the backlog to drain")
@@ -382,6 +388,7 @@ def main() -> int:
     parser.add_argument("--pg-outages", type=int, default=defaults.pg_outages)
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--gap", type=float, default=defaults.gap, help="seconds between faults")
     args = parser.parse_args()
     plan = Plan(
         args.automations,
@@ -391,6 +398,7 @@ def main() -> int:
         pg_outages=args.pg_outages,
         workers=args.workers,
         seed=args.seed,
+        gap=args.gap,
     )
     started = time.monotonic()
     result = run(plan)

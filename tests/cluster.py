@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -182,13 +183,36 @@ class Proxy:
         self.open()
 
 
+def procfile(process: str) -> tuple[dict[str, str], list[str]]:
+    """The environment assignments and the command of one of the Procfile's processes."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            words = shlex.split(command)
+            env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+            return env, [w for w in words if w.split("=", 1)[0] not in env]
+    raise LookupError(f"the Procfile has no {process} process")
+
+
+def worker_command(processes: int, threads: int | None = None) -> list[str]:
+    """The Procfile's worker command with `processes` processes (the tests run several small
+    workers, to kill them one at a time) and, if given, `threads` threads."""
+    words = procfile("worker")[1]
+    for option, value in (("--processes", processes), ("--threads", threads)):
+        if value is not None:
+            at = words.index(option)
+            words = [*words[:at], option, str(value), *words[at + 2 :]]
+    return words
+
+
 class Processes:
     """The Procfile's processes (Dramatiq workers, periodiq), and a sweeper loop where a test
-    wants one, each in its own process group (kill -9 takes it all)."""
+    wants one, each in its own process group (kill -9 takes it all). Workers run with the
+    Procfile's settings (delayed-message prefetch, poll interval, shutdown grace), one process
+    each."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        # Workers look for due delayed messages every 100 ms (Dramatiq's default: 1 s).
-        self.env = env | {"dramatiq_worker_timeout": "100"}
+        self.env = env | procfile("worker")[0]
         self.workers: list[subprocess.Popen[bytes]] = []
         self.sweeper: subprocess.Popen[bytes] | None = None
         self.scheduler: subprocess.Popen[bytes] | None = None
@@ -212,7 +236,7 @@ class Processes:
 
     def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         worker = self._spawn(
-            ["dramatiq", "web.worker", "--processes", "1", "--threads", "4"],
+            worker_command(1),
             f"worker{len(self.workers)}",
             env,
         )

@@ -22,7 +22,7 @@ from scheduler import enrollment
 from scheduler.models import Admin, Automation, Worker
 from scheduler.schedule import bulk_insert
 from tests.bench.common import SECRET, app_for, drop_schema, fresh_schema, percentile
-from tests.cluster import ROOT, RedisServer, free_port, wait_for
+from tests.cluster import ROOT, RedisServer, free_port, procfile, wait_for, worker_command
 from web import journey_context
 from web.extensions import db
 
@@ -145,20 +145,10 @@ def start(clients: int, processes: int, threads: int) -> Engine:
         "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
         "TZ": "UTC",
         "EMAIL_FREQUENCY_CAP": "100",  # throughput counts executions, none deferred by the cap
-        "dramatiq_worker_timeout": "100",
-        "dramatiq_delay_queue_prefetch": "200",
+        **procfile("worker")[0],
     }
     workers = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "web.worker",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-        ],
+        [sys.executable, "-m", *worker_command(processes, threads)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
