@@ -57,6 +57,11 @@ class Dispatcher(Protocol):
         from the broker and never finished; the broker forgets those messages."""
         ...
 
+    def silent(self, seconds: float) -> list[str]:
+        """Workers the broker itself has not heard from for `seconds` (a worker killed before
+        it first beat in the database is known to the broker only)."""
+        ...
+
 
 class Unobservable:
     """The state-reading half of a Dispatcher, for transports that cannot see a broker's state
@@ -69,6 +74,9 @@ class Unobservable:
         return None
 
     def stranded(self, workers: Sequence[str]) -> list[tuple[int, int]]:
+        return []
+
+    def silent(self, seconds: float) -> list[str]:
         return []
 
 

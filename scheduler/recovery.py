@@ -107,7 +107,12 @@ def recover(ctx: Context) -> Recovered:
     """One round of recovery (see the module's docstring); commits."""
     leases = expired_leases(ctx)
     dead = dead_workers(ctx)
-    stranded = take_back(ctx, ctx.engine.dispatcher.stranded(dead)) if dead else 0
+    dispatcher = ctx.engine.dispatcher
+    # And those the broker has not heard from for a lease, known to it only (killed before
+    # their first beat here) or already marked dead (their messages still waiting).
+    silent = [w for w in dispatcher.silent(ctx.engine.lease.total_seconds()) if w not in dead]
+    held = [*dead, *silent]
+    stranded = take_back(ctx, dispatcher.stranded(held)) if held else 0
     forgotten = broker_restarted(ctx)
     ctx.commit()
     found = Recovered(leases, tuple(dead), stranded, forgotten is not None, forgotten or 0)

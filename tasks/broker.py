@@ -119,6 +119,17 @@ def eviction_policy() -> str | None:
         return str(current.client.info("memory").get("maxmemory_policy"))
 
 
+def silent(seconds: float) -> list[str]:
+    """Consumers whose last heartbeat in Redis (written at every fetch, by each worker process)
+    is older than `seconds`. Dramatiq's own maintenance forgets them after a minute."""
+    current = require()
+    if not isinstance(current, RedisBroker):
+        return []
+    cutoff = int((time.time() - seconds) * 1000)
+    found = current.client.zrangebyscore(f"{current.namespace}:__heartbeats__", 0, cutoff)
+    return [w.decode() if isinstance(w, bytes) else str(w) for w in found]
+
+
 def taken_by(workers: Sequence[str]) -> Iterator[Message]:
     """The messages the given workers had taken from Redis and not acknowledged (prefetched,
     delayed or running when they died), each removed from Redis as it is read: a dead worker's

@@ -52,6 +52,9 @@ class DramatiqDispatcher:
     def epoch(self) -> str | None:
         return broker.epoch()
 
+    def silent(self, seconds: float) -> list[str]:
+        return broker.silent(seconds)
+
     def stranded(self, workers: Sequence[str]) -> list[tuple[int, int]]:
         from tasks.actors import pairs_of
 

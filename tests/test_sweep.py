@@ -213,9 +213,13 @@ class Broker(Transport):
         super().__init__()
         self.life = "one"
         self.held: dict[str, list[tuple[int, int]]] = {}
+        self.quiet: dict[str, float] = {}  # worker -> seconds the broker has not heard from it
 
     def epoch(self) -> str | None:
         return self.life
+
+    def silent(self, seconds):
+        return [worker for worker, quiet in self.quiet.items() if quiet >= seconds]
 
     def stranded(self, workers):
         return [pair for worker in workers for pair in self.held.pop(worker, [])]
@@ -248,6 +252,29 @@ def test_messages_a_dead_worker_held_are_sent_again_within_a_lease(harness):
     db.session.refresh(upcoming)
     assert broker.sent[sent_before:] == [(upcoming.id, upcoming.version, upcoming.trigger_at)]
     assert db.session.get(Worker, dead_worker).state == "DEAD"
+
+
+def test_messages_of_a_worker_killed_before_its_first_beat_are_sent_again(harness):
+    """A worker can take messages from the broker before it first beats in the database; the
+    broker's own heartbeats tell that it died."""
+    broker = Broker()
+    harness.app.extensions["journey"].dispatcher = broker
+    normal_horizon(harness)
+    client = harness.enroll(date(2026, 1, 10))
+    harness.clock.set(at(2026, 1, 7, 8, 30))
+    sweep(harness.ctx)
+    upcoming = harness.one(client, template=Template.REMINDER_UPCOMING, month=1)
+    broker.held["never-beat"] = [(upcoming.id, upcoming.version)]
+    broker.quiet["never-beat"] = 10
+    assert recovery.recover(harness.ctx).stranded == 0  # quiet for less than a lease
+    broker.quiet["never-beat"] = 25
+    found = recovery.recover(harness.ctx)
+    assert found.dead == () and found.stranded == 1
+    sent_before = len(broker.sent)
+    assert sweep(harness.ctx).dispatched == 1
+    db.session.refresh(upcoming)
+    assert broker.sent[sent_before:] == [(upcoming.id, upcoming.version, upcoming.trigger_at)]
+    assert recovery.recover(harness.ctx).stranded == 0  # taken once
 
 
 def test_a_broker_restart_sends_every_dispatched_automation_again(harness):
