@@ -58,7 +58,9 @@ def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
     now = ctx.now()
     error = f"{type(exc).__name__}: {exc}"[:2000]
     logger.warning("automation %s failed: %s", automation.id, error)
-    when = rules.retry_at(now, automation.retry_count, automation.max_retries, ctx.program)
+    when = rules.retry_at(
+        now, automation.retry_count, automation.max_retries, ctx.program_of(automation.client)
+    )
     automation.error = error
     automation.lease_until = None
     automation.claimed_by = None

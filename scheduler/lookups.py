@@ -51,7 +51,7 @@ def local_today(ctx: Context, client: Client) -> date:
 
 
 def at_send_hour(ctx: Context, client: Client, day: date) -> datetime:
-    return plan.send_instant(day, client_zone(client), ctx.engine.send_hour)
+    return plan.send_instant(day, client_zone(client), ctx.send_hour_of(client))
 
 
 def latest_deliverable(ctx: Context, client: Client, month: int) -> Deliverable | None:
@@ -64,7 +64,7 @@ def latest_deliverable(ctx: Context, client: Client, month: int) -> Deliverable 
 
 
 def require_deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
-    deliverable = latest_deliverable(ctx, client, check_month(ctx, month))
+    deliverable = latest_deliverable(ctx, client, check_month(ctx, month, client))
     if deliverable is None:
         raise NotFound(f"M{month} of {client.name} has no deliverable yet", "month")
     return deliverable

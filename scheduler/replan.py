@@ -1,0 +1,437 @@
+"""What a program version does to the clients in flight: the impact (which pending automations
+move, appear or disappear, old → new instant) and carrying it out. The new instants come from the
+planning code enrollment uses (`plan.step_offsets`, `plan.send_instant`), so the preview is what
+publishing does, row for row."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, select, update
+
+from scheduler import plan
+from scheduler.engine import Context
+from scheduler.enrollment import plan_journey
+from scheduler.models import Automation, AutomationLog, Client
+from scheduler.program import Program
+from scheduler.schedule import bulk_insert, lane_of
+from scheduler.vocab import AutomationStatus, LogStatus, Source, automation_name
+
+NEW_ONLY = "new"
+IN_FLIGHT = "all"
+APPLIES = (NEW_ONLY, IN_FLIGHT)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One pending automation of a client: it `moves`, `appears` or `disappears`."""
+
+    kind: str
+    key: str
+    type: str
+    month: int | None
+    template: str | None
+    old_at: datetime | None
+    new_at: datetime | None
+    # Its new moment has passed: a reminder or escalation is then skipped, never sent late.
+    late: bool = False
+    automation_id: int | None = None
+    version: int | None = None
+
+    @property
+    def name(self) -> str:
+        return automation_name(self.type, self.template, self.month)
+
+
+@dataclass
+class ClientImpact:
+    client_id: int
+    name: str
+    timezone: str
+    from_version: int
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass
+class Impact:
+    """What publishing a program would do: nothing to anyone in flight (`applies_to` "new"), or,
+    for "all", the changes of each client in flight that has any."""
+
+    applies_to: str
+    in_flight: int
+    clients: list[ClientImpact]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self.clients for ch in c.changes if ch.kind == kind)
+
+    @property
+    def late(self) -> int:
+        return sum(1 for c in self.clients for ch in c.changes if ch.late)
+
+    @property
+    def changes(self) -> int:
+        return sum(len(c.changes) for c in self.clients)
+
+    def summary(self) -> str:
+        if self.applies_to == NEW_ONLY:
+            return (
+                f"applies to new enrollments only: the {self.in_flight} client"
+                f"{'s' if self.in_flight != 1 else ''} in flight keep their version"
+            )
+        if not self.clients:
+            return f"also to clients in flight: nothing moves for the {self.in_flight} in flight"
+        parts = []
+        for kind, verb in (("moves", "move"), ("appears", "appear"), ("disappears", "disappear")):
+            n = self.count(kind)
+            if n:
+                parts.append(f"{n} automation{'s' if n != 1 else ''} {verb if n != 1 else kind}")
+        text = f"{', '.join(parts)} for {len(self.clients)} client"
+        text += "s" if len(self.clients) != 1 else ""
+        if self.late:
+            text += (
+                f"; {self.late} reminder{'s' if self.late != 1 else ''} would now fall in the "
+                "past and be skipped"
+            )
+        return text
+
+    def as_dict(self, limit: int | None = None) -> dict[str, Any]:
+        shown = self.clients if limit is None else self.clients[:limit]
+        return {
+            "applies_to": self.applies_to,
+            "summary": self.summary(),
+            "in_flight": self.in_flight,
+            "clients_affected": len(self.clients),
+            "moves": self.count("moves"),
+            "appears": self.count("appears"),
+            "disappears": self.count("disappears"),
+            "late": self.late,
+            "clients": [
+                {
+                    "client_id": c.client_id,
+                    "name": c.name,
+                    "timezone": c.timezone,
+                    "from_version": c.from_version,
+                    "changes": [
+                        {
+                            "kind": ch.kind,
+                            "automation_id": ch.automation_id,
+                            "name": ch.name,
+                            "type": ch.type,
+                            "template": ch.template,
+                            "month": ch.month,
+                            "old_at": _local(ch.old_at, c.timezone),
+                            "new_at": _local(ch.new_at, c.timezone),
+                            "late": ch.late,
+                        }
+                        for ch in c.changes
+                    ],
+                }
+                for c in shown
+            ],
+        }
+
+
+def _local(at: datetime | None, zone: str) -> str | None:
+    return at.astimezone(ZoneInfo(zone)).isoformat() if at else None
+
+
+def impact(ctx: Context, new: Program, applies_to: str, number: int | None = None) -> Impact:
+    """What making `new` the program would do to the clients in flight (not completed)."""
+    in_flight = select(Client.id).where(Client.completed_at.is_(None))
+    if applies_to == NEW_ONLY:
+        count = len(ctx.session.scalars(in_flight).all())
+        return Impact(applies_to, count, [])
+    clients = ctx.session.execute(
+        select(
+            Client.id,
+            Client.name,
+            Client.timezone,
+            Client.start_date,
+            Client.held_days,
+            Client.program_version,
+        )
+        .where(Client.completed_at.is_(None))
+        .order_by(Client.id)
+    ).all()
+    rows = ctx.session.execute(
+        select(
+            Automation.id,
+            Automation.client_id,
+            Automation.key,
+            Automation.type,
+            Automation.month,
+            Automation.template,
+            Automation.trigger_at,
+            Automation.version,
+        )
+        .where(
+            Automation.source == Source.PLAN,
+            Automation.status == AutomationStatus.SCHEDULED,
+            Automation.client_id.in_(in_flight),
+        )
+        .order_by(Automation.client_id, Automation.trigger_at, Automation.id)
+    ).all()
+    by_client: dict[int, list[Any]] = {}
+    for row in rows:
+        by_client.setdefault(row.client_id, []).append(row)
+
+    now = ctx.now()
+    default_hour = ctx.engine.send_hour
+    new_steps = {step.key: (step, offset) for step, offset in plan.step_offsets(new)}
+    new_hour = default_hour if new.schedule.send_hour is None else new.schedule.send_hour
+    olds: dict[int, tuple[dict[str, timedelta], int]] = {}
+    instant = functools.lru_cache(maxsize=65536)(plan.send_instant)
+    zones = functools.lru_cache(maxsize=1024)(ZoneInfo)
+    for version in sorted({c.program_version or 1 for c in clients}):
+        old = ctx.engine.version(ctx.session, version).program
+        hour = default_hour if old.schedule.send_hour is None else old.schedule.send_hour
+        olds[version] = ({s.key: off for s, off in plan.step_offsets(old)}, hour)
+    # Steps the new version adds may exist already, cancelled when an earlier version dropped
+    # them (a roll back brings them back).
+    extra = sorted({k for steps, _ in olds.values() for k in new_steps if k not in steps})
+    dropped: dict[tuple[int, str], Any] = {}
+    if extra:
+        for row in ctx.session.execute(
+            select(
+                Automation.id,
+                Automation.client_id,
+                Automation.key,
+                Automation.status,
+                Automation.version,
+                Automation.detail,
+            ).where(
+                Automation.source == Source.PLAN,
+                Automation.key.in_(extra),
+                Automation.client_id.in_(in_flight),
+            )
+        ):
+            dropped[row.client_id, row.key] = row
+    out: list[ClientImpact] = []
+    for c in clients:
+        version = c.program_version or 1
+        old_steps, old_hour = olds[version]
+        tz = zones(c.timezone)
+        base: date = c.start_date + timedelta(days=c.held_days)
+        changes: list[Change] = []
+        for row in by_client.get(c.id, ()):
+            found = new_steps.get(row.key)
+            if found is None:
+                changes.append(
+                    Change(
+                        "disappears",
+                        row.key,
+                        row.type,
+                        row.month,
+                        row.template,
+                        row.trigger_at,
+                        None,
+                        automation_id=row.id,
+                        version=row.version,
+                    )
+                )
+                continue
+            step, offset = found
+            at = instant(base + offset, tz, new_hour)
+            old_offset = old_steps.get(row.key)
+            if old_offset is not None and at == instant(base + old_offset, tz, old_hour):
+                continue  # the plan did not change for it (wherever else it went)
+            if at == row.trigger_at:
+                continue
+            changes.append(
+                Change(
+                    "moves",
+                    row.key,
+                    row.type,
+                    row.month,
+                    row.template,
+                    row.trigger_at,
+                    at,
+                    late=plan.skips_when_late(step.type) and at < now,
+                    automation_id=row.id,
+                    version=row.version,
+                )
+            )
+        for key, (step, offset) in new_steps.items():
+            if key in old_steps:
+                continue
+            existing = dropped.get((c.id, key))
+            if existing is not None and not (
+                existing.status == AutomationStatus.CANCELLED
+                and existing.detail.startswith(DROPPED)
+            ):
+                continue  # it ran (or an admin ended it) under an earlier version
+            at = instant(base + offset, tz, new_hour)
+            changes.append(
+                Change(
+                    "appears",
+                    key,
+                    step.type.value,
+                    step.month,
+                    step.template.value if step.template else None,
+                    None,
+                    at,
+                    late=plan.skips_when_late(step.type) and at < now,
+                    automation_id=existing.id if existing is not None else None,
+                    version=existing.version if existing is not None else None,
+                )
+            )
+        if changes:
+            out.append(ClientImpact(c.id, c.name, c.timezone, version, changes))
+    return Impact(applies_to, len(clients), out)
+
+
+DROPPED = "not in program version"
+REPLANNED = "its moment had passed when a new program version replanned it"
+
+
+def _was(change: Change) -> str:
+    revived = change.kind == "appears"
+    return (AutomationStatus.CANCELLED if revived else AutomationStatus.SCHEDULED).value
+
+
+def carry_out(ctx: Context, done: Impact, number: int) -> int:
+    """Make `done` (an impact computed in this transaction) happen, and put every client in
+    flight on version `number`. Stale broker messages of what moves do nothing: each moved row
+    gets a new version. Returns how many automations changed."""
+    if done.applies_to == NEW_ONLY:
+        return 0
+    now = ctx.now()
+    soon = now + ctx.engine.horizon
+    table = Automation.__table__
+    moves: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    paused = set(
+        ctx.session.scalars(
+            select(Client.id).where(Client.completed_at.is_(None), Client.paused_at.is_not(None))
+        )
+    )
+    appearing: list[int] = []
+    for client in done.clients:
+        for ch in client.changes:
+            if ch.kind == "appears" and ch.automation_id is None:
+                appearing.append(client.client_id)
+                continue
+            if ch.kind in ("moves", "appears") and not ch.late:
+                due = ch.new_at is not None and ch.new_at <= soon
+                send = due and ctx.engine.dispatches and client.client_id not in paused
+                moves.append(
+                    {
+                        "b_id": ch.automation_id,
+                        "b_version": ch.version,
+                        "b_at": ch.new_at,
+                        "b_next": (ch.version or 0) + 1,
+                        "b_sent": now if send else None,
+                        "b_was": _was(ch),
+                        "b_client": client.client_id,
+                        "b_type": ch.type,
+                    }
+                )
+            else:
+                status = (
+                    AutomationStatus.SKIPPED if ch.kind == "moves" else AutomationStatus.CANCELLED
+                )
+                detail = REPLANNED if ch.kind == "moves" else f"not in program version {number}"
+                ends.append(
+                    {
+                        "b_id": ch.automation_id,
+                        "b_version": ch.version,
+                        "b_next": (ch.version or 0) + 1,
+                        "b_status": status.value,
+                        "b_detail": detail,
+                        "b_was": _was(ch),
+                        "b_client": client.client_id,
+                        "b_change": ch,
+                    }
+                )
+    changed = 0
+    # A moved row must still be pending at the version read; a revived one, still cancelled.
+    where = (
+        table.c.id == bindparam("b_id"),
+        table.c.version == bindparam("b_version"),
+        table.c.status == bindparam("b_was"),
+    )
+    if moves:
+        result = ctx.session.connection().execute(
+            update(table)
+            .where(*where)
+            .values(
+                status=AutomationStatus.SCHEDULED.value,
+                detail="",
+                trigger_at=bindparam("b_at"),
+                version=bindparam("b_next"),
+                dispatched_at=bindparam("b_sent"),
+                program_version=number,
+                updated_at=now,
+            ),
+            [{k: v for k, v in m.items() if k not in ("b_client", "b_type")} for m in moves],
+        )
+        changed += max(result.rowcount, 0)
+        for m in moves:
+            if m["b_sent"] is not None:
+                lane = lane_of(Automation(type=m["b_type"], source=Source.PLAN, payload={}))
+                ctx.dispatch_after_commit(m["b_id"], m["b_next"], m["b_at"], lane)
+    if ends:
+        result = ctx.session.connection().execute(
+            update(table)
+            .where(*where)
+            .values(
+                status=bindparam("b_status"),
+                version=bindparam("b_next"),
+                detail=bindparam("b_detail"),
+                dispatched_at=None,
+                lease_until=None,
+                program_version=number,
+                updated_at=now,
+            ),
+            [{k: v for k, v in e.items() if k not in ("b_client", "b_change")} for e in ends],
+        )
+        changed += max(result.rowcount, 0)
+        bulk_insert(
+            ctx,
+            AutomationLog.__table__,
+            [
+                {
+                    "at": now,
+                    "client_id": e["b_client"],
+                    "automation_id": e["b_id"],
+                    "type": e["b_change"].type,
+                    "month": e["b_change"].month,
+                    "template": e["b_change"].template,
+                    "status": LogStatus(e["b_status"]).value,
+                    "attempt": 1,
+                    "detail": e["b_detail"],
+                    "program_version": number,
+                }
+                for e in ends
+            ],
+        )
+    in_flight = select(Client.id).where(Client.completed_at.is_(None))
+    # What stays where it was is now planned by the new version too.
+    ctx.session.execute(
+        update(Automation)
+        .where(
+            Automation.source == Source.PLAN,
+            Automation.status == AutomationStatus.SCHEDULED,
+            Automation.client_id.in_(in_flight),
+        )
+        .values(program_version=number)
+        .execution_options(synchronize_session=False)
+    )
+    ctx.session.execute(
+        update(Client)
+        .where(Client.completed_at.is_(None))
+        .values(program_version=number)
+        .execution_options(synchronize_session=False)
+    )
+    ctx.session.expire_all()
+    if appearing:
+        ids = sorted(set(appearing))
+        loaded: list[Client] = []
+        for i in range(0, len(ids), 1000):
+            loaded += ctx.session.scalars(select(Client).where(Client.id.in_(ids[i : i + 1000])))
+        changed += plan_journey(ctx, loaded)
+    return changed
