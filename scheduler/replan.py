@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
@@ -26,8 +26,7 @@ IN_FLIGHT = "all"
 APPLIES = (NEW_ONLY, IN_FLIGHT)
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One pending automation of a client: it `moves`, `appears` or `disappears`."""
 
     kind: str
@@ -157,42 +156,55 @@ def impact(ctx: Context, new: Program, applies_to: str, number: int | None = Non
         .where(Client.completed_at.is_(None))
         .order_by(Client.id)
     ).all()
-    rows = ctx.session.execute(
-        select(
-            Automation.id,
-            Automation.client_id,
-            Automation.key,
-            Automation.type,
-            Automation.month,
-            Automation.template,
-            Automation.trigger_at,
-            Automation.version,
+    # Every pending step of the plan, read in one scan (no join: the ones of completed clients
+    # are few, and are passed over below).
+    rows = (
+        ctx.session.connection()
+        .execute(
+            select(
+                Automation.id,
+                Automation.client_id,
+                Automation.key,
+                Automation.type,
+                Automation.month,
+                Automation.template,
+                Automation.trigger_at,
+                Automation.version,
+            ).where(
+                Automation.source == Source.PLAN,
+                Automation.status == AutomationStatus.SCHEDULED,
+            )
         )
-        .where(
-            Automation.source == Source.PLAN,
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.client_id.in_(in_flight),
-        )
-        .order_by(Automation.client_id, Automation.trigger_at, Automation.id)
-    ).all()
+        .all()
+    )
     by_client: dict[int, list[Any]] = {}
     for row in rows:
         by_client.setdefault(row.client_id, []).append(row)
 
     now = ctx.now()
     default_hour = ctx.engine.send_hour
-    new_steps = {step.key: (step, offset) for step, offset in plan.step_offsets(new)}
+    # key -> (step, distance from the start, time-bound)
+    new_steps = {
+        step.key: (step, offset, plan.skips_when_late(step.type))
+        for step, offset in plan.step_offsets(new)
+    }
     new_hour = default_hour if new.schedule.send_hour is None else new.schedule.send_hour
-    olds: dict[int, tuple[dict[str, timedelta], int]] = {}
+    # For each version clients run: its offsets, and the keys whose instant the new version
+    # changes (any step, if the send hour changes).
+    olds: dict[int, tuple[dict[str, timedelta], int, set[str]]] = {}
     instant = functools.lru_cache(maxsize=65536)(plan.send_instant)
     zones = functools.lru_cache(maxsize=1024)(ZoneInfo)
     for version in sorted({c.program_version or 1 for c in clients}):
         old = ctx.engine.version(ctx.session, version).program
         hour = default_hour if old.schedule.send_hour is None else old.schedule.send_hour
-        olds[version] = ({s.key: off for s, off in plan.step_offsets(old)}, hour)
+        offsets = {s.key: off for s, off in plan.step_offsets(old)}
+        differ = {
+            k for k, (_, off, _) in new_steps.items() if hour != new_hour or offsets.get(k) != off
+        }
+        olds[version] = (offsets, hour, differ)
     # Steps the new version adds may exist already, cancelled when an earlier version dropped
     # them (a roll back brings them back).
-    extra = sorted({k for steps, _ in olds.values() for k in new_steps if k not in steps})
+    extra = sorted({k for steps, _, _ in olds.values() for k in new_steps if k not in steps})
     dropped: dict[tuple[int, str], Any] = {}
     if extra:
         for row in ctx.session.execute(
@@ -203,59 +215,57 @@ def impact(ctx: Context, new: Program, applies_to: str, number: int | None = Non
                 Automation.status,
                 Automation.version,
                 Automation.detail,
-            ).where(
-                Automation.source == Source.PLAN,
-                Automation.key.in_(extra),
-                Automation.client_id.in_(in_flight),
-            )
+            ).where(Automation.source == Source.PLAN, Automation.key.in_(extra))
         ):
             dropped[row.client_id, row.key] = row
     out: list[ClientImpact] = []
     for c in clients:
         version = c.program_version or 1
-        old_steps, old_hour = olds[version]
+        old_steps, old_hour, differ = olds[version]
         tz = zones(c.timezone)
         base: date = c.start_date + timedelta(days=c.held_days)
         changes: list[Change] = []
         for row in by_client.get(c.id, ()):
-            found = new_steps.get(row.key)
-            if found is None:
-                changes.append(
-                    Change(
-                        "disappears",
-                        row.key,
-                        row.type,
-                        row.month,
-                        row.template,
-                        row.trigger_at,
-                        None,
-                        automation_id=row.id,
-                        version=row.version,
+            key = row.key
+            if key not in differ:
+                if key not in new_steps:
+                    changes.append(
+                        Change(
+                            "disappears",
+                            key,
+                            row.type,
+                            row.month,
+                            row.template,
+                            row.trigger_at,
+                            None,
+                            False,
+                            row.id,
+                            row.version,
+                        )
                     )
-                )
-                continue
-            step, offset = found
-            at = instant(base + offset, tz, new_hour)
-            old_offset = old_steps.get(row.key)
-            if old_offset is not None and at == instant(base + old_offset, tz, old_hour):
                 continue  # the plan did not change for it (wherever else it went)
-            if at == row.trigger_at:
+            _, offset, bound = new_steps[key]
+            at = instant(base + offset, tz, new_hour)
+            old_offset = old_steps.get(key)
+            if at == row.trigger_at or (
+                old_offset is not None and at == instant(base + old_offset, tz, old_hour)
+            ):
                 continue
             changes.append(
                 Change(
                     "moves",
-                    row.key,
+                    key,
                     row.type,
                     row.month,
                     row.template,
                     row.trigger_at,
                     at,
-                    late=plan.skips_when_late(step.type) and at < now,
-                    automation_id=row.id,
-                    version=row.version,
+                    bound and at < now,
+                    row.id,
+                    row.version,
                 )
             )
-        for key, (step, offset) in new_steps.items():
+        for key, (step, offset, bound) in new_steps.items():
             if key in old_steps:
                 continue
             existing = dropped.get((c.id, key))
@@ -274,12 +284,13 @@ def impact(ctx: Context, new: Program, applies_to: str, number: int | None = Non
                     step.template.value if step.template else None,
                     None,
                     at,
-                    late=plan.skips_when_late(step.type) and at < now,
-                    automation_id=existing.id if existing is not None else None,
-                    version=existing.version if existing is not None else None,
+                    bound and at < now,
+                    existing.id if existing is not None else None,
+                    existing.version if existing is not None else None,
                 )
             )
         if changes:
+            changes.sort(key=lambda ch: (ch.old_at or ch.new_at or now, ch.key))
             out.append(ClientImpact(c.id, c.name, c.timezone, version, changes))
     return Impact(applies_to, len(clients), out)
 
