@@ -3,6 +3,7 @@
 and roll back in one transaction, stale messages of moved automations doing nothing."""
 
 import dataclasses
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -282,3 +283,65 @@ def test_versions_are_immutable_rows(harness):
         programs.publish(harness.ctx, "a@example.com", replan.NEW_ONLY)
     assert harness.ctx.session.scalar(select(AutomationLog.id)) is None
     assert enrollment  # the module the planning code lives in
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_program_commands_edit_preview_publish_diff_rollback_export(harness, tmp_path):
+    from web.cli import cli
+
+    runner = harness.app.test_cli_runner()
+
+    def run(*args):
+        result = runner.invoke(cli, list(args))
+        assert "Traceback" not in result.output, result.output
+        return result
+
+    harness.enroll(date(2026, 1, 5), NY)
+    out = run("program", "versions")
+    assert out.exit_code == 0 and "* v1" in out.output and "1 client(s) in flight" in out.output
+    exported = tmp_path / "v1.toml"
+    assert run("program", "export", "1", "--out", str(exported)).exit_code == 0
+    assert run("program", "check", str(exported)).exit_code == 0
+    edited_file = tmp_path / "v2.toml"
+    edited_file.write_text(
+        exported.read_text().replace(
+            "overdue_reminder_days_after = 3", "overdue_reminder_days_after = 5"
+        )
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(exported.read_text().replace("max_retries = 3", "max_retries = -1"))
+    out = run("program", "edit", str(bad))
+    assert out.exit_code == 2 and "schedule.max_retries: must be a whole number" in out.output
+    subject = tmp_path / "subject.txt"
+    source = emails.shipped_source("REMINDER_OVERDUE.txt").replace("{{ month_title", "{{ nope")
+    subject.write_text(source)
+    out = run("program", "edit", "--template", "REMINDER_OVERDUE.txt", str(subject))
+    assert out.exit_code == 2 and "unknown variable nope" in out.output
+    out = run("program", "edit", str(edited_file), "--note", "overdue later", "--by", "ann@x.io")
+    assert out.exit_code == 0, out.output
+    out = run("program", "diff", "1")
+    assert "schedule.overdue_reminder_days_after: 3 -> 5" in out.output
+    out = run("program", "preview", "--limit", "1")
+    assert out.exit_code == 0 and "8 automations move for 1 client" in out.output
+    assert "Overdue reminder to client (M1): 2026-01-08 09:00 -> 2026-01-10 09:00" in out.output
+    out = run("program", "preview", "--json")
+    assert json.loads(out.output)["moves"] == 8
+    out = run("program", "publish", "--applies-to", "all", "--by", "ann@x.io")
+    assert out.exit_code == 0 and "published version 2: 8 automations move" in out.output
+    out = run("program", "rollback", "2", "--applies-to", "all")
+    assert out.exit_code == 1 and "already the current version" in out.output
+    out = run("program", "rollback", "1", "--applies-to", "all")
+    assert out.exit_code == 0 and "published version 3 (version 1 again)" in out.output
+    out = run("program", "versions")
+    assert "* v3" in out.output and "by ann@x.io" in out.output
+    assert run("program", "diff", "1", "3").output.strip() == "no difference"
+    assert run("program", "export", "9").exit_code == 1
+    assert run("program", "diff", "x", "1").exit_code == 2
+    records = harness.ctx.session.scalars(select(ProgramPublication)).all()
+    assert [(r.version, r.actor, r.rollback_of) for r in records] == [
+        (2, "ann@x.io", None),
+        (3, records[1].actor, 1),
+    ]
+    assert records[1].actor.startswith("cli:")
