@@ -149,6 +149,8 @@ def clients_on(ctx: Context) -> dict[int, int]:
 
 
 def get_version(ctx: Context, number: int) -> ProgramVersion:
+    if not isinstance(number, int) or not 0 < number < 2**31:
+        raise NotFound(f"there is no program version {number}", "version")
     ensure_seeded(ctx)
     row = ctx.session.scalar(
         select(ProgramVersion).where(

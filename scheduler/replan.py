@@ -97,8 +97,8 @@ class Impact:
             )
         return text
 
-    def as_dict(self, limit: int | None = None) -> dict[str, Any]:
-        shown = self.clients if limit is None else self.clients[:limit]
+    def as_dict(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        shown = self.clients[offset:] if limit is None else self.clients[offset : offset + limit]
         return {
             "applies_to": self.applies_to,
             "summary": self.summary(),
