@@ -383,10 +383,11 @@ def context_for(
     template: Template,
     example_hold: Hold | None = None,
     journey: Journey | None = None,
+    version: Version | None = None,
 ) -> dict[str, Any]:
     """What `template` is told, for `automation` (its client's `journey` read once for many
-    emails, when the caller has it)."""
-    program = ctx.program_of(client)
+    emails, when the caller has it), as the client's program version (or `version`) says."""
+    program = version.program if version is not None else ctx.program_of(client)
     journey = journey or lookups.journey(ctx, client)
     views = journey.views
     done, current, percent = rules.progress(views, program)
@@ -400,6 +401,8 @@ def context_for(
     links = ctx.engine.links
 
     def when(m: int) -> dict[str, Any]:
+        if m not in dates:  # a version with more months than the client's journey has
+            raise MissingVariable(f"M{m} is not in the journey of {client.name}")
         return {"date": day(dates[m].date, client.timezone), "note": dates[m].note}
 
     info = program.month(month) if month else None
@@ -427,8 +430,8 @@ def context_for(
         "deliverables": list(info.deliverables) if info else [],
         "achievements": list(info.achievements) if info else [],
         "prepare": list(info.prepare) if info else [],
-        "due_date": day(dates[month].date, client.timezone) if month else "",
-        "due_note": dates[month].note if month else "",
+        "due_date": when(month)["date"] if month else "",
+        "due_note": when(month)["note"] if month else "",
         "progress": {"done": done, "current": current, "percent": percent},
         "next": ({"month": nxt, "title": program.month(nxt).title, **when(nxt)} if nxt else None),
         "timeline": remaining,
@@ -515,11 +518,12 @@ def preview(
     Nothing is saved or sent."""
     if template is Template.WEEKLY_DIGEST:
         raise MissingVariable("WEEKLY_DIGEST is for an admin: preview it with the admin's email")
-    month: int | None = client.current_month
+    program = version.program if version is not None else ctx.program_of(client)
+    month: int | None = min(client.current_month, program.length)
     if template is Template.HALFWAY:
-        month = ctx.program_of(client).schedule.halfway_month
+        month = program.schedule.halfway_month
     elif template is Template.PROGRAM_COMPLETE:
-        month = ctx.program_of(client).length
+        month = program.length
     elif template in HOLD_TEMPLATES:
         month = None
     today = local_today(ctx, client)
@@ -539,7 +543,7 @@ def preview(
         payload={},
         retry_count=0,
     )
-    context = context_for(ctx, automation, client, template, example_hold)
+    context = context_for(ctx, automation, client, template, example_hold, version=version)
     if context["deliverable"] is None and template in (
         Template.REVIEW_NEEDED,
         Template.REVISION_REMINDER,
