@@ -305,7 +305,7 @@ class Context:
     _current: int | None = None
 
     def current_version(self) -> int:
-        """The version new enrollments get: the latest published (read once per unit of work)."""
+        """The version new enrollments get: the latest published (read once per transaction)."""
         if self._current is None:
             latest = self.session.scalar(
                 select(func.max(ProgramVersion.number)).where(ProgramVersion.status == "PUBLISHED")
@@ -356,6 +356,7 @@ class Context:
         except StaleDataError:
             self.rollback()
             raise Changed("another process changed this meanwhile: reload and try again") from None
+        self._current = None  # the next transaction may see a newer version
         pending, self._pending = self._pending, {}
         if not pending:
             return
@@ -388,3 +389,4 @@ class Context:
     def rollback(self) -> None:
         self.session.rollback()
         self._pending = {}
+        self._current = None
