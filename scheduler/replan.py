@@ -63,6 +63,8 @@ class Impact:
     applies_to: str
     in_flight: int
     clients: list[ClientImpact]
+    # Every client in flight (the ones the version goes to, changes or not).
+    ids: list[int] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.clients for ch in c.changes if ch.kind == kind)
@@ -292,7 +294,7 @@ def impact(ctx: Context, new: Program, applies_to: str, number: int | None = Non
         if changes:
             changes.sort(key=lambda ch: (ch.old_at or ch.new_at or now, ch.key))
             out.append(ClientImpact(c.id, c.name, c.timezone, version, changes))
-    return Impact(applies_to, len(clients), out)
+    return Impact(applies_to, len(clients), out, [c.id for c in clients])
 
 
 DROPPED = "not in program version"
@@ -420,24 +422,16 @@ def carry_out(ctx: Context, done: Impact, number: int) -> int:
                 for e in ends
             ],
         )
-    in_flight = select(Client.id).where(Client.completed_at.is_(None))
-    # What stays where it was is now planned by the new version too.
-    ctx.session.execute(
-        update(Automation)
-        .where(
-            Automation.source == Source.PLAN,
-            Automation.status == AutomationStatus.SCHEDULED,
-            Automation.client_id.in_(in_flight),
+    # The clients in flight run the new version (by id lists: each chunk one index scan, whatever
+    # the table statistics say). What stays where it was keeps the version that planned it.
+    for i in range(0, len(done.ids), 1000):
+        chunk = done.ids[i : i + 1000]
+        ctx.session.execute(
+            update(Client)
+            .where(Client.id.in_(chunk))
+            .values(program_version=number)
+            .execution_options(synchronize_session=False)
         )
-        .values(program_version=number)
-        .execution_options(synchronize_session=False)
-    )
-    ctx.session.execute(
-        update(Client)
-        .where(Client.completed_at.is_(None))
-        .values(program_version=number)
-        .execution_options(synchronize_session=False)
-    )
     ctx.session.expire_all()
     if appearing:
         ids = sorted(set(appearing))

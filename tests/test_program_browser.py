@@ -85,7 +85,9 @@ def received(
     return sent
 
 
-def edit_draft(page: Any, site: str, offset: tuple[str, str], subject_prefix: str) -> None:
+def edit_draft(
+    page: Any, site: str, offset: tuple[str, str], subject_prefix: str, shots: Any = None
+) -> None:
     """In the browser: start a draft, change one offset, and the upcoming reminder's subject."""
     page.goto(site + "/program/")
     page.get_by_role("button", name="Start a draft").click()
@@ -102,6 +104,8 @@ def edit_draft(page: Any, site: str, offset: tuple[str, str], subject_prefix: st
     assert page.locator(".subject").inner_text().startswith(subject_prefix)
     frame = page.frame_locator("iframe.preview")
     assert "Hi " in frame.locator("body").inner_text()
+    if shots is not None:
+        shot(page, "panel-program-email", shots)
 
 
 def test_edit_preview_publish_and_the_emails_that_follow(world, page, tmp_path):
@@ -116,7 +120,7 @@ def test_edit_preview_publish_and_the_emails_that_follow(world, page, tmp_path):
 
     # v2: the "coming soon" reminder 5 days ahead instead of 3, and a new subject; the impact
     # on Anna is shown, but it is published for new enrollments only.
-    edit_draft(page, site, ("upcoming_reminder_days_before", "5"), "[v2] ")
+    edit_draft(page, site, ("upcoming_reminder_days_before", "5"), "[v2] ", tmp_path)
     page.goto(site + "/program/")
     page.get_by_role("button", name="Preview the impact").click()
     summary = page.locator(".impact-summary")

@@ -345,3 +345,23 @@ def test_program_commands_edit_preview_publish_diff_rollback_export(harness, tmp
         (3, records[1].actor, 1),
     ]
     assert records[1].actor.startswith("cli:")
+
+
+def test_the_migration_stores_the_shipped_program_as_version_one(tmp_path):
+    from flask_migrate import upgrade
+
+    from scheduler.program import program_data
+    from web import create_app
+    from web.extensions import db
+
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.db'}", "REDIS_URL": None}
+    )
+    with app.app_context():
+        upgrade()
+        (row,) = db.session.scalars(select(ProgramVersion)).all()
+        assert (row.number, row.status) == (1, "PUBLISHED")
+        assert row.definition == program_data(load_program())
+        assert row.templates == programs.shipped_templates()
+        db.session.remove()
+        db.engine.dispose()

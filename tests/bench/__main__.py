@@ -1,6 +1,6 @@
 """`make bench`: Journey Engine against real PostgreSQL and Redis, printed as a table.
 
-    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages] [--clients 100000]
+    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages,program] [--clients 100000]
 
 Steps:
 - ceilings: what this machine allows, measured now: Dramatiq moving no-op messages with the
