@@ -228,6 +228,19 @@ def template_problems(templates: Mapping[str, str]) -> dict[str, str]:
         except TemplateSyntaxError as exc:
             problems[name] = f"line {exc.lineno}: {exc.message}"
             continue
+        private = [
+            n.attr if isinstance(n, nodes.Getattr) else str(n.arg.value)  # type: ignore[attr-defined]
+            for n in tree.find_all((nodes.Getattr, nodes.Getitem))
+            if (isinstance(n, nodes.Getattr) and n.attr.startswith("_"))
+            or (
+                isinstance(n, nodes.Getitem)
+                and isinstance(n.arg, nodes.Const)
+                and str(n.arg.value).startswith("_")
+            )
+        ]
+        if private:
+            problems[name] = f"{private[0]}: a template may not reach names starting with _"
+            continue
         allowed = variables(template)
         imported = {n.target for n in tree.find_all(nodes.Import)} | {
             name if isinstance(name, str) else name[1]

@@ -216,8 +216,16 @@ def test_template_injection_cannot_reach_python(harness, payload):
         0, version.program, {**version.templates, "WELCOME_BACK.html": tampered}
     )
     client = harness.enroll(date(2026, 1, 5), NY)
+    # Rendered anyway (say, from a row written by hand), the sandbox stops it...
     with pytest.raises(SecurityError):
         emails.preview(ctx, Template.WELCOME_BACK, client, version)
+    if "__" in payload:  # ...and the draft never takes a reach for a private name
+        with pytest.raises(errors.Invalid) as refused:
+            programs.update_draft(
+                ctx, "coach@example.com", templates={"WELCOME_BACK.html": tampered}
+            )
+        assert refused.value.field == "WELCOME_BACK.html"
+        assert "may not reach names starting with _" in refused.value.message
 
 
 @pytest.mark.parametrize(
