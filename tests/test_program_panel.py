@@ -70,3 +70,17 @@ def test_edit_preview_and_publish_from_the_panel(harness, panel):
     assert "overdue_reminder_days_after" in panel.get("/program/diff?old=1&new=2").get_data(True)
     assert panel.get("/program/diff?old=x").status_code == 422
     assert panel.get("/program/draft/emails/NOPE").status_code == 404
+    # Rolling back: the same preview, then a publish of version 1's content as version 3.
+    page = panel.get("/program/preview?applies_to=all&rollback_to=1").get_data(True)
+    assert "Rolling back to v1: 8 automations move for 1 client" in page
+    assert "Roll back to v1 (also clients in flight)" in page
+    back = panel.post("/program/publish", {"applies_to": "all", "rollback_to": "1"}, htmx=False)
+    assert back.status_code == 303
+    page = panel.get("/program/").get_data(True)
+    assert "Version 3 is published" in page and "(v1 again)" in page
+    assert harness.refresh(sarah).program_version == 3
+    refused = panel.post("/program/publish", {"applies_to": "later"}, htmx=False)
+    assert refused.status_code == 303
+    assert "applies_to: &#39;later&#39; is not one of new, all" in panel.get("/program/").get_data(
+        True
+    )
