@@ -89,7 +89,7 @@ def pause(ctx: Context, client: Client, *, until: date | None = None, reason: st
             payload={"status": "ACTIVE"},
             hold=hold,
         )
-        remind = until - timedelta(days=ctx.program.schedule.resume_reminder_days_before)
+        remind = until - timedelta(days=ctx.program_of(client).schedule.resume_reminder_days_before)
         schedule(
             ctx,
             client,
@@ -152,7 +152,7 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
         return 0
     client.start_date = start_date
     client.updated_at = ctx.now()
-    steps = plan.step_by_key(ctx.program)
+    steps = plan.step_by_key(ctx.program_of(client))
     moved = 0
     plan_rows = ctx.session.scalars(
         select(Automation).where(
@@ -165,7 +165,7 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
         step = steps.get(automation.key or "")
         if step is None:
             continue
-        day = plan.step_date(start_date, step, ctx.program, client.held_days)
+        day = plan.step_date(start_date, step, ctx.program_of(client), client.held_days)
         at = at_send_hour(ctx, client, day)
         if automation.status == AutomationStatus.SCHEDULED:
             move(ctx, automation, at)
@@ -181,7 +181,7 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
 
 def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
     """The month counts as done, without celebration; its automations are cancelled."""
-    check_month(ctx, month)
+    check_month(ctx, month, client)
     latest = latest_deliverable(ctx, client, month)
     if latest is not None and latest.status in rules.DONE:
         raise Conflict(f"M{month} is already {latest.status}")
@@ -194,7 +194,7 @@ def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
             client_id=client.id,
             month=month,
             version=1,
-            title=ctx.program.month(month).title,
+            title=ctx.program_of(client).month(month).title,
             content="",
             created_at=now,
         )
@@ -251,7 +251,7 @@ def schedule_by_hand(
     if kind is AutomationType.UPDATE_STATUS:
         raise Invalid("type: holds end through pause/resume, not by hand", "type")
     if month is not None:
-        check_month(ctx, month)
+        check_month(ctx, month, client)
     chosen: Template | None = None
     if kind is AutomationType.GENERATE_DELIVERABLE:
         if month is None:

@@ -100,7 +100,11 @@ def context(ctx: Context, admin: Admin, today: date) -> dict[str, Any]:
 
 
 def render_for(ctx: Context, admin: Admin, today: date) -> emails.Rendered:
-    return emails.render(Template.WEEKLY_DIGEST, context(ctx, admin, today))
+    return emails.render(
+        Template.WEEKLY_DIGEST,
+        context(ctx, admin, today),
+        ctx.engine.version(ctx.session, ctx.current_version()),
+    )
 
 
 def send_due(ctx: Context) -> int:

@@ -14,13 +14,14 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduler import lookups, rules, timeline, webhook
-from scheduler.engine import Context, NotSent, OutgoingMessage
+from scheduler.engine import Context, NotSent, OutgoingMessage, Version
 from scheduler.lookups import Journey, local_today
 from scheduler.models import Admin, Automation, Client, Email, Hold
 from scheduler.vocab import OPTIONAL_TEMPLATES, TEMPLATE_TYPE, Template, automation_name
@@ -38,9 +39,44 @@ class Rendered:
 
 
 @cache
-def environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
+def shipped_source(name: str) -> str | None:
+    """The shipped file `templates/email/<name>`, if there is one."""
+    path = TEMPLATES / "email" / name
+    if "/" in name or "\\" in name or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8")
+
+
+def template_source(version: Version | None, name: str) -> str | None:
+    """THE source of email template file `name` ("REMINDER_UPCOMING.txt", "_footer.txt") as of
+    program version `version`: the version's own text, else the shipped file (None: neither)."""
+    if version is not None and name in version.templates:
+        return str(version.templates[name])
+    return shipped_source(name)
+
+
+class VersionLoader(BaseLoader):
+    """Loads "email/<name>" as `template_source` says for one version."""
+
+    def __init__(self, version: Version | None) -> None:
+        self.version = version
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, None, Any]:
+        source = None
+        if template.startswith("email/"):
+            source = template_source(self.version, template.removeprefix("email/"))
+        if source is None:
+            raise TemplateNotFound(template)
+        return source, None, lambda: True
+
+
+@lru_cache(maxsize=64)
+def environment(version: Version | None = None) -> Environment:
+    """The Jinja environment emails of `version` render in. Sandboxed: admins edit these
+    templates in the panel, and a template must not reach Python objects (no attribute starting
+    with an underscore, no method that changes data)."""
+    return ImmutableSandboxedEnvironment(
+        loader=VersionLoader(version),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -66,12 +102,11 @@ DECLARATION = re.compile(
 )
 
 
-@cache
-def declared(template: Template) -> Declared:
+@lru_cache(maxsize=256)
+def declared(template: Template, version: Version | None = None) -> Declared:
     """The variables a template declares on its first line:
     `{# variables: a, b | optional: c #}`. Optional ones may be None."""
-    env = environment()
-    source = env.loader.get_source(env, f"email/{template}.txt")[0]  # type: ignore[union-attr]
+    source = template_source(version, f"{template}.txt") or ""
     found = DECLARATION.match(source)
     if found is None:
         raise MissingVariable(f"{template}: the template declares no variables")
@@ -82,18 +117,18 @@ def declared(template: Template) -> Declared:
     return Declared(names(found["required"]), names(found["optional"]))
 
 
-def render(template: Template, context: dict[str, Any]) -> Rendered:
+def render(template: Template, context: dict[str, Any], version: Version | None = None) -> Rendered:
     """Render `template`'s subject and plain text (`<id>.txt`, then the common text footer) and
     its HTML (`<id>.html`). A declared variable that is missing or empty fails loudly: no email
     ever says "Hi ,"."""
-    wanted = declared(template)
+    wanted = declared(template, version)
     for name in sorted(wanted.required | wanted.optional):
         if name not in context:
             raise MissingVariable(f"{template}: no value for {name}")
         value = context[name]
         if name in wanted.required and (value is None or value == "" or value == {}):
             raise MissingVariable(f"{template}: {name} is empty")
-    env = environment()
+    env = environment(version)
     text_template = env.get_template(f"email/{template}.txt")
     blocks = text_template.new_context(context)
     subject = "".join(text_template.blocks["subject"](blocks))
@@ -137,7 +172,7 @@ def held_back(
     reason = rules.unwanted(template, preferences(client))
     if reason is not None:
         return rules.skip(reason)
-    cap = ctx.engine.frequency_cap
+    cap = ctx.frequency_cap_of(client)
     when = rules.capped_until(template, sent, cap, ctx.now())
     if when is None:
         return None
@@ -175,7 +210,11 @@ def outbox_row(
 ) -> Email:
     """The automation's email to `address`, rendered now, ready for the outbox."""
     key = f"automation:{automation.id}:{address}"
-    rendered = render(template, context_for(ctx, automation, client, template, journey=journey))
+    rendered = render(
+        template,
+        context_for(ctx, automation, client, template, journey=journey),
+        ctx.version_of(client),
+    )
     return Email(
         key=key,
         automation_id=automation.id,
@@ -347,10 +386,11 @@ def context_for(
     template: Template,
     example_hold: Hold | None = None,
     journey: Journey | None = None,
+    version: Version | None = None,
 ) -> dict[str, Any]:
     """What `template` is told, for `automation` (its client's `journey` read once for many
-    emails, when the caller has it)."""
-    program = ctx.program
+    emails, when the caller has it), as the client's program version (or `version`) says."""
+    program = version.program if version is not None else ctx.program_of(client)
     journey = journey or lookups.journey(ctx, client)
     views = journey.views
     done, current, percent = rules.progress(views, program)
@@ -364,6 +404,8 @@ def context_for(
     links = ctx.engine.links
 
     def when(m: int) -> dict[str, Any]:
+        if m not in dates:  # a version with more months than the client's journey has
+            raise MissingVariable(f"M{m} is not in the journey of {client.name}")
         return {"date": day(dates[m].date, client.timezone), "note": dates[m].note}
 
     info = program.month(month) if month else None
@@ -391,8 +433,8 @@ def context_for(
         "deliverables": list(info.deliverables) if info else [],
         "achievements": list(info.achievements) if info else [],
         "prepare": list(info.prepare) if info else [],
-        "due_date": day(dates[month].date, client.timezone) if month else "",
-        "due_note": dates[month].note if month else "",
+        "due_date": when(month)["date"] if month else "",
+        "due_note": when(month)["note"] if month else "",
         "progress": {"done": done, "current": current, "percent": percent},
         "next": ({"month": nxt, "title": program.month(nxt).title, **when(nxt)} if nxt else None),
         "timeline": remaining,
@@ -471,17 +513,20 @@ def business(client: Client) -> str:
 # -- previews ------------------------------------------------------------------------------------
 
 
-def preview(ctx: Context, template: Template, client: Client) -> Rendered:
+def preview(
+    ctx: Context, template: Template, client: Client, version: Version | None = None
+) -> Rendered:
     """How `template` reads for `client` today, about the client's current month (the month a
     celebration is for), with the client's hold, or an example one, where the email needs one.
     Nothing is saved or sent."""
     if template is Template.WEEKLY_DIGEST:
         raise MissingVariable("WEEKLY_DIGEST is for an admin: preview it with the admin's email")
-    month: int | None = client.current_month
+    program = version.program if version is not None else ctx.program_of(client)
+    month: int | None = min(client.current_month, program.length)
     if template is Template.HALFWAY:
-        month = ctx.program.schedule.halfway_month
+        month = program.schedule.halfway_month
     elif template is Template.PROGRAM_COMPLETE:
-        month = ctx.program.length
+        month = program.length
     elif template in HOLD_TEMPLATES:
         month = None
     today = local_today(ctx, client)
@@ -501,7 +546,7 @@ def preview(ctx: Context, template: Template, client: Client) -> Rendered:
         payload={},
         retry_count=0,
     )
-    context = context_for(ctx, automation, client, template, example_hold)
+    context = context_for(ctx, automation, client, template, example_hold, version=version)
     if context["deliverable"] is None and template in (
         Template.REVIEW_NEEDED,
         Template.REVISION_REMINDER,
@@ -522,4 +567,4 @@ def preview(ctx: Context, template: Template, client: Client) -> Rendered:
             "retries": 3,
             "error": "TimeoutError: the generator did not answer (example)",
         }
-    return render(template, context)
+    return render(template, context, version or ctx.version_of(client))

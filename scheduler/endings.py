@@ -105,7 +105,9 @@ def failed(ctx: Context, automation: Automation, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     with logs.concerning(automation_id=automation.id, client_id=automation.client_id):
         logger.warning("automation %s failed: %s", automation.id, error)
-    when = rules.retry_at(now, automation.retry_count, automation.max_retries, ctx.program)
+    when = rules.retry_at(
+        now, automation.retry_count, automation.max_retries, ctx.program_of(automation.client)
+    )
     automation.error = error
     automation.lease_until = None
     automation.claimed_by = None

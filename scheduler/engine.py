@@ -7,20 +7,20 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from scheduler.clock import Clock
 from scheduler.errors import Changed
 from scheduler.links import Links
-from scheduler.models import Automation
-from scheduler.program import Month, Program
+from scheduler.models import Automation, Client, ProgramVersion
+from scheduler.program import Month, Program, parse_program
 from scheduler.vocab import Lane
 
 log = logging.getLogger(__name__)
@@ -188,11 +188,38 @@ class InFlight:
             return sorted(self._ids)
 
 
+@dataclass(frozen=True, eq=False)
+class Version:
+    """A published version of the program and its emails (immutable, so cached for good).
+    `templates` holds email template sources by file name; a name absent is the shipped file."""
+
+    number: int
+    program: Program
+    templates: Mapping[str, str] = field(default_factory=dict)
+
+
+class VersionCache:
+    """The published versions this process has read (they never change)."""
+
+    def __init__(self) -> None:
+        self._found: dict[int, Version] = {}
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> Version | None:
+        with self._lock:
+            return self._found.get(number)
+
+    def put(self, version: Version) -> None:
+        with self._lock:
+            self._found[version.number] = version
+
+
 @dataclass
 class Engine:
     """The long-lived parts: one per process."""
 
     clock: Clock
+    # The program file (PROGRAM_FILE, or the shipped one): version 1, until the database has it.
     program: Program
     dispatcher: Dispatcher
     mailer: Mailer
@@ -232,6 +259,27 @@ class Engine:
     # False in a process with no worker of its own (a command-line process without Redis):
     # its automations are left undispatched for the serving process's sweep to send.
     dispatches: bool = True
+    versions: VersionCache = field(default_factory=VersionCache)
+
+    def version(self, session: Session, number: int) -> Version:
+        """Published version `number` of the program (version 1 is the program file while the
+        database holds no version yet)."""
+        found = self.versions.get(number)
+        if found is not None:
+            return found
+        row = session.scalar(
+            select(ProgramVersion).where(
+                ProgramVersion.number == number, ProgramVersion.status == "PUBLISHED"
+            )
+        )
+        if row is not None:
+            found = Version(number, parse_program(row.definition), dict(row.templates or {}))
+        elif number == 1:
+            found = Version(1, self.program)
+        else:
+            raise LookupError(f"there is no program version {number}")
+        self.versions.put(found)
+        return found
 
     @property
     def links(self) -> Links:
@@ -262,10 +310,41 @@ class Context:
     # Every automation this unit of work created, moved or ended, in order: what an operation
     # did, for `scheduler.outcomes` to tell.
     touched: list[Any] = field(default_factory=list)
+    _current: int | None = None
+
+    def current_version(self) -> int:
+        """The version new enrollments get: the latest published (read once per transaction)."""
+        if self._current is None:
+            latest = self.session.scalar(
+                select(func.max(ProgramVersion.number)).where(ProgramVersion.status == "PUBLISHED")
+            )
+            self._current = int(latest or 1)
+        return self._current
+
+    def published(self, number: int) -> None:
+        """This unit of work made `number` the current version."""
+        self._current = number
 
     @property
     def program(self) -> Program:
-        return self.engine.program
+        """The current version's program (what new enrollments run)."""
+        return self.engine.version(self.session, self.current_version()).program
+
+    def version_of(self, client: Client) -> Version:
+        """The version `client`'s journey runs."""
+        return self.engine.version(self.session, client.program_version or 1)
+
+    def program_of(self, client: Client) -> Program:
+        return self.version_of(client).program
+
+    def send_hour_of(self, client: Client) -> int:
+        """The local hour the client's automations fire at: their program's, else SEND_HOUR."""
+        hour = self.program_of(client).schedule.send_hour
+        return self.engine.send_hour if hour is None else hour
+
+    def frequency_cap_of(self, client: Client) -> int:
+        cap = self.program_of(client).schedule.frequency_cap
+        return self.engine.frequency_cap if cap is None else cap
 
     def now(self) -> datetime:
         return self.engine.clock.now()
@@ -285,6 +364,7 @@ class Context:
         except StaleDataError:
             self.rollback()
             raise Changed("another process changed this meanwhile: reload and try again") from None
+        self._current = None  # the next transaction may see a newer version
         pending, self._pending = self._pending, {}
         if not pending:
             return
@@ -317,3 +397,4 @@ class Context:
     def rollback(self) -> None:
         self.session.rollback()
         self._pending = {}
+        self._current = None

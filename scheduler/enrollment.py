@@ -94,6 +94,7 @@ def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
         email, found = next(iter(sorted(taken.items())))
         raise Conflict(f"a client with email {email} is already enrolled (id {found})", "email")
     now = ctx.now()
+    version = ctx.current_version()
     rows = [
         {
             "name": p.name,
@@ -102,6 +103,7 @@ def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
             "start_date": p.start_date,
             "current_month": 1,
             "held_days": 0,
+            "program_version": version,
             "onboarding": p.onboarding,
             "business_plan": p.business_plan,
             "created_at": now,
@@ -145,25 +147,32 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
             )
     now = ctx.now()
     soon = now + ctx.engine.horizon
-    # The steps, as plain values, with their distance from the start (the hot loop of a bulk
-    # enrollment: 32 rows a client).
-    steps = [
-        (
-            step.key,
-            step.type.value,
-            step.month,
-            step.template.value if step.template else None,
-            plan.step_date(EPOCH, step, ctx.program) - EPOCH,
-            plan.skips_when_late(step.type),
-        )
-        for step in plan.journey_steps(ctx.program)
-    ]
+    # The steps of each program version, as plain values, with their distance from the start
+    # (the hot loop of a bulk enrollment: 32 rows a client).
+    versions: dict[int, tuple[list[tuple[Any, ...]], int, int]] = {}
     instant = functools.lru_cache(maxsize=4096)(plan.send_instant)
-    hour = ctx.engine.send_hour
     dispatches = ctx.engine.dispatches
-    max_retries = ctx.program.schedule.max_retries
     rows: list[dict[str, Any]] = []
     for client in clients:
+        number = client.program_version or 1
+        if number not in versions:
+            program = ctx.program_of(client)
+            versions[number] = (
+                [
+                    (
+                        step.key,
+                        step.type.value,
+                        step.month,
+                        step.template.value if step.template else None,
+                        offset,
+                        plan.skips_when_late(step.type),
+                    )
+                    for step, offset in plan.step_offsets(program)
+                ],
+                ctx.send_hour_of(client),
+                program.schedule.max_retries,
+            )
+        steps, hour, max_retries = versions[number]
         tz = client_zone(client)
         held = client.paused_at is not None
         base = client.start_date + timedelta(days=client.held_days)
@@ -187,6 +196,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                     "max_retries": max_retries,
                     "payload": {},
                     "detail": LATE if late else "",
+                    "program_version": number,
                     "dispatched_at": (
                         now if dispatches and not late and not held and at <= soon else None
                     ),
@@ -229,6 +239,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                     "status": LogStatus.SKIPPED.value,
                     "attempt": 1,
                     "detail": LATE,
+                    "program_version": row["program_version"],
                 }
             )
         elif row["dispatched_at"] is not None:
@@ -239,9 +250,6 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
 
 
 LATE = "its moment had passed when it was planned"
-
-
-EPOCH = date(2000, 1, 1)
 
 
 def update_client(

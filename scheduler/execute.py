@@ -316,8 +316,8 @@ def generation_request(ctx: Context, client: Client, month: int, notes: str) -> 
         client_name=client.name,
         onboarding=dict(client.onboarding or {}),
         business_plan=client.business_plan or "",
-        month=ctx.program.month(month),
-        program_name=ctx.program.name,
+        month=ctx.program_of(client).month(month),
+        program_name=ctx.program_of(client).name,
         earlier=earlier,
         notes=notes,
     )

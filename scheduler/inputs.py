@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from scheduler import plan
 from scheduler.engine import Context
 from scheduler.errors import Invalid
+from scheduler.models import Client
 
 EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[A-Za-z]{2,}$")
 
@@ -67,9 +68,11 @@ def check_date(value: object, field: str) -> date:
     return value
 
 
-def check_month(ctx: Context, month: int) -> int:
-    if not isinstance(month, int) or not 1 <= month <= ctx.program.length:
-        raise Invalid(f"month: must be 1-{ctx.program.length}, not {month!r}", "month")
+def check_month(ctx: Context, month: int, client: Client | None = None) -> int:
+    """A month of the program (the client's version of it, when there is a client)."""
+    length = (ctx.program_of(client) if client is not None else ctx.program).length
+    if not isinstance(month, int) or not 1 <= month <= length:
+        raise Invalid(f"month: must be 1-{length}, not {month!r}", "month")
     return month
 
 

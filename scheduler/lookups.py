@@ -52,7 +52,7 @@ def local_today(ctx: Context, client: Client) -> date:
 
 
 def at_send_hour(ctx: Context, client: Client, day: date) -> datetime:
-    return plan.send_instant(day, client_zone(client), ctx.engine.send_hour)
+    return plan.send_instant(day, client_zone(client), ctx.send_hour_of(client))
 
 
 def latest_deliverable(ctx: Context, client: Client, month: int) -> Deliverable | None:
@@ -65,7 +65,7 @@ def latest_deliverable(ctx: Context, client: Client, month: int) -> Deliverable 
 
 
 def require_deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
-    deliverable = latest_deliverable(ctx, client, check_month(ctx, month))
+    deliverable = latest_deliverable(ctx, client, check_month(ctx, month, client))
     if deliverable is None:
         raise NotFound(f"M{month} of {client.name} has no deliverable yet", "month")
     return deliverable
@@ -120,7 +120,7 @@ def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
     # Exact keys, so that the (client_id, key) index finds each row directly.
     generations = [
         plan.step_key(AutomationType.GENERATE_DELIVERABLE, m)
-        for m in range(1, ctx.program.length + 1)
+        for m in range(1, max((ctx.program_of(c).length for c in clients), default=0) + 1)
     ]
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]

@@ -161,6 +161,8 @@ class Client(Base):
     reminders_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     celebrations_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     unsubscribed_at: Mapped[datetime | None]  # one-click unsubscribe from every optional email
+    # The program version this client's journey runs (`program_versions.number`).
+    program_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -277,6 +279,8 @@ class Automation(Base):
     executed_at: Mapped[datetime | None]
     detail: Mapped[str] = mapped_column(Text, default="")  # why it ended as it did
     error: Mapped[str | None] = mapped_column(Text)
+    # The program version whose plan put it where it is (None: before versions existed).
+    program_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -315,6 +319,8 @@ class AutomationLog(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
+    # The program version that planned the automation.
+    program_version: Mapped[int | None] = mapped_column(Integer)
 
     client: Mapped[Client] = relationship(viewonly=True)
 
@@ -433,3 +439,51 @@ class IdempotencyKey(Base):
 
     def __str__(self) -> str:
         return f"key {self.key} (token {self.token_id})"
+
+
+class ProgramVersion(Base):
+    """One version of the program and its emails. A published version (with a number) never
+    changes; the draft (no number) is what admins edit. Version 1 is the shipped program file,
+    loaded on first run."""
+
+    __tablename__ = "program_versions"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(10))  # DRAFT or PUBLISHED
+    # The program as `scheduler.program.parse_program` reads it.
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    # Email template sources by file name ("REMINDER_UPCOMING.txt"); a name absent here is the
+    # shipped file.
+    templates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    based_on: Mapped[int | None] = mapped_column(Integer)  # the version a draft started from
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(254))
+
+    def __str__(self) -> str:
+        return f"version {self.number}" if self.number else "draft"
+
+
+class ProgramPublication(Base):
+    """One publish (or roll back) of a program version: who, when, to whom, and what moved."""
+
+    __tablename__ = "program_publications"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(254))
+    version: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[int] = mapped_column(Integer)
+    rollback_of: Mapped[int | None] = mapped_column(Integer)  # rolled back to this version
+    applies_to: Mapped[str] = mapped_column(String(10))  # "new" or "all"
+    clients_moved: Mapped[int] = mapped_column(Integer, default=0)
+    automations_moved: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    # Which clients moved, and the counts per kind of change.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    def __str__(self) -> str:
+        return f"version {self.version} published {self.at:%Y-%m-%d %H:%M} UTC by {self.actor}"

@@ -165,7 +165,7 @@ def frequency_cap(
             Email.created_at > now - rules.CAP_WINDOW,
         )
     ).all()
-    return rules.capped_until(template, sent, ctx.engine.frequency_cap, now)
+    return rules.capped_until(template, sent, ctx.frequency_cap_of(client), now)
 
 
 def upcoming(ctx: Context, client: Client, automations: list[Automation]) -> list[Expected]:

@@ -82,6 +82,13 @@ def step_by_key(program: Program) -> dict[str, Step]:
     return {step.key: step for step in journey_steps(program)}
 
 
+def step_offsets(program: Program) -> list[tuple[Step, timedelta]]:
+    """Every step of the plan with its distance from the start date (before holds): what
+    enrollment plans and what a new program version replans."""
+    epoch = date(2000, 1, 1)
+    return [(step, step_date(epoch, step, program) - epoch) for step in journey_steps(program)]
+
+
 def step_date(start: date, step: Step, program: Program, held_days: int = 0) -> date:
     """The local date of a step, after `held_days` of holds."""
     return milestone_date(start, step.month, program) + timedelta(days=step.offset_days + held_days)

@@ -69,11 +69,11 @@ def progress(ctx: Context, client: Client) -> Progress:
     coming = [m.date for m in line.months if m.date >= today and m.state != "delivered"]
     return Progress(
         name=client.name,
-        program=ctx.program.name,
+        program=ctx.program_of(client).name,
         done=line.done,
         current=line.current,
         percent=line.percent,
-        length=ctx.program.length,
+        length=ctx.program_of(client).length,
         months=cards,
         next_date=emails.day(min(coming), client.timezone) if coming else None,
         paused=client.paused_at is not None,
@@ -84,7 +84,7 @@ def progress(ctx: Context, client: Client) -> Progress:
 
 def deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
     """The month's delivered deliverable, for the client to read."""
-    check_month(ctx, month)
+    check_month(ctx, month, client)
     found = latest_deliverable(ctx, client, month)
     if found is None or found.status != DeliverableStatus.DELIVERED:
         raise NotFound(f"Month {month} is not ready yet", "month")

@@ -45,7 +45,7 @@ def generation_progress(ctx: Context, client: Client) -> dict[int, Generation]:
     now = ctx.now()
     return {
         m: month_progress(m, automations.get(m, []), latest.get(m), now)
-        for m in range(1, ctx.program.length + 1)
+        for m in range(1, ctx.program_of(client).length + 1)
     }
 
 

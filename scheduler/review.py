@@ -49,8 +49,10 @@ def approve(ctx: Context, client: Client, month: int) -> Deliverable:
         month=month,
         at=after_grace(ctx),
     )
-    day = local_today(ctx, client) + timedelta(days=ctx.program.schedule.celebration_days_after)
-    template = rules.celebration_for(month, ctx.program)
+    day = local_today(ctx, client) + timedelta(
+        days=ctx.program_of(client).schedule.celebration_days_after
+    )
+    template = rules.celebration_for(month, ctx.program_of(client))
     # One celebration at a time: a newer month's supersedes the ones still waiting.
     for waiting in pending(ctx, client, type=AutomationType.SEND_CELEBRATION):
         if waiting.month is not None and waiting.month < month:
@@ -81,7 +83,7 @@ def reject(ctx: Context, client: Client, month: int, notes: str = "") -> Deliver
     deliverable.reviewer_notes = str(notes or "").strip()
     deliverable.reviewed_at = ctx.now()
     day = local_today(ctx, client) + timedelta(
-        days=ctx.program.schedule.revision_reminder_days_after
+        days=ctx.program_of(client).schedule.revision_reminder_days_after
     )
     notify(
         ctx,
@@ -144,7 +146,7 @@ def approve_business_plan(ctx: Context, client: Client) -> Automation | None:
 def generate_by_hand(ctx: Context, client: Client, month: int, notes: str = "") -> Automation:
     """An admin generates the month now: its scheduled generation is cancelled. A month that
     already has a deliverable is never generated twice (a rejected one gets a new version)."""
-    check_month(ctx, month)
+    check_month(ctx, month, client)
     refuse_on_hold(client)
     latest = latest_deliverable(ctx, client, month)
     if latest is not None and latest.status != DeliverableStatus.REJECTED:

@@ -41,6 +41,7 @@ def log(
             attempt=automation.retry_count + 1,
             detail=detail,
             error=error,
+            program_version=automation.program_version,
         )
     )
 
@@ -110,7 +111,8 @@ def new_automation(
         version=1,
         trigger_at=at,
         retry_count=0,
-        max_retries=ctx.program.schedule.max_retries,
+        max_retries=ctx.program_of(client).schedule.max_retries,
+        program_version=client.program_version,
         payload=payload or {},
         detail="",
         created_at=now,
@@ -220,9 +222,9 @@ def after_grace(ctx: Context) -> datetime:
 
 def refresh_progress(ctx: Context, client: Client) -> None:
     views = month_views(ctx, client)
-    _, current, _ = rules.progress(views, ctx.program)
+    _, current, _ = rules.progress(views, ctx.program_of(client))
     client.current_month = current
-    if rules.complete(views, ctx.program):
+    if rules.complete(views, ctx.program_of(client)):
         client.completed_at = client.completed_at or ctx.now()
     else:
         client.completed_at = None

@@ -92,9 +92,10 @@ def projected_dates(
     when the caller has it (many clients at once), else loads it."""
     journey = journey or lookups.journey(ctx, client)
     tz = client_zone(client)
+    program = ctx.program_of(client)
     dates = {
-        step.month: plan.step_date(client.start_date, step, ctx.program, client.held_days)
-        for step in plan.journey_steps(ctx.program)
+        step.month: plan.step_date(client.start_date, step, program, client.held_days)
+        for step in plan.journey_steps(program)
         if step.type is AutomationType.GENERATE_DELIVERABLE
     }
     pending: set[int] = set()
@@ -123,11 +124,11 @@ def month_dates(ctx: Context, client: Client, hold: Hold | None = None) -> dict[
 
 def build(ctx: Context, client: Client, *, days_ahead: int = 30, history: int = 50) -> Timeline:
     views = month_views(ctx, client)
-    done, current, percent = rules.progress(views, ctx.program)
+    done, current, percent = rules.progress(views, ctx.program_of(client))
     dates = projected_dates(ctx, client)
     paused = client.paused_at is not None
     lines = []
-    for month in ctx.program.months:
+    for month in ctx.program_of(client).months:
         view = views.get(month.number, rules.MonthView())
         state = STATE[view.status]
         if paused and view.status is None:

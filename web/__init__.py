@@ -94,13 +94,14 @@ def create_app(
         dispatches=dispatches,
     )
 
-    from web import api, auth, main, panel, portal, records, security, throttle
+    from web import api, auth, editor, main, panel, portal, records, security, throttle
 
     security.init_app(app)
     throttle.init_app(app)
     auth.init_app(app)
     app.register_blueprint(main.bp)
     app.register_blueprint(panel.bp)
+    app.register_blueprint(editor.bp)
     app.register_blueprint(portal.bp)
     # The portal's signed link is its credential (a forger would need the secret it carries),
     # and one-click unsubscribe comes from mail clients with no form token (RFC 8058).

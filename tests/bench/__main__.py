@@ -1,6 +1,6 @@
 """`make bench`: Journey Engine against real PostgreSQL and Redis, printed as a table.
 
-    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages] [--clients 100000]
+    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages,program] [--clients 100000]
 
 Steps:
 - ceilings: what this machine allows, measured now: Dramatiq moving no-op messages with the
@@ -10,7 +10,8 @@ Steps:
 - engine: the Procfile's worker (2 processes x 4 threads) over Redis, mail to an SMTP sink:
   trigger latency of lone automations, a 3,000-automation wave at one instant, and execution
   throughput on a 10,000-automation wave (with its ratio to the no-op ceiling);
-- pages: the admin panel's pages with 100,000 clients.
+- pages: the admin panel's pages with 100,000 clients;
+- program: the impact preview of a program edit with 10,000 clients in flight, and its publish.
 Needs PostgreSQL at BENCH_POSTGRES_URL (default 127.0.0.1:5432, database `test`) and a
 `redis-server` binary.
 """
@@ -46,7 +47,7 @@ from tests.bench.common import (
 from web import journey_context
 from web.extensions import db
 
-STEPS = ("ceilings", "enroll", "sweep", "engine", "pages")
+STEPS = ("ceilings", "enroll", "sweep", "engine", "pages", "program")
 PROCESSES, THREADS = 2, 4
 
 
@@ -218,6 +219,13 @@ def bench_pages(clients: int) -> None:
         )
 
 
+def bench_program(clients: int) -> None:
+    from tests.bench.program import bench_program as program
+
+    for cells in program(clients):
+        row(*cells)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100_000)
@@ -243,6 +251,8 @@ def main() -> int:
         bench_engine(noop, args.wave, args.throughput)
     if "pages" in steps:
         bench_pages(args.clients)
+    if "program" in steps:
+        bench_program(args.small)
     print("\n" + table())
     return 0
 

@@ -38,6 +38,7 @@ def client(c: Client, status: str) -> dict[str, Any]:
         "coach_id": c.coach_id,
         "reminders_enabled": bool(c.reminders_enabled),
         "celebrations_enabled": bool(c.celebrations_enabled),
+        "program_version": c.program_version or 1,
         "created_at": instant(c.created_at),
         "updated_at": instant(c.updated_at),
     }
@@ -58,6 +59,7 @@ def automation(a: Automation) -> dict[str, Any]:
         "executed_at": instant(a.executed_at),
         "detail": a.detail or "",
         "error": a.error,
+        "program_version": a.program_version,
         "created_at": instant(a.created_at),
         "updated_at": instant(a.updated_at),
     }

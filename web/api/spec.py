@@ -145,6 +145,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "coach_id": nullable(ID),
                 "reminders_enabled": {"type": "boolean"},
                 "celebrations_enabled": {"type": "boolean"},
+                "program_version": {"type": "integer", "minimum": 1},
                 "created_at": INSTANT,
                 "updated_at": INSTANT,
             }
@@ -207,11 +208,13 @@ def schemas(program: Program) -> dict[str, Any]:
                 "executed_at": nullable(INSTANT),
                 "detail": {"type": "string"},
                 "error": {"type": ["string", "null"]},
+                "program_version": nullable({"type": "integer", "minimum": 1}),
                 "created_at": INSTANT,
                 "updated_at": INSTANT,
             }
         ),
         "AutomationList": listing("Automation"),
+        **program_schemas(),
         "ScheduleRequest": obj(
             {
                 "type": {
@@ -454,6 +457,241 @@ def post(op_id: str, summary: str, tag: str, answers: dict, **kwargs: Any) -> di
 ERR_BODY = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("400", "415")}
 
 
+def program_schemas() -> dict[str, Any]:
+    """The program's versions, the draft, an impact preview, a publication."""
+    from scheduler.programs import EDITABLE
+
+    version = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    change = obj(
+        {
+            "kind": {"type": "string", "enum": ["moves", "appears", "disappears"]},
+            "automation_id": nullable(ID),
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": [t.value for t in AutomationType]},
+            "template": nullable({"type": "string", "enum": [t.value for t in Template]}),
+            "month": nullable({"type": "integer", "minimum": 1}),
+            "old_at": nullable(INSTANT),
+            "new_at": nullable(INSTANT),
+            "late": {"type": "boolean"},
+        }
+    )
+    return {
+        "ProgramVersion": obj(
+            {
+                "number": nullable(version),
+                "status": {"type": "string", "enum": ["DRAFT", "PUBLISHED"]},
+                "based_on": nullable(version),
+                "note": {"type": "string"},
+                "created_at": INSTANT,
+                "created_by": {"type": "string"},
+                "published_at": nullable(INSTANT),
+                "published_by": {"type": ["string", "null"]},
+                "clients_in_flight": COUNT,
+                "program": {"type": "object"},
+            }
+        ),
+        "ProgramVersions": obj(
+            {
+                "current": version,
+                "data": {"type": "array", "items": ref("ProgramVersion")},
+                "draft": nullable(ref("ProgramVersion")),
+            }
+        ),
+        "ProgramDraft": obj(
+            {
+                "program": {
+                    "type": "object",
+                    "maxProperties": 10,
+                    "description": "The whole program, as `journey program check` reads it "
+                    "(name, schedule, months).",
+                },
+                "toml": text(200_000, description="The whole program as a TOML file."),
+                "templates": {
+                    "type": "object",
+                    "description": "Email template sources by file name.",
+                    "propertyNames": {"enum": list(EDITABLE)},
+                    "additionalProperties": text(100_000),
+                },
+                "note": text(2000),
+            },
+            required=[],
+        ),
+        "ProgramExport": obj({"number": version, "toml": {"type": "string"}}),
+        "ProgramDiff": obj(
+            {
+                "program": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "field": {"type": "string"},
+                            "old": {"type": "string"},
+                            "new": {"type": "string"},
+                        }
+                    ),
+                },
+                "templates": {"type": "object", "additionalProperties": {"type": "string"}},
+            }
+        ),
+        "ImpactChange": change,
+        "Impact": obj(
+            {
+                "applies_to": {"type": "string", "enum": ["new", "all"]},
+                "summary": {"type": "string"},
+                "in_flight": COUNT,
+                "clients_affected": COUNT,
+                "moves": COUNT,
+                "appears": COUNT,
+                "disappears": COUNT,
+                "late": COUNT,
+                "clients": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "client_id": ID,
+                            "name": {"type": "string"},
+                            "timezone": {"type": "string"},
+                            "from_version": version,
+                            "changes": {"type": "array", "items": ref("ImpactChange")},
+                        }
+                    ),
+                },
+            }
+        ),
+        "PublishRequest": obj(
+            {"applies_to": {"type": "string", "enum": ["new", "all"]}, "note": text(2000)},
+            required=["applies_to"],
+        ),
+        "RollbackRequest": obj(
+            {"version": version, "applies_to": {"type": "string", "enum": ["new", "all"]}},
+        ),
+        "Publication": obj(
+            {
+                "version": version,
+                "previous": version,
+                "rollback_of": nullable(version),
+                "applies_to": {"type": "string", "enum": ["new", "all"]},
+                "at": INSTANT,
+                "actor": {"type": "string"},
+                "clients_moved": COUNT,
+                "automations_moved": COUNT,
+                "summary": {"type": "string"},
+            }
+        ),
+    }
+
+
+def program_paths() -> dict[str, Any]:
+    applies = param(
+        "applies_to",
+        "query",
+        {"type": "string", "enum": ["new", "all"], "default": "all"},
+        "`new`: new enrollments only; `all`: also the clients in flight.",
+    )
+    ref_param = {"type": "string", "pattern": "^(draft|[1-9][0-9]{0,8})$"}
+    return {
+        "/api/program/versions": {
+            "get": operation(
+                "listProgramVersions",
+                "List the program's versions",
+                "Program",
+                responses("200", "ProgramVersions"),
+                description="Every published version (immutable), the current one (what new "
+                "enrollments get) and the draft.",
+            ),
+        },
+        "/api/program/versions/{version}/toml": {
+            "get": operation(
+                "exportProgramVersion",
+                "Export a version as TOML",
+                "Program",
+                responses("200", "ProgramExport"),
+                params=[
+                    param(
+                        "version",
+                        "path",
+                        {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                        "",
+                        required=True,
+                    )
+                ],
+            ),
+        },
+        "/api/program/diff": {
+            "get": operation(
+                "diffProgramVersions",
+                "Compare two versions",
+                "Program",
+                responses("200", "ProgramDiff"),
+                params=[
+                    param("old", "query", ref_param, "A version number or `draft`.", required=True),
+                    param(
+                        "new",
+                        "query",
+                        ref_param | {"default": "draft"},
+                        "A version number or `draft`.",
+                    ),
+                ],
+            ),
+        },
+        "/api/program/draft": {
+            **post(
+                "editProgramDraft",
+                "Change the draft",
+                "Program",
+                responses("200", "ProgramVersion"),
+                request=body("ProgramDraft"),
+                description="Starts the draft from the current version if there is none. The "
+                "program is checked as `journey program check` checks a file, templates for "
+                "broken Jinja, unknown variables and the unsubscribe link of optional emails; "
+                "422 names the field.",
+            ),
+            "delete": operation(
+                "discardProgramDraft", "Discard the draft", "Program", responses("204", None)
+            ),
+        },
+        "/api/program/preview": {
+            "get": operation(
+                "previewProgramDraft",
+                "What publishing would do",
+                "Program",
+                responses("200", "Impact"),
+                params=[
+                    applies,
+                    param(
+                        "rollback_to",
+                        "query",
+                        {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                        "Preview rolling back to this version instead of publishing the draft.",
+                    ),
+                    *PAGE,
+                ],
+                description="Per client in flight, the pending automations that move, appear or "
+                "disappear (old and new instant in the client's zone), computed by the planning "
+                "code; `limit`/`offset` page the clients.",
+            ),
+        },
+        "/api/program/publish": {
+            **post(
+                "publishProgramDraft",
+                "Publish the draft",
+                "Program",
+                responses("201", "Publication", "409"),
+                request=body("PublishRequest"),
+            ),
+        },
+        "/api/program/rollback": {
+            **post(
+                "rollbackProgram",
+                "Roll back to a version",
+                "Program",
+                responses("201", "Publication", "409"),
+                request=body("RollbackRequest"),
+                description="Publishes that version's program and emails again, as a new version.",
+            ),
+        },
+    }
+
+
 def paths(program: Program) -> dict[str, Any]:
     month_path = param(
         "month",
@@ -471,7 +709,7 @@ def paths(program: Program) -> dict[str, Any]:
         param("to", "query", INSTANT, "Only those due before this instant."),
     ]
     client_filter = param("client_id", "query", ID, "Only this client's.")
-    return {
+    return program_paths() | {
         "/api/clients": {
             "get": operation(
                 "listClients",
