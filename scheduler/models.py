@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     Dialect,
     ForeignKey,
     Index,
@@ -202,7 +203,10 @@ class Hold(Base):
 
 class Deliverable(Base):
     __tablename__ = "deliverables"
-    __table_args__ = (UniqueConstraint("client_id", "month", "version"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "month", "version"),
+        Index("ix_deliverables_generated_at", "generated_at"),  # the metrics' funnel
+    )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -433,3 +437,25 @@ class IdempotencyKey(Base):
 
     def __str__(self) -> str:
         return f"key {self.key} (token {self.token_id})"
+
+
+class MetricDay(Base):
+    """One whole UTC day of a success metric, added up per coach and program month
+    (`scheduler.metrics`): a log row never changes once written, so a past day's numbers never
+    do either. A row with coach_id = month = -1 marks the day as counted (it may have no rows)."""
+
+    __tablename__ = "metric_days"
+    __table_args__ = (UniqueConstraint("metric", "day", "coach_id", "month"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    coach_id: Mapped[int] = mapped_column(BigInteger)  # 0: clients without a coach
+    month: Mapped[int] = mapped_column(Integer)  # 0: rows of no month
+    rows: Mapped[int] = mapped_column(Integer)
+    met: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.day}"
