@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from scheduler import metrics
 from scheduler.models import Admin, Automation, AutomationLog, Deliverable, MetricDay
+from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
 from web.extensions import db
 
 
@@ -189,3 +190,48 @@ def test_automation_rows_are_real_engine_rows(harness):
         ]
     )
     assert week["generated_on_schedule"].value == 1.0
+
+
+@pytest.fixture
+def panel(scenario):
+    harness = scenario[0]
+    harness.app.config.update(LONG_SESSIONS)
+    web = browser(harness.app)
+    set_password()
+    assert log_in(web).status_code == 302
+    return Panel(web)
+
+
+def test_the_panel_page_shows_each_number_with_its_rows(panel, scenario):
+    page = panel.get("/success?window=7").get_data(True)
+    assert "Successful executions" in page and "55.6%" in page
+    assert "target ≥ 99.0%" in page and "misses the target" in page
+    assert "Of the attempts to carry out an automation" in page  # the definition, shown
+    assert 'href="/success/execution_success/rows?window=7"' in page
+    rows = panel.get("/success/execution_success/rows?window=7").get_data(True)
+    assert "<strong>9</strong> rows" in rows and "<strong>5</strong> counted" in rows
+    assert rows.count("<tr>") - 1 == 9  # the header row, then the nine rows
+    coach = scenario[1]
+    by_coach = panel.get(f"/success/execution_success/rows?window=7&coach={coach.id}")
+    assert "<strong>6</strong> rows" in by_coach.get_data(True)
+    assert "M1" in page and "median 48.7 h" in page  # the funnel
+    assert 'style="' not in page  # the panel's CSP allows no inline style
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/success?window=14",
+        "/success?cohort=2026-13",
+        "/success?month=0",
+        "/success?coach=-1",
+        "/success/execution_success/rows?page=x",
+    ],
+)
+def test_the_panel_refuses_what_it_cannot_use(panel, url):
+    answer = panel.get(url)
+    assert answer.status_code == 422, url
+
+
+def test_an_unknown_metric_is_not_found(panel):
+    assert panel.get("/success/nope/rows").status_code == 404

@@ -29,6 +29,7 @@ from scheduler import (
     inputs,
     lookups,
     markup,
+    metrics,
     outcomes,
     overview,
     progress,
@@ -541,3 +542,70 @@ def log_choices() -> dict[str, Any]:
         "statuses": list(overview.LOG_STATUSES),
         "zone": admin_zone(),
     }
+
+
+# -- success metrics -------------------------------------------------------------------------------
+
+
+def metrics_scope() -> Any:
+    args = request.args
+    return metrics.scope(
+        window=args.get("window", ""),
+        cohort=args.get("cohort", ""),
+        coach=args.get("coach", ""),
+        month=args.get("month", ""),
+        months=len(journey_context().program.months),
+    )
+
+
+@bp.app_template_filter("metric_value")
+def metric_value(tally: metrics.Tally, metric: metrics.Metric) -> float | None:
+    return tally.value(metric)
+
+
+@bp.app_template_filter("combine")
+def combine(first: dict[str, str], second: dict[str, str]) -> dict[str, str]:
+    return {**first, **second}
+
+
+@bp.get("/success")
+def metrics_page() -> Any:
+    """The specification's success metrics, each with its definition, target, trend and rows."""
+    ctx = journey_context()
+    where = metrics_scope()
+    measures = metrics.measure_all(ctx, where)
+    found = metrics.funnel(ctx, where)
+    db.session.commit()  # the whole days counted for the first time are kept
+    groups: dict[str, list[metrics.Measure]] = {}
+    for measure in measures:  # in the specification's order
+        groups.setdefault(measure.metric.group, []).append(measure)
+    return render_template(
+        "panel/metrics.html",
+        measures=measures,
+        groups=groups,
+        funnel=found,
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        windows=metrics.WINDOWS,
+        months=[m.number for m in ctx.program.months],
+        fmt=metrics.fmt,
+    )
+
+
+@bp.get("/success/<code>/rows")
+def metric_rows(code: str) -> Any:
+    """The rows behind one metric's number: the query the number is an aggregate of."""
+    ctx = journey_context()
+    if code not in metrics.BY_CODE:
+        abort(404)
+    chosen = metrics.BY_CODE[code]
+    where = metrics_scope()
+    page = metrics.rows(ctx, chosen, where, parse_int(request.args.get("page"), "page") or 1)
+    return render_template(
+        "panel/metric_rows.html",
+        metric=chosen,
+        page=page,
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        zone=admin_zone(),
+    )
