@@ -567,22 +567,32 @@ class RowsPage:
     pages: int
 
 
-def rows(ctx: Context, m: Metric, where: Scope, page: int = 1) -> RowsPage:
+def rows(
+    ctx: Context,
+    m: Metric,
+    where: Scope,
+    page: int = 1,
+    *,
+    limit: int = PER_PAGE,
+    offset: int | None = None,
+) -> RowsPage:
     """One page of the rows behind metric `m` (newest first), with how many there are and how
-    many meet the definition: the same query the number comes from."""
+    many meet the definition: the same query the number comes from. `offset` (the API's)
+    overrides `page` (the panel's)."""
     query = rows_query(ctx, m, where)
     sub = query.subquery()
     total, met = ctx.session.execute(
         select(func.count(), func.coalesce(func.sum(sub.c.met), 0))
     ).one()
-    pages = max(1, -(-int(total) // PER_PAGE))
+    pages = max(1, -(-int(total) // limit))
     page = min(max(page, 1), pages)
+    skip = (page - 1) * limit if offset is None else offset
     ordered = (
         query.order_by(Client.name, Client.id)
         if m.snapshot
         else query.order_by(AutomationLog.at.desc(), AutomationLog.id.desc())
     )
-    found = ctx.session.execute(ordered.offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    found = ctx.session.execute(ordered.offset(skip).limit(limit)).all()
     return RowsPage(list(found), int(total), int(met), page, pages)
 
 

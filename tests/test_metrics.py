@@ -3,6 +3,7 @@ is the count of the rows its link lists, and kept days give the same numbers as 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -235,3 +236,39 @@ def test_the_panel_refuses_what_it_cannot_use(panel, url):
 
 def test_an_unknown_metric_is_not_found(panel):
     assert panel.get("/success/nope/rows").status_code == 404
+
+
+def test_the_api_answers_the_same_numbers_and_rows(scenario):
+    from tests.test_api import Api, new_token
+
+    harness = scenario[0]
+    api = Api(harness, new_token(harness))
+    answer = api.get("/api/admin/metrics?window=7").get_json()
+    by_code = {m["code"]: m for m in answer["metrics"]}
+    success = by_code["execution_success"]
+    assert (success["value"], success["rows"], success["met"]) == (0.5556, 9, 5)
+    assert success["meets_target"] is False and success["target"] == 0.99
+    assert [p["rows"] for p in success["trend"]] == [2, 2, 3, 0, 0, 1, 1]
+    assert by_code["retry_resolution"]["unit"] == "minutes"
+    assert answer["funnel"][0]["median_hours"]["to_approved"] == 48.7
+    rows = api.get("/api/admin/metrics/execution_success/rows?window=7&limit=4").get_json()
+    assert rows["pagination"]["total"] == 9 and rows["met"] == 5 and len(rows["data"]) == 4
+    assert api.get("/api/admin/metrics?window=14").status_code == 422
+    assert api.get("/api/admin/metrics/nope/rows").status_code in (404, 422)
+
+
+def test_the_command_line_prints_the_same_numbers(scenario):
+    from web.cli import cli
+
+    harness = scenario[0]
+    runner = harness.app.test_cli_runner()
+    shown = runner.invoke(cli, ["metrics", "--window", "7"])
+    assert shown.exit_code == 0, shown.output
+    assert "Successful executions" in shown.output and "55.6%" in shown.output
+    assert "MISSES" in shown.output
+    listed = runner.invoke(cli, ["metrics", "--window", "7", "--rows", "retry_resolution"])
+    assert "2 rows" in listed.output and "90 min" in listed.output
+    as_json = runner.invoke(cli, ["metrics", "--window", "7", "--json"])
+    assert {m["code"]: m["rows"] for m in json.loads(as_json.output)}["execution_success"] == 9
+    bad = runner.invoke(cli, ["metrics", "--window", "14"])
+    assert bad.exit_code == 2 and "window: one of 7, 30, 90 days" in bad.output

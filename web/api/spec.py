@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from scheduler.inputs import YEARS
+from scheduler.metrics import METRICS, WINDOWS
 from scheduler.models import MAX_ID
 from scheduler.program import Program
 from scheduler.vocab import (
@@ -331,6 +332,105 @@ def schemas(program: Program) -> dict[str, Any]:
                 "failed": COUNT,
             }
         ),
+        "Metrics": obj(
+            {
+                "scope": obj(
+                    {
+                        "window": {"type": "string"},
+                        "cohort": {"type": "string"},
+                        "coach": {"type": "string"},
+                        "month": {"type": "string"},
+                    },
+                    required=[],
+                ),
+                "metrics": {"type": "array", "items": ref("Metric")},
+                "funnel": {"type": "array", "items": ref("FunnelMonth")},
+            }
+        ),
+        "Metric": obj(
+            {
+                "code": {"type": "string", "enum": [m.code for m in METRICS]},
+                "group": {"type": "string"},
+                "name": {"type": "string"},
+                "definition": {"type": "string"},
+                "unit": {"type": "string", "enum": ["share", "minutes"]},
+                "target": {"type": "number", "minimum": 0},
+                "higher_is_better": {"type": "boolean"},
+                "snapshot": {"type": "boolean"},
+                "value": nullable({"type": "number", "minimum": 0}),
+                "meets_target": nullable({"type": "boolean"}),
+                "rows": COUNT,
+                "met": COUNT,
+                "trend": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "from": DATE,
+                            "to": DATE,
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+                "by_coach": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "coach_id": {"type": "integer", "minimum": 0},
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+                "by_month": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "month": {"type": "integer", "minimum": 0},
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+            }
+        ),
+        "FunnelMonth": obj(
+            {
+                "month": month,
+                "generated": COUNT,
+                "approved": COUNT,
+                "delivered": COUNT,
+                "opened": COUNT,
+                "median_hours": obj(
+                    {
+                        "to_approved": nullable({"type": "number"}),
+                        "to_delivered": nullable({"type": "number"}),
+                        "to_opened": nullable({"type": "number"}),
+                    }
+                ),
+            }
+        ),
+        "MetricRow": obj(
+            {
+                "id": ID,
+                "client_id": ID,
+                "client": {"type": "string"},
+                "month": nullable({"type": "integer", "minimum": 0}),
+                "at": nullable(INSTANT),
+                "type": nullable({"type": "string"}),
+                "template": nullable({"type": "string"}),
+                "status": {"type": "string"},
+                "met": nullable({"type": "boolean"}),
+                "minutes": nullable({"type": "number"}),
+            }
+        ),
+        "MetricRows": obj(
+            {
+                "data": {"type": "array", "items": ref("MetricRow")},
+                "pagination": ref("Pagination"),
+                "met": COUNT,
+            }
+        ),
         "Stats": obj(
             {
                 "at": INSTANT,
@@ -455,6 +555,32 @@ ERR_BODY = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("400"
 
 
 def paths(program: Program) -> dict[str, Any]:
+    metric_scope = [
+        param(
+            "window",
+            "query",
+            {"type": "integer", "enum": list(WINDOWS)},
+            "The last this many UTC days (default 30).",
+        ),
+        param(
+            "cohort",
+            "query",
+            {"type": "string", "pattern": "^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"},
+            "Instead of a window: the clients who started in this month (YYYY-MM).",
+        ),
+        param(
+            "coach",
+            "query",
+            {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            "Only this coach's clients (0: clients without a coach).",
+        ),
+        param(
+            "month",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": program.length},
+            "Only this month of the program.",
+        ),
+    ]
     month_path = param(
         "month",
         "path",
@@ -716,6 +842,39 @@ def paths(program: Program) -> dict[str, Any]:
                 "Dashboard statistics",
                 "Admin",
                 responses("200", "Stats"),
+            ),
+        },
+        "/api/admin/metrics": {
+            "get": operation(
+                "successMetrics",
+                "Success metrics",
+                "Admin",
+                responses("200", "Metrics"),
+                params=metric_scope,
+                description="Each success metric of the specification with its definition, "
+                "target, value, trend, and values per coach and per program month; and the "
+                "funnel of each month. Window: the last 7, 30 or 90 UTC days (default 30), "
+                "or a cohort: clients who started in one month.",
+            ),
+        },
+        "/api/admin/metrics/{code}/rows": {
+            "get": operation(
+                "successMetricRows",
+                "The rows behind a success metric",
+                "Admin",
+                responses("200", "MetricRows"),
+                params=[
+                    param(
+                        "code",
+                        "path",
+                        {"type": "string", "enum": [m.code for m in METRICS]},
+                        "The metric.",
+                        required=True,
+                    ),
+                    *metric_scope,
+                    *PAGE,
+                ],
+                description="Exactly the rows the metric's value is counted from.",
             ),
         },
         "/api/admin/automations/logs": {
