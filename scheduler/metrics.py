@@ -18,7 +18,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -41,6 +54,8 @@ ON_SCHEDULE_MINUTES = 60
 PER_PAGE = 50
 NO_AMOUNT = cast(None, Float)
 NO_MET = cast(None, Integer)
+# A state of the clients (a snapshot metric) is counted again after this long.
+SNAPSHOT_SECONDS = 300
 # The marker row saying a day's aggregate is complete (a day may have no rows at all).
 DONE = -1
 
@@ -338,7 +353,15 @@ def _client_rows(ctx: Context, code: str) -> Select[Any]:
         literal(None).label("automation_id"),
     ]
     if code == "overdue_clients":
-        met = case((state == ClientStatus.OVERDUE.value, 1), else_=0)
+        # Only a client whose current month is past its milestone + 7 days can be overdue: a
+        # cheap test on the row first, so that the status rule runs for those alone.
+        days = Client.held_days + 30 * (Client.current_month - 1) + overview.OVERDUE_AFTER_DAYS + 1
+        today = ctx.now().date()
+        if dialect(ctx) == "sqlite":
+            due = func.date(Client.start_date, func.printf("+%d days", days)) <= today.isoformat()
+        else:
+            due = Client.start_date + days <= today
+        met = case((due, case((state == ClientStatus.OVERDUE.value, 1), else_=0)), else_=0)
         return select(*base, met.label("met"), NO_AMOUNT.label("amount")).where(
             Client.completed_at.is_(None), Client.paused_at.is_(None)
         )
@@ -409,6 +432,7 @@ class Measure:
     trend: list[Point] = field(default_factory=list)
     by_coach: dict[int, Tally] = field(default_factory=dict)  # 0: no coach
     by_month: dict[int, Tally] = field(default_factory=dict)
+    counted_at: datetime | None = None  # a state of the clients: when it was counted
 
     @property
     def value(self) -> float | None:
@@ -452,19 +476,18 @@ def _cached_days(ctx: Context, m: Metric, first: date, last: date) -> dict[Group
     """The whole-day aggregates from `first` to `last` (past days), from `metric_days`, filling
     the days not yet kept with one query."""
     kept = ctx.session.execute(
-        select(MetricDay).where(
-            MetricDay.metric == m.code, MetricDay.day >= first, MetricDay.day <= last
-        )
-    ).scalars()
+        select(
+            MetricDay.day, MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
+            MetricDay.minutes,
+        ).where(MetricDay.metric == m.code, MetricDay.day >= first, MetricDay.day <= last)
+    )  # fmt: skip
     found: dict[Group, Tally] = {}
     have: set[date] = set()
-    for row in kept:
-        if row.coach_id == DONE:
-            have.add(row.day)
+    for day, coach, month, n, met, minutes in kept:
+        if coach == DONE:
+            have.add(day)
         else:
-            found.setdefault((row.day, row.coach_id, row.month), Tally()).add(
-                row.rows, row.met, row.minutes
-            )
+            found.setdefault((day, coach, month), Tally()).add(n, met, minutes)
     missing = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     missing = [d for d in missing if d not in have]
     if not missing:
@@ -512,29 +535,169 @@ def _cached_days(ctx: Context, m: Metric, first: date, last: date) -> dict[Group
     return found
 
 
+def utc_hour(ctx: Context, instant: Any) -> Any:
+    """SQL: the UTC hour (0-23) of an instant."""
+    if dialect(ctx) == "sqlite":
+        return func.cast(func.strftime("%H", instant), Integer)
+    return func.cast(func.extract("hour", func.timezone("UTC", instant)), Integer)
+
+
+def _cached_hours(ctx: Context, m: Metric, today: date, hours: int) -> dict[Group, Tally]:
+    """Today's complete hours (0 to `hours` - 1), kept like whole days under the metric's code
+    with the hour (`execution_success@09`), so that only the current hour is counted live."""
+    if hours <= 0:
+        return {}
+    codes = {f"{m.code}@{h:02d}": h for h in range(hours)}
+    kept = ctx.session.execute(
+        select(
+            MetricDay.metric, MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
+            MetricDay.minutes,
+        ).where(MetricDay.metric.in_(list(codes)), MetricDay.day == today)
+    )  # fmt: skip
+    found: dict[Group, Tally] = {}
+    have: set[int] = set()
+    for code, coach, month, n, met, minutes in kept:
+        if coach == DONE:
+            have.add(codes[code])
+        else:
+            found.setdefault((today, coach, month), Tally()).add(n, met, minutes)
+    missing = [h for h in range(hours) if h not in have]
+    if not missing:
+        return found
+    lo = at_start(today) + timedelta(hours=missing[0])
+    hi = at_start(today) + timedelta(hours=missing[-1] + 1)
+    rows = _log_rows(ctx, m.code).where(AutomationLog.at >= lo, AutomationLog.at < hi).subquery()
+    hour = utc_hour(ctx, rows.c.at)
+    coach = func.coalesce(rows.c.coach_id, 0)
+    month = func.coalesce(rows.c.month, 0)
+    now = ctx.now()
+    fresh = []
+    for h, c, mo, n, met, minutes in ctx.session.execute(
+        select(
+            hour,
+            coach,
+            month,
+            func.count(),
+            func.coalesce(func.sum(rows.c.met), 0),
+            func.coalesce(func.sum(rows.c.amount), 0.0),
+        ).group_by(hour, coach, month)
+    ):
+        if int(h) not in missing:
+            continue
+        found.setdefault((today, int(c), int(mo)), Tally()).add(int(n), int(met), float(minutes))
+        fresh.append(
+            MetricDay(
+                metric=f"{m.code}@{int(h):02d}", day=today, coach_id=int(c), month=int(mo),
+                rows=int(n), met=int(met), minutes=float(minutes), computed_at=now,
+            )
+        )  # fmt: skip
+    fresh += [
+        MetricDay(
+            metric=f"{m.code}@{h:02d}", day=today, coach_id=DONE, month=DONE, rows=0, met=0,
+            minutes=0.0, computed_at=now,
+        )
+        for h in missing
+    ]  # fmt: skip
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.add_all(fresh)
+    except IntegrityError:
+        pass  # another reader kept the same hours at the same time: the same numbers
+    return found
+
+
 def _days(ctx: Context, m: Metric, where: Scope) -> dict[Group, Tally]:
-    """A windowed metric's aggregates by day, coach and month: past days kept, today live."""
-    today = ctx.now().astimezone(UTC).date()
+    """A windowed metric's aggregates by day, coach and month: past days and today's past
+    hours kept, the current hour counted live."""
+    now = ctx.now().astimezone(UTC)
+    today = now.date()
     start = window_start(ctx, where)
     found = _cached_days(ctx, m, start, today - timedelta(days=1))
-    live = _log_rows(ctx, m.code).where(AutomationLog.at >= at_start(today))
+    # An hour is kept once it ended a minute ago (a row written at 09:59:59.9 is committed).
+    settled = now - timedelta(minutes=1)
+    hours = settled.hour if settled.date() == today else 0
+    for key, tally in _cached_hours(ctx, m, today, hours).items():
+        found.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
+    live = _log_rows(ctx, m.code).where(
+        AutomationLog.at >= at_start(today) + timedelta(hours=hours)
+    )
     for key, tally in _grouped(ctx, live, by_day=True).items():
         found.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
+    return _only(found, where)
+
+
+def _snapshot(ctx: Context, m: Metric, where: Scope) -> tuple[dict[Group, Tally], datetime]:
+    """A state of the clients, by coach and month, as counted at most SNAPSHOT_SECONDS ago
+    (kept under today's date; the status rule over every active client is the page's one
+    costly query). Returns the groups and when they were counted."""
+    now = ctx.now()
+    today = now.astimezone(UTC).date()
+    kept = list(
+        ctx.session.execute(
+            select(
+                MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
+                MetricDay.computed_at,
+            ).where(MetricDay.metric == m.code, MetricDay.day == today)
+        )
+    )  # fmt: skip
+    marker = next((r for r in kept if r[0] == DONE), None)
+    if marker is not None and now - marker[4] < timedelta(seconds=SNAPSHOT_SECONDS):
+        found: dict[Group, Tally] = {}
+        for coach, month, n, met, _ in kept:
+            if coach != DONE:
+                found.setdefault((None, coach, month), Tally()).add(n, met, 0.0)
+        return _only(found, where), marker[4]
+    found = _grouped(ctx, _client_rows(ctx, m.code), by_day=False)
+    rows = [
+        MetricDay(
+            metric=m.code, day=today, coach_id=c, month=mo, rows=t.rows, met=t.met, minutes=0.0,
+            computed_at=now,
+        )
+        for (_, c, mo), t in found.items()
+    ]  # fmt: skip
+    rows.append(
+        MetricDay(
+            metric=m.code, day=today, coach_id=DONE, month=DONE, rows=0, met=0, minutes=0.0,
+            computed_at=now,
+        )
+    )  # fmt: skip
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.execute(
+                delete(MetricDay).where(MetricDay.metric == m.code, MetricDay.day == today)
+            )
+            ctx.session.add_all(rows)
+    except IntegrityError:
+        pass  # another reader counted at the same time
+    return _only(found, where), now
+
+
+def _only(groups: dict[Group, Tally], where: Scope) -> dict[Group, Tally]:
     return {
         k: t
-        for k, t in found.items()
+        for k, t in groups.items()
         if (where.coach is None or k[1] == where.coach)
         and (where.month is None or k[2] == where.month)
     }
 
 
+def quiet(ctx: Context) -> None:
+    """PostgreSQL: no JIT compilation for this transaction's queries. Their plans look costly
+    (a subquery per client) but run in a few hundred ms; compiling them took longer."""
+    if dialect(ctx) == "postgresql":
+        ctx.session.execute(text("SET LOCAL jit = off"))
+
+
 def measure(ctx: Context, m: Metric, where: Scope) -> Measure:
     """Metric `m` over `where`: its value, its trend, and per coach and per program month."""
-    if m.snapshot or where.cohort is not None:
+    counted_at = None
+    if m.snapshot and where.cohort is None:
+        groups, counted_at = _snapshot(ctx, m, where)
+    elif m.snapshot or where.cohort is not None:
         groups = _grouped(ctx, rows_query(ctx, m, where), by_day=False)
     else:
         groups = _days(ctx, m, where)
-    result = Measure(m, where, Tally())
+    result = Measure(m, where, Tally(), counted_at=counted_at)
     for (_, coach, month), tally in groups.items():
         result.total.add(tally.rows, tally.met, tally.minutes)
         result.by_coach.setdefault(coach, Tally()).add(tally.rows, tally.met, tally.minutes)
@@ -555,6 +718,7 @@ def measure(ctx: Context, m: Metric, where: Scope) -> Measure:
 
 
 def measure_all(ctx: Context, where: Scope) -> list[Measure]:
+    quiet(ctx)
     return [measure(ctx, m, where) for m in METRICS]
 
 
@@ -579,6 +743,7 @@ def rows(
     """One page of the rows behind metric `m` (newest first), with how many there are and how
     many meet the definition: the same query the number comes from. `offset` (the API's)
     overrides `page` (the panel's)."""
+    quiet(ctx)
     query = rows_query(ctx, m, where)
     sub = query.subquery()
     total, met = ctx.session.execute(
@@ -625,17 +790,22 @@ def funnel(ctx: Context, where: Scope) -> list[FunnelMonth]:
     """For the deliverables generated in the window (or of the cohort's clients), per month of
     the program: how many were generated, approved, delivered (deliverable-ready email sent) and
     opened, with the median time from each stage to the next."""
-    sent = (
-        select(func.min(AutomationLog.at))
+    quiet(ctx)
+    first_sent = (
+        select(
+            AutomationLog.client_id,
+            AutomationLog.month,
+            func.min(AutomationLog.at).label("at"),
+        )
         .where(
-            AutomationLog.client_id == Deliverable.client_id,
-            AutomationLog.month == Deliverable.month,
             AutomationLog.template == Template.DELIVERABLE_READY,
             AutomationLog.status == LogStatus.COMPLETED,
-            AutomationLog.at >= Deliverable.reviewed_at,
         )
-        .scalar_subquery()
+        .group_by(AutomationLog.client_id, AutomationLog.month)
     )
+    if where.cohort is None:
+        first_sent = first_sent.where(AutomationLog.at >= at_start(window_start(ctx, where)))
+    sent_at = first_sent.subquery()
     approved = case(
         (Deliverable.status == DeliverableStatus.DELIVERED, Deliverable.reviewed_at), else_=None
     )
@@ -644,10 +814,18 @@ def funnel(ctx: Context, where: Scope) -> list[FunnelMonth]:
             Deliverable.month.label("month"),
             Deliverable.generated_at.label("generated"),
             approved.label("approved"),
-            sent.label("sent"),
+            sent_at.c.at.label("sent"),
             Deliverable.opened_at.label("opened"),
         )
         .join(Client, Client.id == Deliverable.client_id)
+        .outerjoin(
+            sent_at,
+            and_(
+                sent_at.c.client_id == Deliverable.client_id,
+                sent_at.c.month == Deliverable.month,
+                Deliverable.status == DeliverableStatus.DELIVERED,
+            ),
+        )
         .where(Deliverable.generated_at.is_not(None))
     )
     if where.cohort is not None:

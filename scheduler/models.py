@@ -459,3 +459,40 @@ class MetricDay(Base):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.day}"
+
+
+class RiskModel(Base):
+    """A fit of the clients-at-risk model (`scheduler.risk`) on the account's history: its
+    weights, scaling, threshold and training figures, and who asked for it."""
+
+    __tablename__ = "risk_models"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    trained_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(254))
+    body: Mapped[dict[str, Any]]
+
+    def __str__(self) -> str:
+        return f"risk model {self.id} ({self.trained_at:%Y-%m-%d %H:%M} UTC)"
+
+
+class ClientRisk(Base):
+    """An active client's latest risk score: the probability of being overdue by more than 7
+    days at the milestone of `month`, whether that is "at risk", the features it was computed
+    from, and the reasons shown."""
+
+    __tablename__ = "client_risks"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("risk_models.id", ondelete="CASCADE"))
+    scored_at: Mapped[datetime]
+    month: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float)
+    at_risk: Mapped[bool] = mapped_column(Boolean, index=True)
+    features: Mapped[list[float]] = mapped_column(JSONType)
+    reasons: Mapped[list[str]] = mapped_column(JSONType)
+
+    def __str__(self) -> str:
+        return f"risk {self.probability:.0%} for M{self.month}"

@@ -574,7 +574,6 @@ def metrics_page() -> Any:
     ctx = journey_context()
     where = metrics_scope()
     measures = metrics.measure_all(ctx, where)
-    found = metrics.funnel(ctx, where)
     db.session.commit()  # the whole days counted for the first time are kept
     groups: dict[str, list[metrics.Measure]] = {}
     for measure in measures:  # in the specification's order
@@ -583,12 +582,27 @@ def metrics_page() -> Any:
         "panel/metrics.html",
         measures=measures,
         groups=groups,
-        funnel=found,
         where=where,
         coaches=metrics.coach_names(ctx),
         windows=metrics.WINDOWS,
         months=[m.number for m in ctx.program.months],
         fmt=metrics.fmt,
+        snapshot_seconds=metrics.SNAPSHOT_SECONDS,
+    )
+
+
+@bp.get("/success/funnel")
+def metrics_funnel() -> Any:
+    """Each month's funnel: generated, approved, delivered, opened, with the median times."""
+    ctx = journey_context()
+    where = metrics_scope()
+    return render_template(
+        "panel/metrics_funnel.html",
+        funnel=metrics.funnel(ctx, where),
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        windows=metrics.WINDOWS,
+        months=[m.number for m in ctx.program.months],
     )
 
 

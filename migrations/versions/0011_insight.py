@@ -1,4 +1,4 @@
-"""success metrics: whole days kept, deliverables by generation time
+"""success metrics: whole days kept, deliverables by generation time; clients at risk
 
 Revision ID: 0011
 Revises: 0008
@@ -9,6 +9,7 @@ Expand only: a new table and a new index.
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0011"
 down_revision = "0008"
@@ -34,8 +35,41 @@ def upgrade():
         ),
     )
     op.create_index("ix_deliverables_generated_at", "deliverables", ["generated_at"])
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    op.create_table(
+        "risk_models",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=254), nullable=False),
+        sa.Column("body", json, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_risk_models"),
+    )
+    op.create_table(
+        "client_risks",
+        sa.Column("client_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("model_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("month", sa.Integer(), nullable=False),
+        sa.Column("probability", sa.Float(), nullable=False),
+        sa.Column("at_risk", sa.Boolean(), nullable=False),
+        sa.Column("features", json, nullable=False),
+        sa.Column("reasons", json, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["clients.id"], name="fk_client_risks_client_id_clients",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_id"], ["risk_models.id"], name="fk_client_risks_model_id_risk_models",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("client_id", name="pk_client_risks"),
+    )
+    op.create_index("ix_client_risks_at_risk", "client_risks", ["at_risk"])
 
 
 def downgrade():
+    op.drop_index("ix_client_risks_at_risk", table_name="client_risks")
+    op.drop_table("client_risks")
+    op.drop_table("risk_models")
     op.drop_index("ix_deliverables_generated_at", table_name="deliverables")
     op.drop_table("metric_days")
