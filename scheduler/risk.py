@@ -421,6 +421,30 @@ def risk_of(ctx: Context, client_id: int) -> ClientRisk | None:
     return ctx.session.get(ClientRisk, client_id)
 
 
+def risks_of(ctx: Context, ids: Sequence[int]) -> dict[int, ClientRisk]:
+    if not ids:
+        return {}
+    found = ctx.session.scalars(select(ClientRisk).where(ClientRisk.client_id.in_(list(ids))))
+    return {r.client_id: r for r in found}
+
+
+def at_risk_ids() -> Any:
+    """SQL: the ids of the clients the latest scoring found at risk (the clients list filter)."""
+    return select(ClientRisk.client_id).where(ClientRisk.at_risk.is_(True))
+
+
+def at_risk(ctx: Context, limit: int = 200) -> list[tuple[ClientRisk, Client]]:
+    """The clients at risk, most likely first."""
+    found = ctx.session.execute(
+        select(ClientRisk, Client)
+        .join(Client, Client.id == ClientRisk.client_id)
+        .where(ClientRisk.at_risk.is_(True))
+        .order_by(ClientRisk.probability.desc(), Client.id)
+        .limit(limit)
+    )
+    return [(r, c) for r, c in found]
+
+
 @dataclass(frozen=True)
 class Weight:
     feature: Feature

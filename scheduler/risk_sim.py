@@ -4,11 +4,11 @@ model trained on what was known at a cut-off and judged on what happened after i
 
 The behaviour, by kind of client (drawn with a fixed seed):
 - engaged (60%): opens a deliverable 2-30 h after delivery; the coach approves 12-72 h after
-  generation; 5% of months are rejected once and regenerated;
-- drifting (30%): opens after 40-160 h; approval after 60-150 h; 30% of months rejected once
-  (then the regenerated version waits for approval again, often past the 7 days);
-- struggling (10%): opens after 100-300 h; approval after 170-260 h (past the 7 days every
-  month); 30% of months rejected.
+  generation; 5% of months are rejected 6 h after generation and regenerated 2 days later
+  (waiting for the client's input), then approved after the same delay: never late;
+- drifting (30%): opens after 40-160 h; approval after 90-165 h (in time on its own); 35% of
+  months rejected and regenerated, which makes the month late when approval takes over 114 h;
+- struggling (10%): opens after 100-300 h; approval after 170-260 h: late every month.
 One client in ten (of the engaged and drifting) takes a 14-day hold in a random month, which
 moves the rest of their journey."""
 
@@ -27,7 +27,7 @@ KINDS = (("engaged", 0.6), ("drifting", 0.3), ("struggling", 0.1))
 BEHAVIOUR = {
     # (open after hours, approve after hours, share of months rejected once)
     "engaged": ((2, 30), (12, 72), 0.05),
-    "drifting": ((40, 160), (60, 150), 0.3),
+    "drifting": ((40, 160), (90, 165), 0.35),
     "struggling": ((100, 300), (170, 260), 0.3),
 }
 
@@ -64,7 +64,7 @@ def scenario(clients: int = 150, seed: int = 16) -> tuple[Scenario, dict[str, st
                 )
                 events.append(
                     EventSpec(
-                        len(events), at + timedelta(hours=1), key, "generate", {"month": month}
+                        len(events), at + timedelta(hours=48), key, "generate", {"month": month}
                     )
                 )
     until = datetime.combine(date(2026, 5, 5) + timedelta(days=8 * 30 + 20), time(0), UTC)

@@ -34,6 +34,7 @@ from scheduler import (
     overview,
     progress,
     review,
+    risk,
     timeline,
 )
 from scheduler.models import Admin, Automation, Client
@@ -129,10 +130,18 @@ def clients() -> Any:
     q = request.args.get("q", "")
     status = request.args.get("status", "")
     sort = request.args.get("sort", "name")
+    at_risk = request.args.get("risk") == "1"
     page = overview.clients(
-        ctx, q=q, status=status, sort=sort, page=parse_int(request.args.get("page"), "page") or 1
+        ctx,
+        q=q,
+        status=status,
+        sort=sort,
+        page=parse_int(request.args.get("page"), "page") or 1,
+        only=risk.at_risk_ids() if at_risk else None,
     )
     context = {
+        "risks": risk.risks_of(ctx, [row.id for row in page.rows]),
+        "at_risk": at_risk,
         "page": page,
         "q": q,
         "status": status,
@@ -216,6 +225,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
+        "risk": risk.risk_of(ctx, client.id),
         **extra,
     }
 
@@ -623,3 +633,37 @@ def metric_rows(code: str) -> Any:
         coaches=metrics.coach_names(ctx),
         zone=admin_zone(),
     )
+
+
+# -- clients at risk -------------------------------------------------------------------------------
+
+
+@bp.get("/risk")
+def risk_page() -> Any:
+    """The clients-at-risk model: its features and weights, how well it fits, who is at risk."""
+    ctx = journey_context()
+    kept = risk.latest(ctx)
+    return render_template(
+        "panel/risk.html",
+        kept=kept,
+        model=risk.Model.from_dict(kept.body) if kept else None,
+        weights=risk.weights(kept) if kept else [],
+        clients=risk.at_risk(ctx),
+        features=risk.FEATURES,
+    )
+
+
+@bp.post("/risk/train")
+def risk_train() -> Any:
+    """Fit the model again on the account's history and score every active client."""
+    ctx = journey_context()
+    try:
+        kept = risk.train(ctx, actor=getattr(current_user, "email", "admin"))
+        ctx.commit()
+    except errors.JourneyError as exc:
+        refused(exc)
+        flash(exc.message, "error")
+        return redirect(url_for("panel.risk_page"), 303)
+    at = sum(1 for _ in risk.at_risk(ctx, limit=100_000))
+    flash(f"The model is trained on {kept.body['rows']} past months; {at} clients at risk.", "ok")
+    return redirect(url_for("panel.risk_page"), 303)
