@@ -137,3 +137,32 @@ def test_measured_on_a_simulated_history_with_known_behaviour():
     assert e.test_rows > 20 and 0 < e.overdue < e.test_rows
     assert e.precision > e.base_rate
     assert e.recall >= 0.5
+
+
+def test_api_and_command_line(history):
+    from tests.test_api import Api, new_token
+    from web.cli import cli
+
+    harness, late = history
+    api = Api(harness, new_token(harness))
+    assert api.get("/api/admin/risk").get_json() == {"model": None, "at_risk": []}
+    trained = api.post("/api/admin/risk/train")
+    assert trained.status_code == 201
+    body = trained.get_json()
+    assert {c["client_id"] for c in body["at_risk"]} == set(late)
+    assert body["model"]["actor"].startswith("coach@example.com (API token")
+    assert body["model"]["features"][0]["code"] == "late_share"
+    runner = harness.app.test_cli_runner()
+    shown = runner.invoke(cli, ["risk", "show"])
+    assert shown.exit_code == 0 and f"{len(late)} clients at risk" in shown.output
+    assert "Past months overdue" in shown.output
+
+
+def test_training_without_history_is_a_clear_refusal(harness):
+    from tests.test_api import Api, new_token
+    from web.cli import cli
+
+    api = Api(harness, new_token(harness))
+    assert api.post("/api/admin/risk/train").status_code == 409
+    refused = harness.app.test_cli_runner().invoke(cli, ["risk", "train"])
+    assert refused.exit_code == 1 and "not enough history" in refused.output

@@ -39,7 +39,7 @@ PUBLIC = frozenset({"api.openapi", "api.docs"})
 
 
 def init_app(app: Flask) -> None:
-    from web.api import automations, clients, docs, metrics  # noqa: F401  (declare the routes)
+    from web.api import automations, clients, docs, metrics, risk  # noqa: F401  (the routes)
 
     program = app.extensions["journey"].program
     app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}

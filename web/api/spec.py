@@ -431,6 +431,49 @@ def schemas(program: Program) -> dict[str, Any]:
                 "met": COUNT,
             }
         ),
+        "Risk": obj(
+            {
+                "model": nullable(
+                    obj(
+                        {
+                            "id": ID,
+                            "trained_at": INSTANT,
+                            "actor": {"type": "string"},
+                            "rows": COUNT,
+                            "positives": COUNT,
+                            "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                            "precision": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                            "recall": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                            "intercept": {"type": "number"},
+                            "features": {
+                                "type": "array",
+                                "items": obj(
+                                    {
+                                        "code": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "weight": {"type": "number"},
+                                        "mean": {"type": "number"},
+                                        "scale": {"type": "number"},
+                                    }
+                                ),
+                            },
+                        }
+                    )
+                ),
+                "at_risk": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "client_id": ID,
+                            "name": {"type": "string"},
+                            "month": month,
+                            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+                            "reasons": {"type": "array", "items": {"type": "string"}},
+                        }
+                    ),
+                },
+            }
+        ),
         "Stats": obj(
             {
                 "at": INSTANT,
@@ -875,6 +918,29 @@ def paths(program: Program) -> dict[str, Any]:
                     *PAGE,
                 ],
                 description="Exactly the rows the metric's value is counted from.",
+            ),
+        },
+        "/api/admin/risk": {
+            "get": operation(
+                "clientsAtRisk",
+                "Clients at risk",
+                "Admin",
+                responses("200", "Risk"),
+                description="The clients-at-risk model (a logistic regression fitted on the "
+                "account's history: each feature with its weight) and the active clients it "
+                "found at risk of being more than 7 days late at their next milestone, with "
+                "their reasons. `model` is null until it has been trained.",
+            ),
+        },
+        "/api/admin/risk/train": {
+            "post": operation(
+                "trainRiskModel",
+                "Train the clients-at-risk model",
+                "Admin",
+                responses("201", "Risk", "409"),
+                params=[IDEMPOTENCY],
+                description="Fit the model again on the account's history and score every "
+                "active client. 409 when the history is too short to learn from.",
             ),
         },
         "/api/admin/automations/logs": {

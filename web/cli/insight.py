@@ -73,4 +73,78 @@ def metrics_cmd(window: str, cohort: str, coach: str, month: str, code: str, as_
         )
 
 
-COMMANDS = [metrics_cmd]
+@click.group("risk")
+def risk_group() -> None:
+    """Clients at risk of running more than 7 days late at their next milestone."""
+
+
+@risk_group.command("train")
+@click.option("--actor", default="command line", show_default=True, help="Who asks (the log).")
+@with_appcontext
+@friendly
+def risk_train(actor: str) -> None:
+    """Fit the model on the account's history and score every active client."""
+    from scheduler import risk
+
+    ctx = journey_context()
+    kept = risk.train(ctx, actor=actor)
+    ctx.commit()
+    click.echo(f"trained on {kept.body['rows']} past months ({kept.body['positives']} late)")
+    risk_print(kept)
+
+
+def risk_print(kept: object) -> None:
+    from scheduler import risk
+
+    assert isinstance(kept, risk.RiskModel)
+    model = risk.Model.from_dict(kept.body)
+    click.echo(f"threshold {model.threshold:.2f}; on the training rows precision "
+               f"{model.precision:.2f}, recall {model.recall:.2f}")  # fmt: skip
+    click.echo(f"  {'intercept':<40} {model.weights[0]:+.3f}")
+    for w in risk.weights(kept):
+        click.echo(f"  {w.feature.name:<40} {w.weight:+.3f}  (mean {w.mean}, sd {w.scale})")
+    at = risk.at_risk(journey_context())
+    click.echo(f"{len(at)} clients at risk")
+    for r, c in at:
+        reasons = "; ".join(r.reasons)
+        click.echo(f"  {c.name} <{c.email}>  M{r.month}  {r.probability:.0%}  {reasons}")
+
+
+@risk_group.command("show")
+@with_appcontext
+@friendly
+def risk_show() -> None:
+    """The model in use (its weights) and the clients it finds at risk."""
+    from scheduler import risk
+
+    kept = risk.latest(journey_context())
+    if kept is None:
+        click.echo("no model yet: journey risk train")
+        return
+    risk_print(kept)
+
+
+@risk_group.command("evaluate")
+@click.option("--clients", type=click.IntRange(10, 2000), default=120, show_default=True)
+@click.option("--seed", type=int, default=16, show_default=True)
+def risk_evaluate(clients: int, seed: int) -> None:
+    """Measure the model on a simulated history with known behaviour: train on what was known
+    at a cut-off, then judge each month of the next 60 days against what happened."""
+    from scheduler import risk_sim
+
+    measured = risk_sim.measure(clients, seed)
+    e = measured.evaluation
+    click.echo(
+        f"{clients} simulated clients; trained on {e.train_rows} months known by "
+        f"{e.cutoff:%Y-%m-%d}, judged on the {e.test_rows} months after it "
+        f"({e.overdue} ran late: base rate {e.base_rate:.0%})"
+    )
+    click.echo(
+        f"at risk: {e.flagged} flagged; precision {e.precision:.2f}, recall {e.recall:.2f} "
+        f"(threshold {e.model.threshold:.2f})"
+    )
+    for code, weight in measured.weights:
+        click.echo(f"  {code:<20} {weight:+.3f}")
+
+
+COMMANDS = [metrics_cmd, risk_group]
