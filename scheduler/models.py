@@ -333,6 +333,7 @@ class Email(Base):
     __table_args__ = (
         Index("ix_emails_client_id_created_at", "client_id", "created_at"),
         Index("ix_emails_automation_id", "automation_id"),
+        Index("ix_emails_ab_test_id", "ab_test_id"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -359,6 +360,9 @@ class Email(Base):
     # message was sent again: the message was possibly received twice (same Message-ID).
     uncertain_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # The A/B test this email took part in, and the variant it was given ("A" or "B").
+    ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_tests.id", ondelete="SET NULL"))
+    variant: Mapped[str | None] = mapped_column(String(1))
 
     client: Mapped[Client | None] = relationship(viewonly=True)
 
@@ -496,3 +500,30 @@ class ClientRisk(Base):
 
     def __str__(self) -> str:
         return f"risk {self.probability:.0%} for M{self.month}"
+
+
+class AbTest(Base):
+    """An A/B test of one client email template (`scheduler.abtests`): variant B overrides the
+    subject and/or the bodies; `split` percent of clients (by a stable hash) get B. The goal:
+    the client opens the email's month's deliverable within `goal_days` of the email. Ended by
+    keeping one variant (`kept`): a kept B then goes to every client."""
+
+    __tablename__ = "ab_tests"
+    __table_args__ = (Index("ix_ab_tests_template", "template"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    template: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str | None] = mapped_column(Text)  # None: the template's own
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    split: Mapped[int] = mapped_column(Integer)  # percent of clients given variant B
+    goal_days: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(254))
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(254))
+    kept: Mapped[str | None] = mapped_column(String(1))  # "A" or "B" once ended
+
+    def __str__(self) -> str:
+        return f"A/B test {self.id} of {self.template}"

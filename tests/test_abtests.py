@@ -1,0 +1,130 @@
+"""A/B tests of email templates: stable assignment, the variant in the email sent, results with
+a confidence interval worked out by hand, ending by keeping one variant; panel and API."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from scheduler import abtests, review
+from scheduler.models import AbTest
+
+
+def at(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_assignment_is_stable_and_follows_the_split():
+    test = AbTest(id=7, split=30, ended_at=None)
+    first = [abtests.assign(test, c) for c in range(1, 2001)]
+    assert first == [abtests.assign(test, c) for c in range(1, 2001)]  # the same every time
+    share = first.count("B") / len(first)
+    assert 0.27 < share < 0.33
+    other = AbTest(id=8, split=30, ended_at=None)
+    assert first != [abtests.assign(other, c) for c in range(1, 2001)]  # each test its own
+
+
+def test_the_verdict_worked_out_by_hand():
+    test = AbTest(id=1, split=50, goal_days=7)
+    # A: 40 of 100 (0.40); B: 60 of 100 (0.60). diff 0.20, se = sqrt(.24/100 + .24/100)
+    # = 0.069282; 95% CI 0.20 +- 0.135793 = [0.064207, 0.335793]: B is better.
+    r = abtests.judged(test, abtests.Arm("A", 100, 40), abtests.Arm("B", 100, 60), 0)
+    assert r.difference == pytest.approx(0.20)
+    assert (r.low, r.high) == (pytest.approx(0.064207, abs=1e-6), pytest.approx(0.335793, abs=1e-6))
+    assert r.verdict == "variant better"
+    # A: 40 of 100; B: 45 of 100: diff 0.05, CI crosses 0. Needed per variant:
+    # (1.96 + 0.84)^2 * (0.24 + 0.2475) / 0.05^2 = 1528.8 -> 1529; 1429 more.
+    r = abtests.judged(test, abtests.Arm("A", 100, 40), abtests.Arm("B", 100, 45), 0)
+    assert r.verdict == "no winner yet"
+    assert "about 1429 more sends per variant" in r.says
+    r = abtests.judged(test, abtests.Arm("A", 100, 60), abtests.Arm("B", 100, 40), 0)
+    assert r.verdict == "variant worse"
+
+
+def test_every_email_records_its_variant_and_the_goal_is_counted(harness):
+    test = harness.do(
+        abtests.start,
+        template="DELIVERABLE_READY",
+        subject="{{ client }}, your month {{ month }} plan is in",
+        split=50,
+        goal_days=3,
+        actor="coach@example.com",
+    )
+    clients = [
+        harness.enroll(date(2026, 1, 5), email=f"c{i}@example.com", name=f"Client {i}")
+        for i in range(12)
+    ]
+    harness.run_until(at(2026, 1, 5, 12))
+    for i, client in enumerate(clients):
+        harness.do(review.approve, client, 1)
+    harness.run_until(at(2026, 1, 6, 12))
+    sent = harness.emails("DELIVERABLE_READY")
+    assert len(sent) == 12
+    for email in sent:
+        assert email.ab_test_id == test.id
+        assert email.variant == abtests.assign(test, email.client_id)
+        if email.variant == "B":
+            assert email.subject.endswith("your month 1 plan is in")
+        else:
+            assert "plan is in" not in email.subject
+    b_clients = [c for c in clients if abtests.assign(test, c.id) == "B"]
+    a_clients = [c for c in clients if abtests.assign(test, c.id) == "A"]
+    assert b_clients and a_clients
+    # Two B clients and one A client open within the 3 days; one A client after 5 days.
+    harness.clock.set(at(2026, 1, 7, 12))
+    for client in [*b_clients[:2], a_clients[0]]:
+        harness.do(review.open_deliverable, client, 1)
+    result = abtests.result(harness.ctx, test)
+    assert (result.b.conversions, result.a.conversions) == (2, 1)
+    assert result.pending == 12 - 3  # the others' 3 days have not passed yet
+    harness.clock.set(at(2026, 1, 10, 12))
+    if len(a_clients) > 1:
+        harness.do(review.open_deliverable, a_clients[1], 1)  # too late for the goal
+    result = abtests.result(harness.ctx, test)
+    assert (result.a.sends, result.b.sends) == (len(a_clients), len(b_clients))
+    assert (result.a.conversions, result.b.conversions) == (1, 2)
+    assert result.verdict == "no winner yet"
+
+
+def test_ending_keeps_one_variant(harness):
+    test = harness.do(
+        abtests.start, template="REMINDER_UPCOMING", subject="Soon: M{{ month }}",
+        actor="coach@example.com",
+    )  # fmt: skip
+    harness.do(abtests.end, test, "B", "coach@example.com")
+    assert (test.kept, test.ended_by) == ("B", "coach@example.com")
+    client = harness.enroll(date(2026, 1, 10))
+    harness.run_until(at(2026, 1, 8, 12))
+    [email] = harness.emails("REMINDER_UPCOMING")
+    assert email.subject == "Soon: M1" and email.variant == "B"  # everyone gets B now
+    with pytest.raises(abtests.Conflict):
+        abtests.end(harness.ctx, test, "A", "coach@example.com")
+    assert client.id
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"template": "REVIEW_NEEDED", "subject": "x"}, "template"),
+        ({"template": "DELIVERABLE_READY"}, "subject"),
+        ({"template": "DELIVERABLE_READY", "subject": "{{ oops"}, "subject"),
+        ({"template": "DELIVERABLE_READY", "subject": "x", "split": 0}, "split"),
+        ({"template": "DELIVERABLE_READY", "subject": "x", "goal_days": 0}, "goal_days"),
+    ],
+)
+def test_a_test_that_cannot_run_is_refused(harness, kwargs, field):
+    with pytest.raises(abtests.Invalid) as refused:
+        abtests.start(harness.ctx, actor="coach@example.com", **kwargs)
+    assert refused.value.field == field
+
+
+def test_a_variant_missing_a_variable_fails_its_email_loudly(harness):
+    harness.do(
+        abtests.start, template="REMINDER_UPCOMING", subject="{{ nope }}", split=99,
+        actor="coach@example.com",
+    )  # fmt: skip
+    client = harness.enroll(date(2026, 1, 10))
+    harness.run_until(at(2026, 1, 8, 12))
+    assert not [e for e in harness.emails("REMINDER_UPCOMING") if e.variant == "B"]
+    assert client.id
