@@ -250,8 +250,8 @@ def result(ctx: Context, test: AbTest) -> Result:
 
 def judged(test: AbTest, a: Arm, b: Arm, pending: int) -> Result:
     if a.rate is None or b.rate is None:
-        return Result(test, a, b, pending, None, None, None, "no winner yet",
-                      f"No winner yet: each variant needs sends (at least {MIN_SENDS}).")  # fmt: skip
+        says = f"No winner yet: each variant needs sends (at least {MIN_SENDS})."
+        return Result(test, a, b, pending, None, None, None, "no winner yet", says)
     diff = b.rate - a.rate
     se = math.sqrt(a.rate * (1 - a.rate) / a.sends + b.rate * (1 - b.rate) / b.sends)
     low, high = diff - Z * se, diff + Z * se

@@ -446,6 +446,33 @@ class Measure:
     def meets(self) -> bool | None:
         return self.metric.meets(self.value)
 
+    @property
+    def bars(self) -> list[Bar]:
+        """The trend as SVG bars (percent of the chart; the target is a line at `target_y`)."""
+        values = [p.tally.value(self.metric) for p in self.trend]
+        top = max([v for v in values if v is not None] + [self.metric.target, 0.0001])
+        width = 100 / len(values) if values else 100
+        found = []
+        for i, (point, value) in enumerate(zip(self.trend, values, strict=True)):
+            height = None if value is None else max(100 * value / top, 2)
+            found.append(Bar(point, value, round(i * width, 2), round(width, 2), height))
+        return found
+
+    @property
+    def target_y(self) -> float:
+        values = [p.tally.value(self.metric) for p in self.trend]
+        top = max([v for v in values if v is not None] + [self.metric.target, 0.0001])
+        return round(100 - 100 * self.metric.target / top, 2)
+
+
+@dataclass(frozen=True)
+class Bar:
+    point: Point
+    value: float | None
+    x: float
+    width: float
+    height: float | None  # None: no rows that day
+
 
 Group = tuple[date | None, int, int]  # (UTC day, coach id or 0, month or 0)
 
@@ -706,12 +733,17 @@ def measure(ctx: Context, m: Metric, where: Scope) -> Measure:
         start = window_start(ctx, where)
         step = 7 if where.days > 30 else 1
         buckets = -(-where.days // step)
+        by_day: dict[date, Tally] = {}
+        for (day, _, _), t in groups.items():
+            if day is not None:
+                by_day.setdefault(day, Tally()).add(t.rows, t.met, t.minutes)
         for i in range(buckets):
             lo = start + timedelta(days=i * step)
             hi = min(lo + timedelta(days=step - 1), start + timedelta(days=where.days - 1))
             tally = Tally()
-            for (day, _, _), t in groups.items():
-                if day is not None and lo <= day <= hi:
+            for offset in range((hi - lo).days + 1):
+                t = by_day.get(lo + timedelta(days=offset))
+                if t is not None:
                     tally.add(t.rows, t.met, t.minutes)
             result.trend.append(Point(lo, hi, tally))
     return result

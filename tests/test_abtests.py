@@ -56,7 +56,7 @@ def test_every_email_records_its_variant_and_the_goal_is_counted(harness):
         for i in range(12)
     ]
     harness.run_until(at(2026, 1, 5, 12))
-    for i, client in enumerate(clients):
+    for client in clients:
         harness.do(review.approve, client, 1)
     harness.run_until(at(2026, 1, 6, 12))
     sent = harness.emails("DELIVERABLE_READY")
