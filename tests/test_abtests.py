@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import select
 
 from scheduler import abtests, review
 from scheduler.models import AbTest
+from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
+from web.extensions import db
 
 
 def at(*args):
@@ -128,3 +131,58 @@ def test_a_variant_missing_a_variable_fails_its_email_loudly(harness):
     harness.run_until(at(2026, 1, 8, 12))
     assert not [e for e in harness.emails("REMINDER_UPCOMING") if e.variant == "B"]
     assert client.id
+
+
+@pytest.fixture
+def panel(harness):
+    harness.app.config.update(LONG_SESSIONS)
+    web = browser(harness.app)
+    set_password()
+    assert log_in(web).status_code == 302
+    return Panel(web)
+
+
+def test_the_panel_starts_reads_and_ends_a_test(harness, panel):
+    page = panel.get("/ab").get_data(True)
+    assert "No A/B test yet" in page
+    started = panel.post(
+        "/ab",
+        {"template": "DELIVERABLE_READY", "name": "shorter subject", "subject": "M{{ month }}",
+         "split": "40", "goal_days": "5"},
+        htmx=False,
+    )  # fmt: skip
+    assert started.status_code == 303
+    test = db.session.scalars(select(AbTest)).one()
+    assert (test.split, test.goal_days, test.started_by) == (40, 5, "coach@example.com")
+    shown = panel.get(f"/ab/{test.id}").get_data(True)
+    assert "No winner yet" in shown and "40% of clients get variant B" in shown
+    refused = panel.post("/ab", {"template": "DELIVERABLE_READY", "subject": "x"}, htmx=False)
+    assert refused.status_code == 409 and "already being tested" in refused.get_data(True)
+    bad = panel.post("/ab", {"template": "WELCOME_BACK", "subject": "{{ x"}, htmx=False)
+    assert bad.status_code == 422 and "not a valid template" in bad.get_data(True)
+    ended = panel.post(f"/ab/{test.id}/end", {"keep": "B"}, htmx=False)
+    assert ended.status_code == 303
+    db.session.refresh(test)
+    assert (test.kept, test.ended_by) == ("B", "coach@example.com")
+    assert panel.get("/ab/999").status_code == 404
+
+
+def test_the_api_starts_lists_and_ends_a_test(harness):
+    from tests.test_api import Api, new_token
+
+    api = Api(harness, new_token(harness))
+    made = api.post(
+        "/api/admin/ab-tests",
+        {"template": "REMINDER_UPCOMING", "subject": "Soon: M{{ month }}", "split": 30},
+    )
+    assert made.status_code == 201, made.get_json()
+    body = made.get_json()
+    assert body["split"] == 30 and body["goal_days"] == 7 and body["verdict"] == "no winner yet"
+    listed = api.get("/api/admin/ab-tests").get_json()
+    assert [t["id"] for t in listed["data"]] == [body["id"]]
+    again = api.post("/api/admin/ab-tests", {"template": "REMINDER_UPCOMING", "subject": "x"})
+    assert again.status_code == 409
+    ended = api.post(f"/api/admin/ab-tests/{body['id']}/end", {"keep": "A"})
+    assert ended.status_code == 200 and ended.get_json()["kept"] == "A"
+    assert api.post(f"/api/admin/ab-tests/{body['id']}/end", {"keep": "A"}).status_code == 409
+    assert api.get("/api/admin/ab-tests/12345").status_code == 404

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from scheduler import (
+    abtests,
     controls,
     emails,
     enrollment,
@@ -667,3 +668,78 @@ def risk_train() -> Any:
     at = sum(1 for _ in risk.at_risk(ctx, limit=100_000))
     flash(f"The model is trained on {kept.body['rows']} past months; {at} clients at risk.", "ok")
     return redirect(url_for("panel.risk_page"), 303)
+
+
+# -- A/B tests of email templates ------------------------------------------------------------------
+
+
+@bp.get("/ab")
+def ab_tests() -> Any:
+    """Every A/B test with its result, and the form that starts one."""
+    ctx = journey_context()
+    found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
+    return render_template(
+        "panel/ab_tests.html", results=found, templates=abtests.TESTABLE, form={}, error=None
+    )
+
+
+@bp.post("/ab")
+def ab_start() -> Any:
+    ctx = journey_context()
+    form = request.form
+    try:
+        split = parse_int(form.get("split"), "split")
+        goal = parse_int(form.get("goal_days"), "goal_days")
+        test = abtests.start(
+            ctx,
+            template=form.get("template", ""),
+            name=form.get("name", ""),
+            subject=form.get("subject"),
+            text=form.get("text"),
+            html=form.get("html"),
+            split=50 if split is None else split,
+            goal_days=7 if goal is None else goal,
+            actor=getattr(current_user, "email", "admin"),
+        )
+        ctx.commit()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
+        return render_template(
+            "panel/ab_tests.html",
+            results=found,
+            templates=abtests.TESTABLE,
+            form=form,
+            error=exc.message,
+        ), code
+    flash(f"A/B test {test.id} of {TEMPLATE_NAMES[Template(test.template)]} is running.", "ok")
+    return redirect(url_for("panel.ab_test", test_id=test.id), 303)
+
+
+@bp.get("/ab/<int:test_id>")
+def ab_test(test_id: int) -> Any:
+    ctx = journey_context()
+    try:
+        test = abtests.find(ctx, test_id)
+    except errors.NotFound:
+        abort(404)
+    return render_template("panel/ab_test.html", r=abtests.result(ctx, test))
+
+
+@bp.post("/ab/<int:test_id>/end")
+def ab_end(test_id: int) -> Any:
+    """End the test keeping the variant the admin chose."""
+    ctx = journey_context()
+    try:
+        test = abtests.find(ctx, test_id)
+    except errors.NotFound:
+        abort(404)
+    try:
+        abtests.end(ctx, test, request.form.get("keep", ""), getattr(current_user, "email", ""))
+        ctx.commit()
+    except errors.JourneyError as exc:
+        refused(exc)
+        flash(exc.message, "error")
+        return redirect(url_for("panel.ab_test", test_id=test_id), 303)
+    flash(f"A/B test {test_id} ended: variant {test.kept} is kept.", "ok")
+    return redirect(url_for("panel.ab_test", test_id=test_id), 303)

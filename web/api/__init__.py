@@ -39,7 +39,14 @@ PUBLIC = frozenset({"api.openapi", "api.docs"})
 
 
 def init_app(app: Flask) -> None:
-    from web.api import automations, clients, docs, metrics, risk  # noqa: F401  (the routes)
+    from web.api import (  # noqa: F401  (declare the routes)
+        abtests,
+        automations,
+        clients,
+        docs,
+        metrics,
+        risk,
+    )
 
     program = app.extensions["journey"].program
     app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}

@@ -8,6 +8,7 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
+from scheduler.abtests import TESTABLE
 from scheduler.inputs import YEARS
 from scheduler.metrics import METRICS, WINDOWS
 from scheduler.models import MAX_ID
@@ -474,6 +475,55 @@ def schemas(program: Program) -> dict[str, Any]:
                 },
             }
         ),
+        "AbTestInput": obj(
+            {
+                "template": {"type": "string", "enum": [t.value for t in TESTABLE]},
+                "name": {"type": "string", "maxLength": 200, "pattern": TEXT},
+                "subject": {"type": "string", "maxLength": 300, "pattern": TEXT},
+                "text": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
+                "html": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
+                "split": {"type": "integer", "minimum": 1, "maximum": 99},
+                "goal_days": {"type": "integer", "minimum": 1, "maximum": 60},
+            },
+            required=["template"],
+        ),
+        "AbTestEnd": obj({"keep": {"type": "string", "enum": ["A", "B"]}}),
+        "AbTest": obj(
+            {
+                "id": ID,
+                "template": {"type": "string"},
+                "name": {"type": "string"},
+                "subject": nullable({"type": "string"}),
+                "text": nullable({"type": "string"}),
+                "html": nullable({"type": "string"}),
+                "split": {"type": "integer"},
+                "goal_days": {"type": "integer"},
+                "started_at": INSTANT,
+                "started_by": {"type": "string"},
+                "ended_at": nullable(INSTANT),
+                "ended_by": nullable({"type": "string"}),
+                "kept": nullable({"type": "string", "enum": ["A", "B"]}),
+                "a": ref("AbArm"),
+                "b": ref("AbArm"),
+                "pending": COUNT,
+                "difference": nullable({"type": "number"}),
+                "low": nullable({"type": "number"}),
+                "high": nullable({"type": "number"}),
+                "verdict": {
+                    "type": "string",
+                    "enum": ["no winner yet", "variant better", "variant worse"],
+                },
+                "says": {"type": "string"},
+            }
+        ),
+        "AbArm": obj(
+            {
+                "sends": COUNT,
+                "conversions": COUNT,
+                "rate": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+            }
+        ),
+        "AbTestList": obj({"data": {"type": "array", "items": ref("AbTest")}}),
         "Stats": obj(
             {
                 "at": INSTANT,
@@ -941,6 +991,50 @@ def paths(program: Program) -> dict[str, Any]:
                 params=[IDEMPOTENCY],
                 description="Fit the model again on the account's history and score every "
                 "active client. 409 when the history is too short to learn from.",
+            ),
+        },
+        "/api/admin/ab-tests": {
+            "get": operation(
+                "listAbTests",
+                "A/B tests of emails",
+                "Admin",
+                responses("200", "AbTestList"),
+                description="Every A/B test with its result: sends and goal conversions of "
+                "each variant, the difference B - A with its 95% confidence interval, and a "
+                "plain verdict.",
+            ),
+            "post": operation(
+                "startAbTest",
+                "Start an A/B test of a client email",
+                "Admin",
+                responses("201", "AbTest", "409"),
+                request=body("AbTestInput"),
+                params=[IDEMPOTENCY],
+                description="Variant B overrides the subject and/or the bodies (Jinja, with the "
+                "email's variables); `split` percent of clients (by a stable hash) get it. "
+                "Goal: the month's deliverable opened within `goal_days` of the email. 409 "
+                "when the template is already being tested.",
+            ),
+        },
+        "/api/admin/ab-tests/{test_id}": {
+            "get": operation(
+                "getAbTest",
+                "One A/B test and its result",
+                "Admin",
+                responses("200", "AbTest"),
+                params=[param("test_id", "path", ID, "The test's id.", required=True)],
+            ),
+        },
+        "/api/admin/ab-tests/{test_id}/end": {
+            "post": operation(
+                "endAbTest",
+                "End an A/B test by keeping one variant",
+                "Admin",
+                responses("200", "AbTest", "409"),
+                request=body("AbTestEnd"),
+                params=[param("test_id", "path", ID, "The test's id.", required=True), IDEMPOTENCY],
+                description="Keep A (the template) or B (the variant, from now on for every "
+                "client). 409 when the test has already ended.",
             ),
         },
         "/api/admin/automations/logs": {
