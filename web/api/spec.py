@@ -987,7 +987,7 @@ def paths(program: Program) -> dict[str, Any]:
                 "trainRiskModel",
                 "Train the clients-at-risk model",
                 "Admin",
-                responses("201", "Risk", "409"),
+                responses("201", "Risk", "400", "409"),
                 params=[IDEMPOTENCY],
                 description="Fit the model again on the account's history and score every "
                 "active client. 409 when the history is too short to learn from.",
@@ -1007,7 +1007,7 @@ def paths(program: Program) -> dict[str, Any]:
                 "startAbTest",
                 "Start an A/B test of a client email",
                 "Admin",
-                responses("201", "AbTest", "409"),
+                responses("201", "AbTest", "400", "409", "415"),
                 request=body("AbTestInput"),
                 params=[IDEMPOTENCY],
                 description="Variant B overrides the subject and/or the bodies (Jinja, with the "
@@ -1030,7 +1030,7 @@ def paths(program: Program) -> dict[str, Any]:
                 "endAbTest",
                 "End an A/B test by keeping one variant",
                 "Admin",
-                responses("200", "AbTest", "409"),
+                responses("200", "AbTest", "400", "409", "415"),
                 request=body("AbTestEnd"),
                 params=[param("test_id", "path", ID, "The test's id.", required=True), IDEMPOTENCY],
                 description="Keep A (the template) or B (the variant, from now on for every "
