@@ -774,13 +774,17 @@ def rows(
 ) -> RowsPage:
     """One page of the rows behind metric `m` (newest first), with how many there are and how
     many meet the definition: the same query the number comes from. `offset` (the API's)
-    overrides `page` (the panel's)."""
+    overrides `page` (the panel's). For a window, the counts are the kept days' (the page's
+    number itself), so that the window's rows are not counted again."""
     quiet(ctx)
     query = rows_query(ctx, m, where)
-    sub = query.subquery()
-    total, met = ctx.session.execute(
-        select(func.count(), func.coalesce(func.sum(sub.c.met), 0))
-    ).one()
+    if m.snapshot or where.cohort is not None:
+        total, met = count_rows(ctx, m, where)
+    else:
+        kept = Tally()
+        for tally in _days(ctx, m, where).values():
+            kept.add(tally.rows, tally.met, tally.minutes)
+        total, met = kept.rows, kept.met
     pages = max(1, -(-int(total) // limit))
     page = min(max(page, 1), pages)
     skip = (page - 1) * limit if offset is None else offset
@@ -791,6 +795,16 @@ def rows(
     )
     found = ctx.session.execute(ordered.offset(skip).limit(limit)).all()
     return RowsPage(list(found), int(total), int(met), page, pages)
+
+
+def count_rows(ctx: Context, m: Metric, where: Scope) -> tuple[int, int]:
+    """How many rows `rows_query` gives, and how many of them meet the definition, counted
+    now (the kept days are checked against this)."""
+    sub = rows_query(ctx, m, where).subquery()
+    total, met = ctx.session.execute(
+        select(func.count(), func.coalesce(func.sum(sub.c.met), 0))
+    ).one()
+    return int(total), int(met)
 
 
 def coach_names(ctx: Context) -> dict[int, str]:
