@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from scheduler import lookups, rules, timeline, webhook
+from scheduler import abtests, lookups, rules, timeline, webhook
 from scheduler.engine import Context, NotSent, OutgoingMessage, Version
 from scheduler.lookups import Journey, local_today
 from scheduler.models import Admin, Automation, Client, Email, Hold
@@ -133,7 +133,7 @@ def render(template: Template, context: dict[str, Any], version: Version | None 
     blocks = text_template.new_context(context)
     subject = "".join(text_template.blocks["subject"](blocks))
     text = "".join(text_template.blocks["body"](blocks)).strip() + "\n"
-    text += env.get_template("email/_footer.txt").render(context)
+    text += render_footer(context, version)
     html = env.get_template(f"email/{template}.html").render(context)
     # One line, whatever a name contains: no header injection through the subject.
     subject = " ".join(subject.split())
@@ -210,11 +210,23 @@ def outbox_row(
 ) -> Email:
     """The automation's email to `address`, rendered now, ready for the outbox."""
     key = f"automation:{automation.id}:{address}"
-    rendered = render(
-        template,
-        context_for(ctx, automation, client, template, journey=journey),
-        ctx.version_of(client),
+    variables = context_for(ctx, automation, client, template, journey=journey)
+    version = ctx.version_of(client)
+    rendered = render(template, variables, version)
+    # An A/B test of this template gives the client their variant (the one point it applies).
+    chosen = (
+        abtests.variant_for(ctx, template, client.id, variables)
+        if address == client.email
+        else None
     )
+    if chosen is not None and chosen.variant == "B":
+        rendered = Rendered(
+            chosen.subject or rendered.subject,
+            (chosen.text.strip() + "\n" + render_footer(variables, version))
+            if chosen.text
+            else rendered.text,
+            chosen.html or rendered.html,
+        )
     return Email(
         key=key,
         automation_id=automation.id,
@@ -229,7 +241,14 @@ def outbox_row(
         message_id=message_id(key, ctx.engine.mail_sender),
         attempts=0,
         created_at=ctx.now(),
+        ab_test_id=chosen.test_id if chosen else None,
+        variant=chosen.variant if chosen else None,
     )
+
+
+def render_footer(context: dict[str, Any], version: Version | None = None) -> str:
+    """The common text footer every client email ends with."""
+    return environment(version).get_template("email/_footer.txt").render(context)
 
 
 def transmit(ctx: Context, row: Email) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -204,7 +205,10 @@ class Hold(Base):
 
 class Deliverable(Base):
     __tablename__ = "deliverables"
-    __table_args__ = (UniqueConstraint("client_id", "month", "version"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "month", "version"),
+        Index("ix_deliverables_generated_at", "generated_at"),  # the metrics' funnel
+    )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -335,6 +339,7 @@ class Email(Base):
     __table_args__ = (
         Index("ix_emails_client_id_created_at", "client_id", "created_at"),
         Index("ix_emails_automation_id", "automation_id"),
+        Index("ix_emails_ab_test_id", "ab_test_id"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -361,6 +366,9 @@ class Email(Base):
     # message was sent again: the message was possibly received twice (same Message-ID).
     uncertain_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # The A/B test this email took part in, and the variant it was given ("A" or "B").
+    ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_tests.id", ondelete="SET NULL"))
+    variant: Mapped[str | None] = mapped_column(String(1))
 
     client: Mapped[Client | None] = relationship(viewonly=True)
 
@@ -487,3 +495,89 @@ class ProgramPublication(Base):
 
     def __str__(self) -> str:
         return f"version {self.version} published {self.at:%Y-%m-%d %H:%M} UTC by {self.actor}"
+
+
+class MetricDay(Base):
+    """One whole UTC day of a success metric, added up per coach and program month
+    (`scheduler.metrics`): a log row never changes once written, so a past day's numbers never
+    do either. A row with coach_id = month = -1 marks the day as counted (it may have no rows)."""
+
+    __tablename__ = "metric_days"
+    __table_args__ = (UniqueConstraint("metric", "day", "coach_id", "month"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    coach_id: Mapped[int] = mapped_column(BigInteger)  # 0: clients without a coach
+    month: Mapped[int] = mapped_column(Integer)  # 0: rows of no month
+    rows: Mapped[int] = mapped_column(Integer)
+    met: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.day}"
+
+
+class RiskModel(Base):
+    """A fit of the clients-at-risk model (`scheduler.risk`) on the account's history: its
+    weights, scaling, threshold and training figures, and who asked for it."""
+
+    __tablename__ = "risk_models"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    trained_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(254))
+    body: Mapped[dict[str, Any]]
+
+    def __str__(self) -> str:
+        return f"risk model {self.id} ({self.trained_at:%Y-%m-%d %H:%M} UTC)"
+
+
+class ClientRisk(Base):
+    """An active client's latest risk score: the probability of being overdue by more than 7
+    days at the milestone of `month`, whether that is "at risk", the features it was computed
+    from, and the reasons shown."""
+
+    __tablename__ = "client_risks"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("risk_models.id", ondelete="CASCADE"))
+    scored_at: Mapped[datetime]
+    month: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float)
+    at_risk: Mapped[bool] = mapped_column(Boolean, index=True)
+    features: Mapped[list[float]] = mapped_column(JSONType)
+    reasons: Mapped[list[str]] = mapped_column(JSONType)
+
+    def __str__(self) -> str:
+        return f"risk {self.probability:.0%} for M{self.month}"
+
+
+class AbTest(Base):
+    """An A/B test of one client email template (`scheduler.abtests`): variant B overrides the
+    subject and/or the bodies; `split` percent of clients (by a stable hash) get B. The goal:
+    the client opens the email's month's deliverable within `goal_days` of the email. Ended by
+    keeping one variant (`kept`): a kept B then goes to every client."""
+
+    __tablename__ = "ab_tests"
+    __table_args__ = (Index("ix_ab_tests_template", "template"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    template: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str | None] = mapped_column(Text)  # None: the template's own
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    split: Mapped[int] = mapped_column(Integer)  # percent of clients given variant B
+    goal_days: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(254))
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(254))
+    kept: Mapped[str | None] = mapped_column(String(1))  # "A" or "B" once ended
+
+    def __str__(self) -> str:
+        return f"A/B test {self.id} of {self.template}"

@@ -123,7 +123,13 @@ def client_status(ctx: Context, client: Client) -> ClientStatus:
 
 
 def clients(
-    ctx: Context, *, q: str = "", status: str = "", sort: str = "name", page: int = 1
+    ctx: Context,
+    *,
+    q: str = "",
+    status: str = "",
+    sort: str = "name",
+    page: int = 1,
+    only: Any = None,
 ) -> Page:
     """Clients matching `q` (name or email) and `status`, sorted, one page of them, each with
     its next automation. Filtering, sorting and paging happen in the database."""
@@ -135,6 +141,8 @@ def clients(
         where.append(matches(q.strip()))
     if status in STATUSES:
         where.append(state == status)
+    if only is not None:  # a subquery of client ids (the clients at risk)
+        where.append(Client.id.in_(only))
     total = int(ctx.session.scalar(select(func.count()).select_from(Client).where(*where)) or 0)
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(page, 1), pages)

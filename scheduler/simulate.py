@@ -275,8 +275,12 @@ def iso(value: datetime) -> str:
 
 
 def simulate(
-    scenario: Scenario, warn: Callable[[str], None] | None = None
+    scenario: Scenario,
+    warn: Callable[[str], None] | None = None,
+    at_end: Callable[[Context], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """`at_end`, if given, reads the simulated database when the run is over (the clients at
+    risk are measured on it)."""
     warn = warn or (lambda message: None)
     clock = ManualClock(scenario.now)
     transport = SimTransport()
@@ -419,6 +423,8 @@ def simulate(
             session.close()
             yield from outputs()
             plan_people()
+        if at_end is not None:
+            at_end(ctx)
 
 
 def apply_event(

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from scheduler import (
+    abtests,
     controls,
     emails,
     enrollment,
@@ -29,10 +30,12 @@ from scheduler import (
     inputs,
     lookups,
     markup,
+    metrics,
     outcomes,
     overview,
     progress,
     review,
+    risk,
     timeline,
 )
 from scheduler.models import Admin, Automation, Client
@@ -128,10 +131,18 @@ def clients() -> Any:
     q = request.args.get("q", "")
     status = request.args.get("status", "")
     sort = request.args.get("sort", "name")
+    at_risk = request.args.get("risk") == "1"
     page = overview.clients(
-        ctx, q=q, status=status, sort=sort, page=parse_int(request.args.get("page"), "page") or 1
+        ctx,
+        q=q,
+        status=status,
+        sort=sort,
+        page=parse_int(request.args.get("page"), "page") or 1,
+        only=risk.at_risk_ids() if at_risk else None,
     )
     context = {
+        "risks": risk.risks_of(ctx, [row.id for row in page.rows]),
+        "at_risk": at_risk,
         "page": page,
         "q": q,
         "status": status,
@@ -215,6 +226,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
+        "risk": risk.risk_of(ctx, client.id),
         **extra,
     }
 
@@ -541,3 +553,193 @@ def log_choices() -> dict[str, Any]:
         "statuses": list(overview.LOG_STATUSES),
         "zone": admin_zone(),
     }
+
+
+# -- success metrics -------------------------------------------------------------------------------
+
+
+def metrics_scope() -> Any:
+    args = request.args
+    return metrics.scope(
+        window=args.get("window", ""),
+        cohort=args.get("cohort", ""),
+        coach=args.get("coach", ""),
+        month=args.get("month", ""),
+        months=len(journey_context().program.months),
+    )
+
+
+@bp.app_template_filter("metric_value")
+def metric_value(tally: metrics.Tally, metric: metrics.Metric) -> float | None:
+    return tally.value(metric)
+
+
+@bp.app_template_filter("combine")
+def combine(first: dict[str, str], second: dict[str, str]) -> dict[str, str]:
+    return {**first, **second}
+
+
+@bp.get("/success")
+def metrics_page() -> Any:
+    """The specification's success metrics, each with its definition, target, trend and rows."""
+    ctx = journey_context()
+    where = metrics_scope()
+    measures = metrics.measure_all(ctx, where)
+    db.session.commit()  # the whole days counted for the first time are kept
+    groups: dict[str, list[metrics.Measure]] = {}
+    for measure in measures:  # in the specification's order
+        groups.setdefault(measure.metric.group, []).append(measure)
+    return render_template(
+        "panel/metrics.html",
+        measures=measures,
+        groups=groups,
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        windows=metrics.WINDOWS,
+        months=[m.number for m in ctx.program.months],
+        fmt=metrics.fmt,
+        snapshot_seconds=metrics.SNAPSHOT_SECONDS,
+    )
+
+
+@bp.get("/success/funnel")
+def metrics_funnel() -> Any:
+    """Each month's funnel: generated, approved, delivered, opened, with the median times."""
+    ctx = journey_context()
+    where = metrics_scope()
+    return render_template(
+        "panel/metrics_funnel.html",
+        funnel=metrics.funnel(ctx, where),
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        windows=metrics.WINDOWS,
+        months=[m.number for m in ctx.program.months],
+    )
+
+
+@bp.get("/success/<code>/rows")
+def metric_rows(code: str) -> Any:
+    """The rows behind one metric's number: the query the number is an aggregate of."""
+    ctx = journey_context()
+    if code not in metrics.BY_CODE:
+        abort(404)
+    chosen = metrics.BY_CODE[code]
+    where = metrics_scope()
+    page = metrics.rows(ctx, chosen, where, parse_int(request.args.get("page"), "page") or 1)
+    return render_template(
+        "panel/metric_rows.html",
+        metric=chosen,
+        page=page,
+        where=where,
+        coaches=metrics.coach_names(ctx),
+        zone=admin_zone(),
+    )
+
+
+# -- clients at risk -------------------------------------------------------------------------------
+
+
+@bp.get("/risk")
+def risk_page() -> Any:
+    """The clients-at-risk model: its features and weights, how well it fits, who is at risk."""
+    ctx = journey_context()
+    kept = risk.latest(ctx)
+    return render_template(
+        "panel/risk.html",
+        kept=kept,
+        model=risk.Model.from_dict(kept.body) if kept else None,
+        weights=risk.weights(kept) if kept else [],
+        clients=risk.at_risk(ctx),
+        features=risk.FEATURES,
+    )
+
+
+@bp.post("/risk/train")
+def risk_train() -> Any:
+    """Fit the model again on the account's history and score every active client."""
+    ctx = journey_context()
+    try:
+        kept = risk.train(ctx, actor=getattr(current_user, "email", "admin"))
+        ctx.commit()
+    except errors.JourneyError as exc:
+        refused(exc)
+        flash(exc.message, "error")
+        return redirect(url_for("panel.risk_page"), 303)
+    at = sum(1 for _ in risk.at_risk(ctx, limit=100_000))
+    flash(f"The model is trained on {kept.body['rows']} past months; {at} clients at risk.", "ok")
+    return redirect(url_for("panel.risk_page"), 303)
+
+
+# -- A/B tests of email templates ------------------------------------------------------------------
+
+
+@bp.get("/ab")
+def ab_tests() -> Any:
+    """Every A/B test with its result, and the form that starts one."""
+    ctx = journey_context()
+    found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
+    return render_template(
+        "panel/ab_tests.html", results=found, templates=abtests.TESTABLE, form={}, error=None
+    )
+
+
+@bp.post("/ab")
+def ab_start() -> Any:
+    ctx = journey_context()
+    form = request.form
+    try:
+        split = parse_int(form.get("split"), "split")
+        goal = parse_int(form.get("goal_days"), "goal_days")
+        test = abtests.start(
+            ctx,
+            template=form.get("template", ""),
+            name=form.get("name", ""),
+            subject=form.get("subject"),
+            text=form.get("text"),
+            html=form.get("html"),
+            split=50 if split is None else split,
+            goal_days=7 if goal is None else goal,
+            actor=getattr(current_user, "email", "admin"),
+        )
+        ctx.commit()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
+        return render_template(
+            "panel/ab_tests.html",
+            results=found,
+            templates=abtests.TESTABLE,
+            form=form,
+            error=exc.message,
+        ), code
+    flash(f"A/B test {test.id} of {TEMPLATE_NAMES[Template(test.template)]} is running.", "ok")
+    return redirect(url_for("panel.ab_test", test_id=test.id), 303)
+
+
+@bp.get("/ab/<int:test_id>")
+def ab_test(test_id: int) -> Any:
+    ctx = journey_context()
+    try:
+        test = abtests.find(ctx, test_id)
+    except errors.NotFound:
+        abort(404)
+    return render_template("panel/ab_test.html", r=abtests.result(ctx, test))
+
+
+@bp.post("/ab/<int:test_id>/end")
+def ab_end(test_id: int) -> Any:
+    """End the test keeping the variant the admin chose."""
+    ctx = journey_context()
+    try:
+        test = abtests.find(ctx, test_id)
+    except errors.NotFound:
+        abort(404)
+    try:
+        abtests.end(ctx, test, request.form.get("keep", ""), getattr(current_user, "email", ""))
+        ctx.commit()
+    except errors.JourneyError as exc:
+        refused(exc)
+        flash(exc.message, "error")
+        return redirect(url_for("panel.ab_test", test_id=test_id), 303)
+    flash(f"A/B test {test_id} ended: variant {test.kept} is kept.", "ok")
+    return redirect(url_for("panel.ab_test", test_id=test_id), 303)

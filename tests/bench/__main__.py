@@ -11,7 +11,8 @@ Steps:
   trigger latency of lone automations, a 3,000-automation wave at one instant, and execution
   throughput on a 10,000-automation wave (with its ratio to the no-op ceiling);
 - pages: the admin panel's pages with 100,000 clients;
-- program: the impact preview of a program edit with 10,000 clients in flight, and its publish.
+- program: the impact preview of a program edit with 10,000 clients in flight, and its publish;
+- metrics: the success metrics' pages with 100,000 clients and a year of history.
 Needs PostgreSQL at BENCH_POSTGRES_URL (default 127.0.0.1:5432, database `test`) and a
 `redis-server` binary.
 """
@@ -47,7 +48,7 @@ from tests.bench.common import (
 from web import journey_context
 from web.extensions import db
 
-STEPS = ("ceilings", "enroll", "sweep", "engine", "pages", "program")
+STEPS = ("ceilings", "enroll", "sweep", "engine", "pages", "program", "metrics")
 PROCESSES, THREADS = 2, 4
 
 
@@ -226,6 +227,19 @@ def bench_program(clients: int) -> None:
         row(*cells)
 
 
+def bench_metrics(clients: int) -> None:
+    from tests.bench.metrics import bench_metrics as measured
+
+    for name, p50, p95 in measured(clients):
+        first = name.startswith("first request")
+        row(
+            f"{name}, {clients:,} clients, a year of history",
+            f"{p50:.0f} ms" if first else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
+            "" if first else "< 300 ms",
+            "once per window: later requests read the kept days" if first else "logged in",
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100_000)
@@ -253,6 +267,8 @@ def main() -> int:
         bench_pages(args.clients)
     if "program" in steps:
         bench_program(args.small)
+    if "metrics" in steps:
+        bench_metrics(args.clients)
     print("\n" + table())
     return 0
 

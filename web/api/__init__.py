@@ -39,7 +39,15 @@ PUBLIC = frozenset({"api.openapi", "api.docs"})
 
 
 def init_app(app: Flask) -> None:
-    from web.api import automations, clients, docs, versions  # noqa: F401  (declare the routes)
+    from web.api import (  # noqa: F401  (declare the routes)
+        abtests,
+        automations,
+        clients,
+        docs,
+        metrics,
+        risk,
+        versions,
+    )
 
     program = app.extensions["journey"].program
     app.extensions["journey_api"] = {"contract": inputs.Contract(spec.document(program))}

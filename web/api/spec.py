@@ -8,7 +8,9 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
+from scheduler.abtests import TESTABLE
 from scheduler.inputs import YEARS
+from scheduler.metrics import METRICS, WINDOWS
 from scheduler.models import MAX_ID
 from scheduler.program import Program
 from scheduler.vocab import (
@@ -334,6 +336,197 @@ def schemas(program: Program) -> dict[str, Any]:
                 "failed": COUNT,
             }
         ),
+        "Metrics": obj(
+            {
+                "scope": obj(
+                    {
+                        "window": {"type": "string"},
+                        "cohort": {"type": "string"},
+                        "coach": {"type": "string"},
+                        "month": {"type": "string"},
+                    },
+                    required=[],
+                ),
+                "metrics": {"type": "array", "items": ref("Metric")},
+                "funnel": {"type": "array", "items": ref("FunnelMonth")},
+            }
+        ),
+        "Metric": obj(
+            {
+                "code": {"type": "string", "enum": [m.code for m in METRICS]},
+                "group": {"type": "string"},
+                "name": {"type": "string"},
+                "definition": {"type": "string"},
+                "unit": {"type": "string", "enum": ["share", "minutes"]},
+                "target": {"type": "number", "minimum": 0},
+                "higher_is_better": {"type": "boolean"},
+                "snapshot": {"type": "boolean"},
+                "value": nullable({"type": "number", "minimum": 0}),
+                "meets_target": nullable({"type": "boolean"}),
+                "rows": COUNT,
+                "met": COUNT,
+                "trend": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "from": DATE,
+                            "to": DATE,
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+                "by_coach": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "coach_id": {"type": "integer", "minimum": 0},
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+                "by_month": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "month": {"type": "integer", "minimum": 0},
+                            "value": nullable({"type": "number", "minimum": 0}),
+                            "rows": COUNT,
+                        }
+                    ),
+                },
+            }
+        ),
+        "FunnelMonth": obj(
+            {
+                "month": month,
+                "generated": COUNT,
+                "approved": COUNT,
+                "delivered": COUNT,
+                "opened": COUNT,
+                "median_hours": obj(
+                    {
+                        "to_approved": nullable({"type": "number"}),
+                        "to_delivered": nullable({"type": "number"}),
+                        "to_opened": nullable({"type": "number"}),
+                    }
+                ),
+            }
+        ),
+        "MetricRow": obj(
+            {
+                "id": ID,
+                "client_id": ID,
+                "client": {"type": "string"},
+                "month": nullable({"type": "integer", "minimum": 0}),
+                "at": nullable(INSTANT),
+                "type": nullable({"type": "string"}),
+                "template": nullable({"type": "string"}),
+                "status": {"type": "string"},
+                "met": nullable({"type": "boolean"}),
+                "minutes": nullable({"type": "number"}),
+            }
+        ),
+        "MetricRows": obj(
+            {
+                "data": {"type": "array", "items": ref("MetricRow")},
+                "pagination": ref("Pagination"),
+                "met": COUNT,
+            }
+        ),
+        "Risk": obj(
+            {
+                "model": nullable(
+                    obj(
+                        {
+                            "id": ID,
+                            "trained_at": INSTANT,
+                            "actor": {"type": "string"},
+                            "rows": COUNT,
+                            "positives": COUNT,
+                            "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                            "precision": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                            "recall": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                            "intercept": {"type": "number"},
+                            "features": {
+                                "type": "array",
+                                "items": obj(
+                                    {
+                                        "code": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "weight": {"type": "number"},
+                                        "mean": {"type": "number"},
+                                        "scale": {"type": "number"},
+                                    }
+                                ),
+                            },
+                        }
+                    )
+                ),
+                "at_risk": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "client_id": ID,
+                            "name": {"type": "string"},
+                            "month": month,
+                            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+                            "reasons": {"type": "array", "items": {"type": "string"}},
+                        }
+                    ),
+                },
+            }
+        ),
+        "AbTestInput": obj(
+            {
+                "template": {"type": "string", "enum": [t.value for t in TESTABLE]},
+                "name": {"type": "string", "maxLength": 200, "pattern": TEXT},
+                "subject": {"type": "string", "maxLength": 300, "pattern": TEXT},
+                "text": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
+                "html": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
+                "split": {"type": "integer", "minimum": 1, "maximum": 99},
+                "goal_days": {"type": "integer", "minimum": 1, "maximum": 60},
+            },
+            required=["template"],
+        ),
+        "AbTestEnd": obj({"keep": {"type": "string", "enum": ["A", "B"]}}),
+        "AbTest": obj(
+            {
+                "id": ID,
+                "template": {"type": "string"},
+                "name": {"type": "string"},
+                "subject": nullable({"type": "string"}),
+                "text": nullable({"type": "string"}),
+                "html": nullable({"type": "string"}),
+                "split": {"type": "integer"},
+                "goal_days": {"type": "integer"},
+                "started_at": INSTANT,
+                "started_by": {"type": "string"},
+                "ended_at": nullable(INSTANT),
+                "ended_by": nullable({"type": "string"}),
+                "kept": nullable({"type": "string", "enum": ["A", "B"]}),
+                "a": ref("AbArm"),
+                "b": ref("AbArm"),
+                "pending": COUNT,
+                "difference": nullable({"type": "number"}),
+                "low": nullable({"type": "number"}),
+                "high": nullable({"type": "number"}),
+                "verdict": {
+                    "type": "string",
+                    "enum": ["no winner yet", "variant better", "variant worse"],
+                },
+                "says": {"type": "string"},
+            }
+        ),
+        "AbArm": obj(
+            {
+                "sends": COUNT,
+                "conversions": COUNT,
+                "rate": nullable({"type": "number", "minimum": 0, "maximum": 1}),
+            }
+        ),
+        "AbTestList": obj({"data": {"type": "array", "items": ref("AbTest")}}),
         "Stats": obj(
             {
                 "at": INSTANT,
@@ -693,6 +886,32 @@ def program_paths() -> dict[str, Any]:
 
 
 def paths(program: Program) -> dict[str, Any]:
+    metric_scope = [
+        param(
+            "window",
+            "query",
+            {"type": "integer", "enum": list(WINDOWS)},
+            "The last this many UTC days (default 30).",
+        ),
+        param(
+            "cohort",
+            "query",
+            {"type": "string", "pattern": "^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"},
+            "Instead of a window: the clients who started in this month (YYYY-MM).",
+        ),
+        param(
+            "coach",
+            "query",
+            {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            "Only this coach's clients (0: clients without a coach).",
+        ),
+        param(
+            "month",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": program.length},
+            "Only this month of the program.",
+        ),
+    ]
     month_path = param(
         "month",
         "path",
@@ -954,6 +1173,106 @@ def paths(program: Program) -> dict[str, Any]:
                 "Dashboard statistics",
                 "Admin",
                 responses("200", "Stats"),
+            ),
+        },
+        "/api/admin/metrics": {
+            "get": operation(
+                "successMetrics",
+                "Success metrics",
+                "Admin",
+                responses("200", "Metrics"),
+                params=metric_scope,
+                description="Each success metric of the specification with its definition, "
+                "target, value, trend, and values per coach and per program month; and the "
+                "funnel of each month. Window: the last 7, 30 or 90 UTC days (default 30), "
+                "or a cohort: clients who started in one month.",
+            ),
+        },
+        "/api/admin/metrics/{code}/rows": {
+            "get": operation(
+                "successMetricRows",
+                "The rows behind a success metric",
+                "Admin",
+                responses("200", "MetricRows"),
+                params=[
+                    param(
+                        "code",
+                        "path",
+                        {"type": "string", "enum": [m.code for m in METRICS]},
+                        "The metric.",
+                        required=True,
+                    ),
+                    *metric_scope,
+                    *PAGE,
+                ],
+                description="Exactly the rows the metric's value is counted from.",
+            ),
+        },
+        "/api/admin/risk": {
+            "get": operation(
+                "clientsAtRisk",
+                "Clients at risk",
+                "Admin",
+                responses("200", "Risk"),
+                description="The clients-at-risk model (a logistic regression fitted on the "
+                "account's history: each feature with its weight) and the active clients it "
+                "found at risk of being more than 7 days late at their next milestone, with "
+                "their reasons. `model` is null until it has been trained.",
+            ),
+        },
+        "/api/admin/risk/train": {
+            "post": operation(
+                "trainRiskModel",
+                "Train the clients-at-risk model",
+                "Admin",
+                responses("201", "Risk", "400", "409"),
+                params=[IDEMPOTENCY],
+                description="Fit the model again on the account's history and score every "
+                "active client. 409 when the history is too short to learn from.",
+            ),
+        },
+        "/api/admin/ab-tests": {
+            "get": operation(
+                "listAbTests",
+                "A/B tests of emails",
+                "Admin",
+                responses("200", "AbTestList"),
+                description="Every A/B test with its result: sends and goal conversions of "
+                "each variant, the difference B - A with its 95% confidence interval, and a "
+                "plain verdict.",
+            ),
+            "post": operation(
+                "startAbTest",
+                "Start an A/B test of a client email",
+                "Admin",
+                responses("201", "AbTest", "400", "409", "415"),
+                request=body("AbTestInput"),
+                params=[IDEMPOTENCY],
+                description="Variant B overrides the subject and/or the bodies (Jinja, with the "
+                "email's variables); `split` percent of clients (by a stable hash) get it. "
+                "Goal: the month's deliverable opened within `goal_days` of the email. 409 "
+                "when the template is already being tested.",
+            ),
+        },
+        "/api/admin/ab-tests/{test_id}": {
+            "get": operation(
+                "getAbTest",
+                "One A/B test and its result",
+                "Admin",
+                responses("200", "AbTest"),
+                params=[param("test_id", "path", ID, "The test's id.", required=True)],
+            ),
+        },
+        "/api/admin/ab-tests/{test_id}/end": {
+            "post": operation(
+                "endAbTest",
+                "End an A/B test by keeping one variant",
+                "Admin",
+                responses("200", "AbTest", "400", "409", "415"),
+                request=body("AbTestEnd"),
+                params=[param("test_id", "path", ID, "The test's id.", required=True), IDEMPOTENCY],
+                description="Keep A (the template) or B (the variant, from now on for every "
+                "client). 409 when the test has already ended.",
             ),
         },
         "/api/admin/automations/logs": {

@@ -13,7 +13,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 
 from scheduler.program import ProgramError
 from web import create_app
-from web.cli import admins, automations, clients, controls, operations, program, review
+from web.cli import admins, automations, clients, controls, insight, operations, program, review
 from web.config import ConfigError
 
 
@@ -34,7 +34,7 @@ cli = FlaskGroup(
 )
 cli.add_command(shell_command)
 cli.add_command(routes_command)
-for module in (clients, review, controls, automations, admins, operations, program):
+for module in (clients, review, controls, automations, admins, operations, program, insight):
     for command in module.COMMANDS:
         cli.add_command(command)
 
