@@ -10,8 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, false, func, or_, select
+from sqlalchemy.orm import aliased
 
-from scheduler import outcomes
+from scheduler import lookups, outcomes, rules
 from scheduler.engine import Context
 from scheduler.errors import Invalid
 from scheduler.models import (
@@ -23,7 +24,7 @@ from scheduler.models import (
     looks_like_id,
 )
 from scheduler.outcomes import Expected
-from scheduler.timeline import month_dates
+from scheduler.timeline import MonthDate, month_dates, projected_dates
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -122,6 +123,35 @@ def client_status(ctx: Context, client: Client) -> ClientStatus:
     return statuses(ctx, [client.id])[client.id]
 
 
+OVERDUE_STATE = {
+    None: "not generated yet",
+    DeliverableStatus.GENERATING: "being generated",
+    DeliverableStatus.PENDING_REVIEW: "waiting in review",
+    DeliverableStatus.REJECTED: "rejected, waiting for a revision",
+}
+
+
+def overdue(ctx: Context, client: Client) -> str:
+    """What is overdue and since when, for a client whose status is overdue ("" otherwise):
+    the month being worked on (the current one, or the next when the current is done, as
+    `overdue_from` reads it), its state, and the day it became overdue."""
+    if client_status(ctx, client) is not ClientStatus.OVERDUE:
+        return ""
+    views = lookups.month_views(ctx, client)
+    month = client.current_month
+    if views.get(month, rules.MonthView()).done and month < ctx.program.length:
+        month += 1
+    # The same arithmetic as `overdue_from`, so the note and the status never disagree.
+    milestone = client.start_date + timedelta(days=client.held_days + 30 * (month - 1))
+    since = milestone + timedelta(days=OVERDUE_AFTER_DAYS + 1)
+    state = OVERDUE_STATE.get(views.get(month, rules.MonthView()).status, "not delivered")
+    title = ctx.program.month(month).title
+    return (
+        f"M{month} {title} is overdue since {since:%d %b %Y}: its milestone was "
+        f"{milestone:%d %b %Y} and it is {state}."
+    )
+
+
 def clients(
     ctx: Context, *, q: str = "", status: str = "", sort: str = "name", page: int = 1
 ) -> Page:
@@ -189,9 +219,10 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
     for automation in rows:
         by_client.setdefault(automation.client_id, []).append(automation)
     clients = {c.id: c for c in ctx.session.scalars(select(Client).where(Client.id.in_(ids)))}
+    journeys = lookups.journeys(ctx, list(clients.values()))
     found: dict[int, Expected] = {}
     for client_id, client in clients.items():
-        nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []))
+        nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []), journeys[client_id])
         if nxt is None and client.paused_at is not None:
             nxt = Expected(0, "Hold", "waiting", None, "on hold: waits for the hold to end")
         if nxt is not None:
@@ -199,23 +230,118 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
     return found
 
 
-def review_queue(ctx: Context, page: int = 1) -> Page:
-    """Deliverables waiting for an admin, oldest first, one page of them with their clients."""
-    waiting = Deliverable.status == DeliverableStatus.PENDING_REVIEW
-    total = int(
-        ctx.session.scalar(select(func.count()).select_from(Deliverable).where(waiting)) or 0
-    )
+REVIEW_FILTERS = ("", "review", "rejected")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One month waiting for an admin: in review (since it was generated) or rejected and
+    waiting for its revision (since it was rejected)."""
+
+    deliverable: Deliverable
+    client: Client
+    since: datetime
+    waited: timedelta
+    milestone: MonthDate
+    regenerating: bool  # a new version is queued or being written
+
+
+def review_queue(ctx: Context, page: int = 1, show: str = "") -> Page:
+    """Deliverables waiting for an admin, the longest waiting first, one page of them with
+    their clients: in review, and (the latest version of a month only) rejected ones waiting
+    for a revision. `show`: "review" or "rejected" for one kind only."""
+    total = review_items(ctx, show, 0, 0)[1]
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(page, 1), pages)
+    items, total = review_items(ctx, show, (page - 1) * PER_PAGE, PER_PAGE)
+    return Page(items, total, page, pages)
+
+
+def review_items(ctx: Context, show: str, offset: int, limit: int) -> tuple[list[ReviewItem], int]:
+    """`limit` items of the review queue from `offset`, and how many there are in all."""
+    if show not in REVIEW_FILTERS:
+        raise Invalid(f"show: one of review, rejected, not {show[:40]!r}", "show")
+    kinds = {
+        "": [DeliverableStatus.PENDING_REVIEW, DeliverableStatus.REJECTED],
+        "review": [DeliverableStatus.PENDING_REVIEW],
+        "rejected": [DeliverableStatus.REJECTED],
+    }[show]
+    newer = aliased(Deliverable)
+    waiting = (
+        Deliverable.status.in_(kinds),
+        ~select(newer.id)
+        .where(
+            newer.client_id == Deliverable.client_id,
+            newer.month == Deliverable.month,
+            newer.version > Deliverable.version,
+        )
+        .exists(),
+    )
+    since = case(
+        (
+            Deliverable.status == DeliverableStatus.REJECTED,
+            func.coalesce(Deliverable.reviewed_at, Deliverable.created_at),
+        ),
+        else_=func.coalesce(Deliverable.generated_at, Deliverable.created_at),
+    )
+    total = int(
+        ctx.session.scalar(select(func.count()).select_from(Deliverable).where(*waiting)) or 0
+    )
+    if not limit:
+        return [], total
     rows = ctx.session.execute(
         select(Deliverable, Client)
         .join(Client, Client.id == Deliverable.client_id)
-        .where(waiting)
-        .order_by(Deliverable.generated_at, Deliverable.id)
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
+        .where(*waiting)
+        .order_by(since, Deliverable.id)
+        .offset(offset)
+        .limit(limit)
     ).all()
-    return Page(rows, total, page, pages)
+    clients = list({c.id: c for _, c in rows}.values())
+    journeys = lookups.journeys(ctx, clients)
+    dates = {c.id: projected_dates(ctx, c, journey=journeys[c.id]) for c in clients}
+    busy = (
+        set(
+            ctx.session.execute(
+                select(Automation.client_id, Automation.month).where(
+                    Automation.client_id.in_([c.id for c in clients]),
+                    Automation.type == AutomationType.GENERATE_DELIVERABLE,
+                    Automation.status.in_([AutomationStatus.SCHEDULED, AutomationStatus.RUNNING]),
+                )
+            ).all()
+        )
+        if clients
+        else set()
+    )
+    now = ctx.now()
+    items = []
+    for d, c in rows:
+        at = (
+            d.reviewed_at if d.status == DeliverableStatus.REJECTED else d.generated_at
+        ) or d.created_at
+        items.append(
+            ReviewItem(
+                d,
+                c,
+                at,
+                now - at,
+                dates[c.id][d.month],
+                d.status == DeliverableStatus.REJECTED and (c.id, d.month) in busy,
+            )
+        )
+    return items, total
+
+
+def waited(span: timedelta) -> str:
+    """How long something has waited, as a person says it ("3 days", "5 hours", "12 min")."""
+    seconds = max(0, int(span.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
+    if seconds >= 3600:
+        return "1 hour"
+    return f"{max(1, seconds // 60)} min"
 
 
 # -- the log: one query behind the log page, the dashboard's numbers and the weekly digest --

@@ -41,6 +41,7 @@ def log(
             attempt=automation.retry_count + 1,
             detail=detail,
             error=error,
+            actor=ctx.actor or None,
         )
     )
 

@@ -100,9 +100,13 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     harness.do(review.generate_by_hand, sarah, 1, "Add pricing")
     harness.run_until(harness.clock.now())
     page.reload()
+    # Approving emails the client: the confirmation says who receives what.
+    confirmed: list[str] = []
+    page.once("dialog", lambda dialog: (confirmed.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Approve").click()
     page.get_by_role("status").filter(has_text="is approved").wait_for()
     assert harness.deliverable(sarah, 1).status == D.DELIVERED
+    assert "Sarah Johnson <sarah@example.com> will receive" in confirmed[0]
 
     # The log, filtered.
     page.get_by_role("link", name="Log", exact=True).click()

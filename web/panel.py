@@ -22,6 +22,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from scheduler import (
+    audit,
+    communications,
     controls,
     emails,
     enrollment,
@@ -198,7 +200,11 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "t": line,
         # Each pending automation with what will happen to it, in the order it will.
         "upcoming": sorted(
-            zip(line.upcoming, outcomes.upcoming(ctx, client, line.upcoming), strict=True),
+            zip(
+                line.upcoming,
+                outcomes.upcoming(ctx, client, line.upcoming, lookups.journey(ctx, client)),
+                strict=True,
+            ),
             key=lambda pair: (pair[1].at is None, pair[1].at or pair[0].trigger_at),
         ),
         "strip": timeline.strip(
@@ -215,6 +221,12 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
+        "overdue": overview.overdue(ctx, client),
+        "notices": {
+            m.month: review.approval_notice(ctx, client, m.month)
+            for m in line.months
+            if m.state in ("pending review", "rejected")
+        },
         **extra,
     }
 
@@ -455,21 +467,191 @@ def email_preview(client_id: int, template: str) -> Any:
     )
 
 
+# -- communications --------------------------------------------------------------------------------
+
+
+def subscription_view(client: Client, **extra: Any) -> dict[str, Any]:
+    ctx = journey_context()
+    return {
+        "client": client,
+        "subscription": communications.subscription(client),
+        "changes": [c for c in audit.changes(ctx, client) if c.what == "email preferences"],
+        "shown": audit.shown,
+        "zone": ZoneInfo(client.timezone),
+        **extra,
+    }
+
+
+@bp.get("/clients/<int:client_id>/communications", endpoint="communications")
+def communications_page(client_id: int) -> Any:
+    """Every email the client was sent or will be sent, with what became of each, and their
+    subscription (editable)."""
+    found = client_or_404(client_id)
+    return render_template(
+        "panel/communications.html",
+        comms=communications.communications(journey_context(), found),
+        **subscription_view(found),
+    )
+
+
+@bp.post("/clients/<int:client_id>/preferences")
+def preferences(client_id: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    form = request.form
+    communications.set_subscription(
+        ctx,
+        found,
+        subscribed=form.get("subscribed") == "1",
+        reminders=form.get("reminders") == "1",
+        celebrations=form.get("celebrations") == "1",
+    )
+    ctx.commit()
+    message = f"The email preferences of {found.name} are saved."
+    if htmx:
+        return render_template(
+            "panel/_subscription.html", message=message, **subscription_view(found)
+        )
+    flash(message, "ok")
+    return redirect(url_for("panel.communications", client_id=found.id), 303)
+
+
+def sent_or_404(client_id: int, email_id: int) -> tuple[Client, Any]:
+    found = client_or_404(client_id)
+    try:
+        return found, communications.sent_email(journey_context(), found, email_id)
+    except errors.NotFound:
+        abort(404)
+
+
+@bp.get("/clients/<int:client_id>/sent/<int:email_id>")
+def sent_email(client_id: int, email_id: int) -> Any:
+    """An email the client was sent, as it went out (subject, HTML and plain text)."""
+    found, row = sent_or_404(client_id, email_id)
+    return render_template(
+        "panel/sent_email.html", client=found, row=row, zone=ZoneInfo(found.timezone)
+    )
+
+
+@bp.get("/clients/<int:client_id>/sent/<int:email_id>/html")
+def sent_email_html(client_id: int, email_id: int) -> Any:
+    """The sent email's HTML alone, for its page's sandboxed frame (see `email_html`)."""
+    _, row = sent_or_404(client_id, email_id)
+    return (
+        row.html_body,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": security.EMAIL_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
 # -- review ----------------------------------------------------------------------------------------
 
 
 @bp.get("/review", endpoint="review")
 def review_queue() -> Any:
-    page = overview.review_queue(
-        journey_context(), parse_int(request.args.get("page"), "page") or 1
+    ctx = journey_context()
+    show = request.args.get("show", "")
+    page = overview.review_queue(ctx, parse_int(request.args.get("page"), "page") or 1, show)
+    return render_template(
+        "panel/review.html",
+        page=page,
+        show=show,
+        program=ctx.program,
+        notice=lambda c, m: review.approval_notice(ctx, c, m),
+        waited=overview.waited,
     )
-    return render_template("panel/review.html", page=page, program=journey_context().program)
+
+
+def deliverable_or_404(client: Client, month: int) -> Any:
+    ctx = journey_context()
+    if not 1 <= month <= ctx.program.length:
+        abort(404)
+    found = lookups.latest_deliverable(ctx, client, month)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/clients/<int:client_id>/months/<int:month>")
+def deliverable(client_id: int, month: int) -> Any:
+    """A month's latest deliverable as the client reads it, with the reviewer's notes, what an
+    admin changed in the generated text, and the review's actions."""
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    d = deliverable_or_404(found, month)
+    return render_template(
+        "panel/deliverable.html",
+        client=found,
+        d=d,
+        diff=review.changes(d),
+        notice=review.approval_notice(ctx, found, month),
+        program=ctx.program,
+        zone=ZoneInfo(found.timezone),
+    )
+
+
+@bp.get("/clients/<int:client_id>/months/<int:month>/edit")
+def edit_deliverable(client_id: int, month: int) -> Any:
+    """Correct the text in the browser, then approve it: the generated text is kept."""
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    d = deliverable_or_404(found, month)
+    return render_template(
+        "panel/edit_deliverable.html",
+        client=found,
+        d=d,
+        content=d.content,
+        notice=review.approval_notice(ctx, found, month),
+        program=ctx.program,
+    )
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/edit")
+def edit_and_approve(client_id: int, month: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    content = request.form.get("content", "")
+    try:
+        outcome = outcomes.carry_out(ctx, review.approve, found, month, content)
+        message = outcome.told(f"M{month} of {found.name} is approved with your corrections.")
+        ctx.commit()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        d = deliverable_or_404(found, month)
+        return render_template(
+            "panel/edit_deliverable.html",
+            client=found,
+            d=d,
+            content=content,
+            error=exc.message,
+            notice=review.approval_notice(ctx, found, month),
+            program=ctx.program,
+        ), code
+    flash(message, "ok")
+    return redirect(url_for("panel.deliverable", client_id=found.id, month=month), 303)
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/generate")
+def generate(client_id: int, month: int) -> Any:
+    """Generate (or regenerate) a month by hand from the journey page."""
+
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        notes = request.form.get("notes", "")
+        review.generate_by_hand(ctx, client, month, notes)
+        return f"M{month} is being generated now.", None
+
+    return control(client_id, act)
 
 
 @bp.post("/review/<int:client_id>/<int:month>/<verb>")
 def decide(client_id: int, month: int, verb: str) -> Any:
+    """Approve, reject or regenerate a month, from the review queue (the answer is a message
+    in place) or from the journey page (`from=journey`: the journey redrawn)."""
     client = client_or_404(client_id)
-    ctx = journey_context()
     notes = request.form.get("notes", "").strip()
     operations = {
         "approve": (review.approve, (month,), f"M{month} of {client.name} is approved."),
@@ -483,6 +665,14 @@ def decide(client_id: int, month: int, verb: str) -> Any:
     if verb not in operations:
         abort(404)
     operation, args, headline = operations[verb]
+    if request.form.get("from") == "journey":
+
+        def act(ctx: Any, found: Client) -> tuple[str, None]:
+            operation(ctx, found, *args)
+            return headline, None
+
+        return control(client_id, act)
+    ctx = journey_context()
     try:
         outcome = outcomes.carry_out(ctx, operation, client, *args)
         message = outcome.told(headline)

@@ -7,7 +7,17 @@ from typing import Any
 from flask import Response, request, url_for
 from sqlalchemy import func, select
 
-from scheduler import controls, enrollment, errors, lookups, outcomes, overview, review, timeline
+from scheduler import (
+    communications,
+    controls,
+    enrollment,
+    errors,
+    lookups,
+    outcomes,
+    overview,
+    review,
+    timeline,
+)
 from scheduler.models import Client, Deliverable
 from scheduler.progress import generation_progress
 from scheduler.vocab import ClientStatus
@@ -89,6 +99,34 @@ def update_client(client_id: int) -> Response:
     return reply(client_json(client))
 
 
+@bp.get("/clients/<int:client_id>/communications")
+def list_communications(client_id: int) -> Response:
+    client = find(client_id)
+    return reply(
+        {
+            "data": [out.communication(c) for c in communications.communications(ctx(), client)],
+            "subscription": communications.subscription(client),
+        }
+    )
+
+
+@bp.patch("/clients/<int:client_id>/subscription")
+@action
+def update_subscription(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    now = communications.subscription(client)
+    chosen = communications.set_subscription(
+        ctx(),
+        client,
+        subscribed=data.get("subscribed", now["subscribed"]),
+        reminders=data.get("reminders", client.reminders_enabled),
+        celebrations=data.get("celebrations", client.celebrations_enabled),
+    )
+    db.session.flush()
+    return reply(chosen)
+
+
 # -- the journey -------------------------------------------------------------------------------
 
 
@@ -102,6 +140,7 @@ def timeline_reply(client: Client, days: int = 30) -> Response:
             generation_progress(context, client),
             overview.client_status(context, client),
             outcomes.upcoming(context, client, t.upcoming),
+            overview.overdue(context, client),
         )
     )
 
@@ -207,8 +246,8 @@ def list_deliverables(client_id: int) -> Response:
 @action
 def approve_deliverable(client_id: int, month: int) -> Response:
     client = find(client_id)
-    inputs.body()
-    deliverable = review.approve(ctx(), client, month)
+    data = inputs.body()
+    deliverable = review.approve(ctx(), client, month, data.get("content"))
     db.session.flush()
     return reply(out.deliverable(deliverable))
 
@@ -231,3 +270,12 @@ def open_deliverable(client_id: int, month: int) -> Response:
     deliverable = review.open_deliverable(ctx(), client, month)
     db.session.flush()
     return reply(out.deliverable(deliverable))
+
+
+@bp.get("/admin/review")
+def review_queue() -> Response:
+    args = inputs.query()
+    items, total = overview.review_items(ctx(), args.get("show", ""), args["offset"], args["limit"])
+    return reply(
+        out.page([out.review_item(i) for i in items], total, args["limit"], args["offset"])
+    )

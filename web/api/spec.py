@@ -242,7 +242,77 @@ def schemas(program: Program) -> dict[str, Any]:
                 "delivered_at": nullable(INSTANT),
                 "opened_at": nullable(INSTANT),
                 "created_at": INSTANT,
+                "generated_content": {
+                    "type": ["string", "null"],
+                    "description": "The generator's text, when an admin corrected it before "
+                    "approving (`content` is what the client reads).",
+                },
+                "edited_at": nullable(INSTANT),
+                "edited_by": {"type": ["string", "null"]},
             }
+        ),
+        "ReviewItem": obj(
+            {
+                "deliverable": ref("Deliverable"),
+                "client_id": ID,
+                "client_name": {"type": "string"},
+                "waiting_since": INSTANT,
+                "waited_seconds": COUNT,
+                "milestone": DATE,
+                "milestone_note": {"type": "string"},
+                "regenerating": {"type": "boolean"},
+            }
+        ),
+        "ReviewList": listing("ReviewItem"),
+        "Communication": obj(
+            {
+                "automation_id": ID,
+                "name": {"type": "string"},
+                "template": {"type": "string", "enum": templates},
+                "month": nullable(month),
+                "state": {
+                    "type": "string",
+                    "enum": [
+                        "sent",
+                        "sending",
+                        "pending",
+                        "held",
+                        "deferred",
+                        "skipped",
+                        "cancelled",
+                        "failed",
+                    ],
+                },
+                "at": nullable(INSTANT),
+                "text": {"type": "string"},
+                "email_id": nullable(ID),
+                "subject": {"type": "string"},
+            }
+        ),
+        "Subscription": obj(
+            {
+                "subscribed": {"type": "boolean"},
+                "reminders": {"type": "boolean"},
+                "celebrations": {"type": "boolean"},
+            },
+        ),
+        "SubscriptionUpdate": obj(
+            {
+                "subscribed": {"type": "boolean"},
+                "reminders": {"type": "boolean"},
+                "celebrations": {"type": "boolean"},
+            },
+            required=[],
+        ),
+        "Communications": obj(
+            {
+                "data": {"type": "array", "items": ref("Communication")},
+                "subscription": ref("Subscription"),
+            }
+        ),
+        "Approval": obj(
+            {"content": text(200_000, minLength=1, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")},
+            required=[],
         ),
         "Generation": obj(
             {
@@ -278,6 +348,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "state": {"type": "string", "enum": EXPECTED_STATES},
                 "at": nullable(INSTANT),
                 "text": {"type": "string"},
+                "condition": {
+                    "type": "string",
+                    "description": "The condition the engine puts on it when its moment "
+                    "comes (empty: it always acts).",
+                },
             }
         ),
         "LogEntry": obj(
@@ -317,6 +392,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "months": {"type": "array", "items": ref("TimelineMonth")},
                 "upcoming": {"type": "array", "items": ref("Automation")},
                 "expected": {"type": "array", "items": ref("Expected")},
+                "overdue": {
+                    "type": "string",
+                    "description": "For an overdue client, what is overdue and since when "
+                    "(empty otherwise).",
+                },
                 "holds": {"type": "array", "items": ref("Hold")},
                 "history": {"type": "array", "items": ref("LogEntry")},
             }
@@ -521,6 +601,31 @@ def paths(program: Program) -> dict[str, Any]:
                 "email preferences. The start date changes through `journey/adjust`.",
             ),
         },
+        "/api/clients/{client_id}/communications": {
+            "parameters": [PATH_CLIENT],
+            "get": operation(
+                "listCommunications",
+                "What the client was sent, and will be sent",
+                "Clients",
+                responses("200", "Communications"),
+                description="Every email meant for the client, the latest first: sent (with "
+                "its outbox id), pending, held by the hold, deferred by the frequency cap, "
+                "skipped (and why), cancelled or failed; and the client's subscription.",
+            ),
+        },
+        "/api/clients/{client_id}/subscription": {
+            "parameters": [PATH_CLIENT],
+            "patch": operation(
+                "updateSubscription",
+                "Change the client's email preferences",
+                "Clients",
+                responses("200", "Subscription", "400", "415"),
+                request=body("SubscriptionUpdate"),
+                description="`subscribed: false` unsubscribes from every optional email (the "
+                "finer choices are kept); what is left out stays as it is. The change is "
+                "recorded in the client's history with the token's owner.",
+            ),
+        },
         "/api/clients/{client_id}/journey/start": {
             "parameters": [PATH_CLIENT],
             **post(
@@ -637,6 +742,10 @@ def paths(program: Program) -> dict[str, Any]:
                 "Approve (deliver) a month",
                 "Deliverables",
                 responses("200", "Deliverable", "409"),
+                request=body("Approval", required=False),
+                description="A deliverable in review, or rejected (approved as is). With "
+                "`content`, the admin's corrected text is delivered and the generated text "
+                "kept in `generated_content`.",
             ),
         },
         "/api/clients/{client_id}/deliverables/{month}/reject": {
@@ -699,6 +808,26 @@ def paths(program: Program) -> dict[str, Any]:
                 responses("202", "Automation", "409", description="Queued to run now."),
                 description="A scheduled automation runs now; a failed one runs again with "
                 "fresh retries.",
+            ),
+        },
+        "/api/admin/review": {
+            "get": operation(
+                "reviewQueue",
+                "The review queue",
+                "Deliverables",
+                responses("200", "ReviewList"),
+                params=[
+                    param(
+                        "show",
+                        "query",
+                        {"type": "string", "enum": ["review", "rejected"]},
+                        "Only those in review, or only those rejected and waiting for a "
+                        "revision (default: both).",
+                    ),
+                    *PAGE,
+                ],
+                description="Deliverables waiting for an admin, the longest waiting first: in "
+                "review since generated, or rejected (latest version) since rejected.",
             ),
         },
         "/api/admin/automations": {

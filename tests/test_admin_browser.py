@@ -1,0 +1,100 @@
+"""Everyday admin work in a real browser (Chromium), under the panel's CSP: a rejected month
+regenerated with the reviewer's notes, corrected in the browser and approved."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from scheduler.vocab import DeliverableStatus as D
+from tests.browser import csp_violations, serve
+from tests.panel_helpers import LONG_SESSIONS, set_password
+from tests.test_panel_browser import log_in
+
+
+@pytest.fixture
+def site(harness):
+    harness.app.config.update(LONG_SESSIONS)
+    set_password()
+    base, server = serve(harness.app)
+    yield base
+    server.shutdown()
+
+
+def test_reject_regenerate_correct_and_approve(harness, site, page):
+    harness.clock.set(datetime(2026, 1, 20, 12, tzinfo=UTC))
+    sarah = harness.enroll(date(2026, 1, 10), "America/New_York")
+    harness.run_until(datetime(2026, 1, 20, 12, tzinfo=UTC))  # M1 waits in review
+    violations = csp_violations(page)
+    log_in(page, site)
+
+    # Reject from the queue: the month stays in it, as waiting for a revision.
+    page.get_by_role("link", name="Review", exact=True).click()
+    page.get_by_label("Notes for Sarah Johnson M1").fill("Add a pricing section")
+    page.get_by_role("button", name="Reject").click()
+    page.get_by_role("status").filter(has_text="is rejected").wait_for()
+    page.get_by_label("Show").select_option("rejected")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**show=rejected**")
+    card = page.locator(".review-item")
+    assert card.count() == 1 and "rejected, waiting for revision" in card.inner_text()
+    assert "Add a pricing section" in card.inner_text()
+
+    # Regenerate from the journey page: the reviewer's notes go to the generator.
+    page.get_by_role("link", name="Sarah Johnson").click()
+    row = page.locator("tr.month-row[data-month='1']")
+    assert "rejected" in row.inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Regenerate").click()
+    page.get_by_role("status").filter(has_text="M1 is being generated now").wait_for()
+    harness.run_until(harness.clock.now())
+    v2 = harness.deliverable(sarah, 1)
+    assert v2.version == 2 and "Add a pricing section" in v2.content
+    generated = v2.content
+
+    # Correct the text in the browser and approve it; the change is shown beside the month.
+    page.reload()
+    page.locator("tr.month-row[data-month='1']").get_by_role(
+        "link", name="Edit and approve"
+    ).click()
+    box = page.get_by_label("The text the client will read")
+    box.fill(box.input_value() + "\n\n## Pricing\n\nThree tiers: Starter, Growth, Scale.\n")
+    page.get_by_role("button", name="Approve with these corrections").click()
+    page.get_by_role("status").filter(has_text="approved with your corrections").wait_for()
+    diff = page.get_by_label("Changes to the generated text").inner_text()
+    assert "+Three tiers: Starter, Growth, Scale." in diff
+    assert "Changed by coach@example.com" in page.locator("main").inner_text()
+    d = harness.refresh(harness.deliverable(sarah, 1))
+    assert d.status == D.DELIVERED and d.generated_content == generated
+    page.goto(site + "/review")
+    assert "Nothing awaits review." in page.locator("main").inner_text()
+    assert violations == []
+
+
+def test_the_communications_tab(harness, site, page):
+    from tests.test_communications import lived
+
+    sarah = lived(harness)  # sent, deferred by the cap, pending
+    violations = csp_violations(page)
+    log_in(page, site)
+    page.goto(f"{site}/clients/{sarah.id}")
+    page.get_by_role("link", name="Communications").click()
+    page.wait_for_url("**/communications")
+    states = page.locator("tr.comm-row").evaluate_all("rows => rows.map(r => r.dataset.state)")
+    assert {"sent", "deferred", "pending"} <= set(states)
+    deferred = page.locator("tr.comm-row[data-state='deferred']").inner_text()
+    assert "deferred by the frequency cap until" in deferred
+    # Turn reminders off, in place: the change is said and recorded with who made it.
+    page.get_by_label("Reminders").uncheck()
+    page.get_by_role("button", name="Save preferences").click()
+    page.get_by_role("status").filter(has_text="are saved").wait_for()
+    assert "reminders_enabled on → off" in page.locator("ul.changes").inner_text()
+    assert "coach@example.com" in page.locator("ul.changes").inner_text()
+    assert harness.refresh(sarah).reminders_enabled is False
+    # An email as it was sent: subject, recipient, the HTML in its frame.
+    page.get_by_role("link", name="Deliverable ready email to client (M1)").click()
+    page.wait_for_url("**/sent/*")
+    assert "sarah@example.com" in page.locator("main").inner_text()
+    assert "Hi Sarah" in page.frame_locator("iframe.preview").locator("body").inner_text()
+    assert violations == []
