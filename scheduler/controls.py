@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from scheduler import plan, rules
+from scheduler import audit, emails, plan, rules
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid
 from scheduler.inputs import check_date, check_month
@@ -20,7 +20,7 @@ from scheduler.lookups import (
     open_hold,
     pending,
 )
-from scheduler.models import Automation, Client, Deliverable, Hold
+from scheduler.models import Admin, Automation, Client, ClientChange, Deliverable, Hold
 from scheduler.schedule import after_grace, finish, move, notify, refresh_progress, schedule
 from scheduler.vocab import (
     TEMPLATE_TYPE,
@@ -29,6 +29,7 @@ from scheduler.vocab import (
     DeliverableStatus,
     Source,
     Template,
+    automation_name,
 )
 
 
@@ -185,6 +186,13 @@ def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
     latest = latest_deliverable(ctx, client, month)
     if latest is not None and latest.status in rules.DONE:
         raise Conflict(f"M{month} is already {latest.status}")
+    audit.record(
+        ctx,
+        client,
+        f"M{month} skipped",
+        {"status": str(latest.status) if latest else None},
+        {"status": DeliverableStatus.SKIPPED.value},
+    )
     for automation in pending(ctx, client, month=month):
         if automation.hold_id is None:
             finish(ctx, automation, AutomationStatus.CANCELLED, f"M{month} skipped")
@@ -206,6 +214,59 @@ def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
     return latest
 
 
+def unskip(ctx: Context, client: Client, month: int) -> int:
+    """Undo a skip within the grace period (`ACTION_EMAIL_GRACE_SECONDS`): the month is back
+    as it was, and the automations the skip cancelled are scheduled again (a reminder whose
+    moment has passed meanwhile is skipped, as when any plan is redrawn). Returns how many
+    came back."""
+    check_month(ctx, month)
+    latest = latest_deliverable(ctx, client, month)
+    if latest is None or latest.status != DeliverableStatus.SKIPPED or latest.reviewed_at is None:
+        raise Conflict(f"M{month} is not skipped")
+    grace = ctx.engine.action_email_grace
+    if ctx.now() - latest.reviewed_at > grace:
+        raise Conflict(
+            f"the skip of M{month} can be undone for {int(grace.total_seconds())} seconds only; "
+            "it is past that"
+        )
+    skipped_at = latest.reviewed_at
+    record = ctx.session.scalar(
+        select(ClientChange)
+        .where(ClientChange.client_id == client.id, ClientChange.what == f"M{month} skipped")
+        .order_by(ClientChange.at.desc(), ClientChange.id.desc())
+    )
+    prior = (record.before or {}).get("status") if record is not None else None
+    if prior is None:
+        ctx.session.delete(latest)
+    else:
+        latest.status = prior
+        latest.reviewed_at = None
+    back = 0
+    for automation in ctx.session.scalars(
+        select(Automation).where(
+            Automation.client_id == client.id,
+            Automation.month == month,
+            Automation.status == AutomationStatus.CANCELLED,
+            Automation.detail == f"M{month} skipped",
+            Automation.updated_at >= skipped_at,
+        )
+    ):
+        automation.status = AutomationStatus.SCHEDULED
+        automation.detail = ""
+        move(ctx, automation, automation.trigger_at, planned=automation.source == Source.PLAN)
+        back += 1
+    ctx.session.flush()
+    refresh_progress(ctx, client)
+    audit.record(
+        ctx,
+        client,
+        f"M{month} skip undone",
+        {"status": DeliverableStatus.SKIPPED.value},
+        {"status": prior},
+    )
+    return back
+
+
 def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an admin") -> None:
     if automation.status != AutomationStatus.SCHEDULED:
         raise Conflict(
@@ -213,6 +274,20 @@ def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an 
             "only a scheduled one can be cancelled"
         )
     finish(ctx, automation, AutomationStatus.CANCELLED, reason)
+
+
+def trigger_notice(ctx: Context, automation: Automation, admins: list[Admin]) -> str:
+    """Said before an admin runs an automation now: who will receive what (`admins`: the
+    active ones, read once for a page)."""
+    name = automation_name(automation.type, automation.template, automation.month)
+    if automation.template is None:
+        if automation.type == AutomationType.GENERATE_DELIVERABLE:
+            return (
+                f"Run {name} now? The month is written now and the admins are asked to review it."
+            )
+        return f"Run {name} now?"
+    to = emails.recipients(automation.client, Template(automation.template), admins)
+    return f"Send {name} now? It goes to {', '.join(to) or 'nobody (no active admin)'}."
 
 
 def trigger_now(ctx: Context, automation: Automation) -> None:

@@ -163,6 +163,10 @@ class Client(Base):
     unsubscribed_at: Mapped[datetime | None]  # one-click unsubscribe from every optional email
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Set when an admin ended the journey early (it also counts as completed: nothing more
+    # happens), with why.
+    offboarded_at: Mapped[datetime | None]
+    offboard_reason: Mapped[str | None] = mapped_column(Text)
 
     coach: Mapped[Admin | None] = relationship()
     holds: Mapped[list[Hold]] = relationship(

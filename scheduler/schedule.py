@@ -225,7 +225,7 @@ def refresh_progress(ctx: Context, client: Client) -> None:
     client.current_month = current
     if rules.complete(views, ctx.program):
         client.completed_at = client.completed_at or ctx.now()
-    else:
+    elif client.offboarded_at is None:  # a journey ended early stays ended
         client.completed_at = None
     client.updated_at = ctx.now()
 

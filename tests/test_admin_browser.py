@@ -98,3 +98,32 @@ def test_the_communications_tab(harness, site, page):
     assert "sarah@example.com" in page.locator("main").inner_text()
     assert "Hi Sarah" in page.frame_locator("iframe.preview").locator("body").inner_text()
     assert violations == []
+
+
+def test_edit_the_time_zone_with_its_preview_then_erase_the_client(harness, site, page):
+    sarah = harness.enroll(date(2026, 1, 10), "America/New_York")
+    upcoming = harness.one(sarah, template="REMINDER_UPCOMING", month=1)
+    violations = csp_violations(page)
+    log_in(page, site)
+    page.goto(f"{site}/clients/{sarah.id}")
+    page.get_by_text("Edit details").click()
+    page.get_by_label("Time zone", exact=True).fill("Europe/London")
+    page.get_by_role("button", name="Preview changes").click()
+    moves = page.locator("table.zone-moves")
+    moves.wait_for()
+    assert moves.locator("tr").count() == 33  # a heading and the 32 pending sends
+    assert harness.refresh(sarah).timezone == "America/New_York"  # nothing saved yet
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("status").filter(has_text="send times moved to Europe/London").wait_for()
+    assert harness.refresh(upcoming).trigger_at == datetime(2026, 1, 7, 9, tzinfo=UTC)
+    assert "Europe/London" in page.locator("#journey p.muted").first.inner_text()
+
+    # Erase: the confirmation names what goes; the email typed confirms.
+    page.get_by_role("link", name="Erase this client…").click()
+    assert "32 automations" in page.locator("strong.goes").inner_text()
+    page.get_by_label("Email to confirm").fill("sarah@example.com")
+    page.get_by_role("button", name="Erase Sarah Johnson").click()
+    page.get_by_role("status").filter(has_text="Sarah Johnson is erased").wait_for()
+    assert "/clients/" not in page.url
+    assert harness.automations(sarah) == []
+    assert violations == []

@@ -25,6 +25,7 @@ from scheduler import (
     audit,
     communications,
     controls,
+    editing,
     emails,
     enrollment,
     errors,
@@ -194,6 +195,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
     line = timeline.build(ctx, client, days_ahead=30, history=200)
     zone = ZoneInfo(client.timezone)
     today = lookups.local_today(ctx, client)
+    admins = emails.active_admins(ctx)
     return {
         "client": client,
         "status": overview.client_status(ctx, client),
@@ -221,6 +223,8 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
+        "coaches": coaches(),
+        "confirm_trigger": {a.id: controls.trigger_notice(ctx, a, admins) for a in line.upcoming},
         "overdue": overview.overdue(ctx, client),
         "notices": {
             m.month: review.approval_notice(ctx, client, m.month)
@@ -352,14 +356,135 @@ def adjust(client_id: int) -> Any:
     return control(client_id, act)
 
 
+def edit_fields(form: Any, client: Client) -> dict[str, Any]:
+    """The edit form's fields as the domain reads them."""
+    coach = form.get("coach", "")
+    return {
+        "name": form.get("name"),
+        "email": form.get("email"),
+        "timezone": (form.get("timezone") or "").strip() or None,
+        "coach_id": parse_int(coach, "coach") if coach else None,
+        "onboarding": inputs.parse_answers(form.get("onboarding", "")),
+        "business_plan": form.get("business_plan"),
+    }
+
+
+@bp.post("/clients/<int:client_id>/edit/preview")
+def edit_preview(client_id: int) -> Any:
+    """What saving the edit form would change, before it is saved: each detail's old and new
+    value, and every send instant a new time zone moves (made in a transaction that is rolled
+    back, as the start date's preview)."""
+    client = client_or_404(client_id)
+    ctx = journey_context()
+    try:
+        before = enrollment.details(client) | {
+            "timezone": client.timezone,
+            "coach": editing.coach_email(ctx, client.coach_id),
+        }
+        old_zone = client.timezone
+        moves = editing.edit(ctx, client, **edit_fields(request.form, client))
+        db.session.flush()
+        after = enrollment.details(client) | {
+            "timezone": client.timezone,
+            "coach": editing.coach_email(ctx, client.coach_id),
+        }
+        changed = [(k, before[k], after[k]) for k in before if before[k] != after[k]]
+        lines = [(m.name, m.before, m.after) for m in moves]
+        new_zone = client.timezone
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        return render_template("panel/_edit_preview.html", error=exc.message), code
+    ctx.rollback()
+    return render_template(
+        "panel/_edit_preview.html",
+        client=client,
+        changed=changed,
+        lines=lines,
+        old_zone=old_zone,
+        new_zone=new_zone,
+        shown=audit.shown,
+    )
+
+
+@bp.post("/clients/<int:client_id>/edit")
+def edit(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        moves = editing.edit(ctx, client, **edit_fields(request.form, client))
+        moved = f"; {len(moves)} send times moved to {client.timezone}" if moves else ""
+        return f"The details of {client.name} are saved{moved}.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/business-plan")
+def business_plan(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        review.approve_business_plan(ctx, client)
+        return "The business plan is approved: month 1 is generated now if it was not.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/offboard")
+def offboard(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        cancelled = editing.offboard(ctx, client, request.form.get("reason", ""))
+        return f"The journey of {client.name} has ended; {cancelled} automations cancelled.", None
+
+    return control(client_id, act)
+
+
+@bp.get("/clients/<int:client_id>/delete")
+def delete_page(client_id: int) -> Any:
+    """The erasure's confirmation: what goes, and the email address to type."""
+    found = client_or_404(client_id)
+    goes = editing.summary(editing.erasure(journey_context(), found))
+    return render_template("panel/delete_client.html", client=found, goes=goes)
+
+
+@bp.post("/clients/<int:client_id>/delete")
+def delete_client(client_id: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    if request.form.get("confirm", "").strip().lower() != found.email:
+        goes = editing.summary(editing.erasure(ctx, found))
+        error = f"type {found.email} to confirm the erasure"
+        return render_template(
+            "panel/delete_client.html", client=found, goes=goes, error=error
+        ), 422
+    name = found.name
+    removed = editing.summary(editing.erase(ctx, found))
+    ctx.commit()
+    flash(f"{name} is erased: {removed}.", "ok")
+    return redirect(url_for("panel.clients"), 303)
+
+
 @bp.post("/clients/<int:client_id>/skip")
 def skip(client_id: int) -> Any:
-    def act(ctx: Any, client: Client) -> tuple[str, None]:
+    def act(ctx: Any, client: Client) -> tuple[str, dict[str, str] | None]:
         month = parse_int(request.form.get("month"), "month")
         if month is None:
             raise errors.Invalid("month: required", "month")
         controls.skip_month(ctx, client, month)
-        return f"Month {month} is skipped: it counts as done, without celebration.", None
+        grace = int(ctx.engine.action_email_grace.total_seconds())
+        undo = (
+            {"action": "unskip", "label": f"Undo: bring M{month} back", "month": str(month)}
+            if grace
+            else None
+        )
+        return f"Month {month} is skipped: it counts as done, without celebration.", undo
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/unskip")
+def unskip(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        month = parse_int(request.form.get("month"), "month")
+        if month is None:
+            raise errors.Invalid("month: required", "month")
+        back = controls.unskip(ctx, client, month)
+        return f"Month {month} is back as it was; {back} automations are scheduled again.", None
 
     return control(client_id, act)
 

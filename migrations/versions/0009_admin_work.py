@@ -46,9 +46,15 @@ def upgrade():
         batch.add_column(sa.Column("edited_by", sa.String(length=254), nullable=True))
     with op.batch_alter_table("automation_logs") as batch:
         batch.add_column(sa.Column("actor", sa.String(length=254), nullable=True))
+    with op.batch_alter_table("clients") as batch:
+        batch.add_column(sa.Column("offboarded_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("offboard_reason", sa.Text(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("clients") as batch:
+        batch.drop_column("offboard_reason")
+        batch.drop_column("offboarded_at")
     op.drop_index("ix_client_changes_client_id_at", table_name="client_changes")
     op.drop_table("client_changes")
     with op.batch_alter_table("automation_logs") as batch:

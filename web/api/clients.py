@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from scheduler import (
     communications,
     controls,
+    editing,
     enrollment,
     errors,
     lookups,
@@ -94,7 +95,61 @@ def get_client_by_email(email: str) -> Response:
 def update_client(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    enrollment.update_client(ctx(), client, **data)
+    coach = data.pop("coach_id", editing.UNSET)
+    editing.edit(
+        ctx(),
+        client,
+        name=data.get("name"),
+        email=data.get("email"),
+        timezone=data.get("timezone"),
+        coach_id=coach,
+        onboarding=data.get("onboarding"),
+        business_plan=data.get("business_plan"),
+    )
+    for field in ("reminders_enabled", "celebrations_enabled"):
+        if field in data:
+            enrollment.update_client(ctx(), client, **{field: data[field]})
+    db.session.flush()
+    return reply(client_json(client))
+
+
+@bp.delete("/clients/<int:client_id>")
+@action
+def erase_client(client_id: int) -> Response:
+    client = find(client_id)
+    removed = editing.erase(ctx(), client)
+    db.session.flush()
+    return reply({"erased": True, "removed": removed})
+
+
+@bp.post("/clients/<int:client_id>/timezone/preview")
+@action
+def preview_timezone(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    moves = editing.zone_moves(ctx(), client, data["timezone"])
+    return reply(
+        {
+            "timezone": data["timezone"],
+            "moves": [
+                {
+                    "automation_id": m.automation.id,
+                    "name": m.name,
+                    "before": out.instant(m.before),
+                    "after": out.instant(m.after),
+                }
+                for m in moves
+            ],
+        }
+    )
+
+
+@bp.post("/clients/<int:client_id>/journey/end")
+@action
+def end_journey(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    editing.offboard(ctx(), client, data["reason"])
     db.session.flush()
     return reply(client_json(client))
 

@@ -168,8 +168,40 @@ def schemas(program: Program) -> dict[str, Any]:
                 "business_plan": text(100_000),
                 "reminders_enabled": {"type": "boolean"},
                 "celebrations_enabled": {"type": "boolean"},
+                "timezone": {
+                    "type": "string",
+                    "enum": time_zones(),
+                    "description": "Every pending send at the send hour moves to the send hour "
+                    "of the same local date in the new zone (preview: `timezone/preview`).",
+                },
+                "coach_id": nullable(ID),
             },
             required=[],
+        ),
+        "ZoneChange": obj({"timezone": {"type": "string", "enum": time_zones()}}),
+        "ZoneMove": obj(
+            {
+                "automation_id": ID,
+                "name": {"type": "string"},
+                "before": INSTANT,
+                "after": INSTANT,
+            }
+        ),
+        "ZonePreview": obj(
+            {"timezone": {"type": "string"}, "moves": {"type": "array", "items": ref("ZoneMove")}}
+        ),
+        "Offboard": obj(
+            {"reason": text(2000, minLength=1, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")}
+        ),
+        "Erasure": obj(
+            {
+                "erased": {"type": "boolean"},
+                "removed": {
+                    "type": "object",
+                    "additionalProperties": COUNT,
+                    "description": "How many rows of each kind were deleted with the client.",
+                },
+            }
         ),
         "ClientList": listing("Client"),
         "StartDate": obj({"start_date": DATE}),
@@ -591,6 +623,15 @@ def paths(program: Program) -> dict[str, Any]:
                 description="`GET /api/clients/{email}` reads a client by email address too "
                 "(its `Content-Location` names the client by id).",
             ),
+            "delete": operation(
+                "eraseClient",
+                "Erase a client and everything kept about them",
+                "Clients",
+                responses("200", "Erasure"),
+                description="The right to erasure: the client, their deliverables, "
+                "automations, log, outbox emails, holds, recorded changes and the stored API "
+                "answers that carry their data are deleted, in one transaction.",
+            ),
             "patch": operation(
                 "updateClient",
                 "Update a client",
@@ -599,6 +640,30 @@ def paths(program: Program) -> dict[str, Any]:
                 request=body("ClientUpdate"),
                 description="Change contact details, onboarding answers, the business plan or "
                 "email preferences. The start date changes through `journey/adjust`.",
+            ),
+        },
+        "/api/clients/{client_id}/timezone/preview": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "previewTimezone",
+                "What a new time zone would move",
+                "Clients",
+                responses("200", "ZonePreview"),
+                request=body("ZoneChange"),
+                description="Nothing changes: each pending send a move to this zone would "
+                "move, with its instant before and after.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/end": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "endJourney",
+                "End the journey early (offboard)",
+                "Journey",
+                responses("200", "Client", "409"),
+                request=body("Offboard"),
+                description="Everything pending is cancelled with the reason; the client "
+                "counts as completed. 409 when the journey has already ended.",
             ),
         },
         "/api/clients/{client_id}/communications": {

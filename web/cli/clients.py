@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from scheduler import enrollment, lookups, outcomes, overview, timeline
-from scheduler.models import Automation, Client
+from scheduler import editing, enrollment, errors, lookups, outcomes, overview, timeline
+from scheduler.models import Admin, Automation, Client
 from scheduler.progress import generation_progress
 from scheduler.vocab import AutomationStatus, status_label
 from web import journey_context
@@ -64,6 +66,83 @@ def clients_add(
         f"enrolled {client.name} <{client.email}> as client {client.id}: "
         f"{planned} automations scheduled"
     )
+
+
+@clients.command("edit")
+@click.argument("client")
+@click.option("--name", help="New name.")
+@click.option("--email", help="New email address.")
+@click.option("--timezone", help="New IANA time zone: pending sends keep their local time.")
+@click.option("--coach", help="The coach's email (an admin), or 'none' for every admin.")
+@click.option("--dry-run", is_flag=True, help="Say what would change, change nothing.")
+@friendly
+def clients_edit(
+    client: str,
+    name: str | None,
+    email: str | None,
+    timezone: str | None,
+    coach: str | None,
+    dry_run: bool,
+) -> None:
+    """Change a client's details; a new time zone moves every pending send with them."""
+    ctx = journey_context()
+    found = lookups.find_client(ctx, client)
+    coach_id: Any = editing.UNSET
+    if coach is not None:
+        coach_id = None if coach.lower() == "none" else coach_by_email(coach)
+    old_zone = found.timezone
+    moves = editing.edit(ctx, found, name=name, email=email, timezone=timezone, coach_id=coach_id)
+    db.session.flush()
+    for m in moves:
+        click.echo(
+            f"  {m.name}: {m.before.astimezone(ZoneInfo(old_zone)):%a %d %b %Y %H:%M} "
+            f"{old_zone} -> {m.after.astimezone(ZoneInfo(found.timezone)):%a %d %b %Y %H:%M} "
+            f"{found.timezone}"
+        )
+    if dry_run:
+        ctx.rollback()
+        click.echo(f"dry run: nothing changed ({len(moves)} sends would move)")
+        return
+    commit()
+    click.echo(f"saved: {found.name} <{found.email}>, {len(moves)} sends moved")
+
+
+def coach_by_email(email: str) -> int:
+    admin = db.session.scalar(select(Admin).where(Admin.email == email.strip().lower()))
+    if admin is None:
+        raise errors.NotFound(f"coach: no admin {email}", "coach")
+    return admin.id
+
+
+@clients.command("offboard")
+@click.argument("client")
+@click.option("--reason", required=True, help="Why the journey ends early.")
+@friendly
+def clients_offboard(client: str, reason: str) -> None:
+    """End a journey early: everything pending is cancelled, with the reason."""
+    ctx = journey_context()
+    found = lookups.find_client(ctx, client)
+    cancelled = editing.offboard(ctx, found, reason)
+    commit()
+    click.echo(f"the journey of {found.name} has ended; {cancelled} automations cancelled")
+
+
+@clients.command("delete")
+@click.argument("client")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly
+def clients_delete(client: str, yes: bool) -> None:
+    """Erase a client and everything kept about them (the right to erasure)."""
+    ctx = journey_context()
+    found = lookups.find_client(ctx, client)
+    goes = editing.summary(editing.erasure(ctx, found))
+    click.echo(f"erasing {found.name} <{found.email}> deletes {goes}")
+    if not yes and not click.confirm("erase, for good?", default=False):
+        click.echo("nothing erased")
+        sys.exit(1)
+    removed = editing.summary(editing.erase(ctx, found))
+    commit()
+    click.echo(f"erased: {removed}")
 
 
 @clients.command("list")
