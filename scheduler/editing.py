@@ -5,6 +5,7 @@ who made it (`audit`), except erasure, which leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -186,10 +187,15 @@ def mentions_email(client: Client) -> object:
 def mentions_answer(client: Client) -> object:
     """Stored API answers (replayed to a client that retries a request) that carry the
     client's data: those naming their email address or id."""
-    patterns = [f"%{client.email}%"] + [
-        f'%"client_id":{sep}{client.id}{end}%' for sep in ("", " ") for end in (",", "}")
+    spelled = {client.email, json.dumps(client.email)[1:-1]}  # as is, and JSON-escaped
+    patterns = [f"%{like_escape(e)}%" for e in spelled] + [
+        f'%"client!_id":{sep}{client.id}{end}%' for sep in ("", " ") for end in (",", "}")
     ]
-    return or_(*[IdempotencyKey.response.like(p) for p in patterns])
+    return or_(*[IdempotencyKey.response.like(p, escape="!") for p in patterns])
+
+
+def like_escape(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def summary(found: dict[str, int]) -> str:

@@ -258,3 +258,31 @@ def test_cli_edit_offboard_and_delete(harness):
     gone = run("clients", "delete", "sarah@example.com", "--yes")
     assert gone.exit_code == 0 and "erased: the client record" in gone.output
     assert db.session.scalar(select(func.count()).select_from(Client)) == 0
+
+
+def test_erasure_finds_stored_answers_that_spell_the_email_escaped(harness):
+    g.pop("journey", None)
+    api = Api(harness, new_token(harness))
+    created = api.post(
+        "/api/clients",
+        {"name": "Zoë Martin", "email": "zoë@example.com", "start_date": "2026-01-01"},
+        headers={"Idempotency-Key": "create-zoe"},
+    )
+    assert created.status_code == 201, created.get_json()
+    stored = db.session.scalar(select(IdempotencyKey))
+    assert "zo\\u00eb@example.com" in stored.response  # JSON spells it escaped
+    g.pop("journey", None)
+    assert (
+        api.delete(f"/api/clients/{created.get_json()['id']}").get_json()["removed"]["idempotency"]
+        == 1
+    )
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+    # A retry of the creation is a new request now, not a replay of the erased client.
+    g.pop("journey", None)
+    again = api.post(
+        "/api/clients",
+        {"name": "Zoë Martin", "email": "zoë@example.com", "start_date": "2026-01-01"},
+        headers={"Idempotency-Key": "create-zoe"},
+    )
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
