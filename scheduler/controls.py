@@ -102,6 +102,13 @@ def pause(ctx: Context, client: Client, *, until: date | None = None, reason: st
             hold=hold,
             planned=True,
         )
+    audit.record(
+        ctx,
+        client,
+        "on hold",
+        {"on_hold": False},
+        {"on_hold": True, "until": until.isoformat() if until else None, "reason": hold.reason},
+    )
     return hold
 
 
@@ -140,6 +147,7 @@ def resume(ctx: Context, client: Client, *, ended_by: str = "admin") -> Hold:
             payload={"days": days},
             at=after_grace(ctx) if ended_by == "admin" else None,
         )
+    audit.record(ctx, client, "hold ended", {"on_hold": True}, {"on_hold": False, "days": days})
     return hold
 
 
@@ -151,6 +159,13 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
         raise Conflict(f"{client.name} has completed the program; the start date is history")
     if start_date == client.start_date:
         return 0
+    audit.record(
+        ctx,
+        client,
+        "start date",
+        {"start_date": client.start_date.isoformat()},
+        {"start_date": start_date.isoformat()},
+    )
     client.start_date = start_date
     client.updated_at = ctx.now()
     steps = plan.step_by_key(ctx.program)
@@ -274,6 +289,13 @@ def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an 
             "only a scheduled one can be cancelled"
         )
     finish(ctx, automation, AutomationStatus.CANCELLED, reason)
+    audit.record(
+        ctx,
+        automation.client,
+        f"{automation_name(automation.type, automation.template, automation.month)} cancelled",
+        {"status": AutomationStatus.SCHEDULED.value},
+        {"status": AutomationStatus.CANCELLED.value},
+    )
 
 
 def trigger_notice(ctx: Context, automation: Automation, admins: list[Admin]) -> str:
@@ -305,7 +327,15 @@ def trigger_now(ctx: Context, automation: Automation) -> None:
             "only a scheduled or failed one can be run now"
         )
     automation.payload = {**(automation.payload or {}), "urgent": True}
+    before = automation.trigger_at
     move(ctx, automation, ctx.now(), planned=False)
+    audit.record(
+        ctx,
+        automation.client,
+        f"{automation_name(automation.type, automation.template, automation.month)} run now",
+        {"trigger_at": before.isoformat()},
+        {"trigger_at": ctx.now().isoformat()},
+    )
 
 
 def schedule_by_hand(
@@ -353,4 +383,12 @@ def schedule_by_hand(
     when = at or ctx.now()
     if when < ctx.now() - timedelta(minutes=1):
         raise Invalid("at: must not be in the past", "at")
-    return schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)
+    made = schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)
+    audit.record(
+        ctx,
+        client,
+        f"{automation_name(made.type, made.template, made.month)} scheduled by hand",
+        {"trigger_at": None},
+        {"trigger_at": when.isoformat()},
+    )
+    return made

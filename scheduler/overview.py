@@ -359,6 +359,7 @@ class LogFilter:
     start: date | None = None
     end: date | None = None  # inclusive
     zone: str = "UTC"
+    actor: str = ""  # who acted (part of their email); "engine" for what nobody did by hand
 
     def link(self) -> dict[str, str]:
         """The log page's query string for these rows."""
@@ -369,6 +370,7 @@ class LogFilter:
             "status": self.status,
             "from": self.start.isoformat() if self.start else "",
             "to": self.end.isoformat() if self.end else "",
+            "actor": self.actor,
         }
         return {k: v for k, v in args.items() if v}
 
@@ -385,6 +387,7 @@ def log_filter(
     start: date | None = None,
     end: date | None = None,
     zone: str = "UTC",
+    actor: str = "",
 ) -> LogFilter:
     """A log filter as a person typed it, refused with a message when it cannot mean anything."""
     if type and type not in AutomationType.__members__:
@@ -397,7 +400,9 @@ def log_filter(
         raise Invalid(f"status: unknown status {status!r} (one of {names})", "status")
     if start and end and start > end:
         raise Invalid(f"from: {start} is after to ({end})", "from")
-    return LogFilter(client.strip(), type, template, status, start, end, zone)
+    if actor and status == AutomationStatus.SCHEDULED:
+        raise Invalid("actor: pending automations have no actor yet; filter the log rows", "actor")
+    return LogFilter(client.strip(), type, template, status, start, end, zone, actor.strip())
 
 
 def day_start(day: date, zone: str = "UTC") -> datetime:
@@ -429,6 +434,12 @@ def log_query(where: LogFilter) -> tuple[Select[Any], Any, Any]:
         query = query.where(when >= day_start(where.start, where.zone))
     if where.end:
         query = query.where(when < day_start(where.end + timedelta(days=1), where.zone))
+    if where.actor and not pending:
+        if where.actor.lower() == "engine":
+            query = query.where(AutomationLog.actor.is_(None))
+        else:
+            like = "%" + re.sub(r"([!%_])", r"!\1", where.actor.lower()) + "%"
+            query = query.where(func.lower(AutomationLog.actor).like(like, escape="!"))
     return query, table, when
 
 

@@ -205,10 +205,10 @@ def acting_person() -> str:
     import click
     from flask_login import current_user
 
-    token = g.get("api_token")
-    if token is not None:
-        return str(token.admin.email)
     if has_request_context():
+        token = g.get("api_token")
+        if token is not None:
+            return str(token.admin.email)
         return str(current_user.email) if getattr(current_user, "is_authenticated", False) else ""
     command = click.get_current_context(silent=True)
     return str(command.find_root().meta.get(ACTOR_KEY, "")) if command else ""

@@ -224,6 +224,8 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
         "coaches": coaches(),
+        "changes": audit.changes(ctx, client, 50),
+        "shown": audit.shown,
         "confirm_trigger": {a.id: controls.trigger_notice(ctx, a, admins) for a in line.upcoming},
         "overdue": overview.overdue(ctx, client),
         "notices": {
@@ -836,6 +838,7 @@ def log() -> Any:
             start=parse_date(args.get("from"), "from"),
             end=parse_date(args.get("to"), "to"),
             zone=admin_zone(),
+            actor=args.get("actor", ""),
         )
         page_number = parse_int(args.get("page"), "page") or 1
     except errors.JourneyError as exc:

@@ -128,6 +128,7 @@ def log_entry(e: AutomationLog) -> dict[str, Any]:
         "attempt": e.attempt,
         "detail": e.detail or "",
         "error": e.error,
+        "actor": e.actor,
     }
 
 

@@ -400,6 +400,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "attempt": COUNT,
                 "detail": {"type": "string"},
                 "error": {"type": ["string", "null"]},
+                "actor": {
+                    "type": ["string", "null"],
+                    "description": "Who acted (an admin's email, a command's user); null for "
+                    "the engine on its own.",
+                },
             }
         ),
         "LogList": listing("LogEntry"),
@@ -920,6 +925,13 @@ def paths(program: Program) -> dict[str, Any]:
                 responses("200", "LogList"),
                 params=[
                     client_filter,
+                    param(
+                        "actor",
+                        "query",
+                        {"type": "string", "minLength": 1, "maxLength": 254, "pattern": TEXT},
+                        "Only what this person did (their email, as recorded), or `engine` for "
+                        "what the engine did on its own.",
+                    ),
                     param(
                         "type",
                         "query",
