@@ -152,11 +152,8 @@ def overdue(ctx: Context, client: Client) -> str:
     )
 
 
-def clients(
-    ctx: Context, *, q: str = "", status: str = "", sort: str = "name", page: int = 1
-) -> Page:
-    """Clients matching `q` (name or email) and `status`, sorted, one page of them, each with
-    its next automation. Filtering, sorting and paging happen in the database."""
+def client_filters(ctx: Context, q: str, status: str, sort: str) -> tuple[Any, list[Any], Any]:
+    """The clients list's status column, filters and order (the page and the CSV export)."""
     dialect = ctx.session.get_bind().dialect.name
     today = ctx.now().date()  # a day's precision is what the status needs
     state = status_sql(dialect, today)
@@ -165,9 +162,6 @@ def clients(
         where.append(matches(q.strip()))
     if status in STATUSES:
         where.append(state == status)
-    total = int(ctx.session.scalar(select(func.count()).select_from(Client).where(*where)) or 0)
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
     rank = case({s: i for i, s in enumerate(STATUSES)}, value=state)
     order = {
         "name": (func.lower(Client.name), Client.id),
@@ -175,6 +169,24 @@ def clients(
         "month": (Client.current_month, func.lower(Client.name)),
         "status": (rank, func.lower(Client.name)),
     }[sort if sort in SORTS else "name"]
+    return state, where, order
+
+
+def client_query(ctx: Context, *, q: str = "", status: str = "", sort: str = "name") -> Select[Any]:
+    """Every client of the list with these filters, in its order, with their status."""
+    state, where, order = client_filters(ctx, q, status, sort)
+    return select(Client, state).where(*where).order_by(*order)
+
+
+def clients(
+    ctx: Context, *, q: str = "", status: str = "", sort: str = "name", page: int = 1
+) -> Page:
+    """Clients matching `q` (name or email) and `status`, sorted, one page of them, each with
+    its next automation. Filtering, sorting and paging happen in the database."""
+    state, where, order = client_filters(ctx, q, status, sort)
+    total = int(ctx.session.scalar(select(func.count()).select_from(Client).where(*where)) or 0)
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(page, 1), pages)
     found = ctx.session.execute(
         select(Client.id, Client.name, Client.email, Client.start_date, Client.current_month, state)
         .where(*where)

@@ -4,9 +4,11 @@ regenerated with the reviewer's notes, corrected in the browser and approved."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
+from scheduler.models import Client
 from scheduler.vocab import DeliverableStatus as D
 from tests.browser import csp_violations, serve
 from tests.panel_helpers import LONG_SESSIONS, set_password
@@ -126,4 +128,37 @@ def test_edit_the_time_zone_with_its_preview_then_erase_the_client(harness, site
     page.get_by_role("status").filter(has_text="Sarah Johnson is erased").wait_for()
     assert "/clients/" not in page.url
     assert harness.automations(sarah) == []
+    assert violations == []
+
+
+def test_import_a_thousand_rows_with_three_bad_ones_then_export(harness, site, page, tmp_path):
+    from tests.test_import_export import sheet
+
+    bad = tmp_path / "clients.csv"
+    bad.write_text(sheet(1000).replace("nobody@example.com", ""), encoding="utf-8")  # 3 bad
+    good = tmp_path / "fixed.csv"
+    good.write_text(sheet(1000, bad=False), encoding="utf-8")
+    violations = csp_violations(page)
+    log_in(page, site)
+    page.get_by_label("CSV file").set_input_files(str(bad))
+    page.get_by_role("button", name="Check (dry run)").click()
+    page.locator("tr.import-error").first.wait_for()
+    assert page.locator("tr.import-error").count() == 3
+    assert "3 of 1000 rows have errors" in page.locator("#import-report").inner_text()
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_role("alert").filter(has_text="nothing is imported").wait_for()
+    assert harness.ctx.session.query(Client).count() == 0
+    page.get_by_label("CSV file").set_input_files(str(good))
+    page.get_by_role("button", name="Check (dry run)").click()
+    page.get_by_text("Dry run: 1000 clients would be enrolled").wait_for()
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported: 1000 clients enrolled").wait_for(timeout=120_000)
+    assert harness.ctx.session.query(Client).count() == 1000
+    # Export the list as filtered.
+    page.goto(site + "/?q=client 99")
+    with page.expect_download() as download:
+        page.locator("#export-clients").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "id,name,email,timezone,start_date,month,status,coach"
+    assert len(text.splitlines()) == 1 + 11  # Client 99 and 990-999
     assert violations == []

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -29,6 +31,7 @@ from scheduler import (
     emails,
     enrollment,
     errors,
+    imports,
     inputs,
     lookups,
     markup,
@@ -146,6 +149,56 @@ def clients() -> Any:
     if htmx and htmx.target == "client-rows":
         return render_template("panel/_client_rows.html", **context)
     return render_template("panel/clients.html", **context)
+
+
+@bp.get("/clients.csv")
+def clients_csv() -> Any:
+    """The clients list, with its filters and order, every page, as CSV."""
+    args = request.args
+    body = imports.clients_csv(
+        journey_context(),
+        q=args.get("q", ""),
+        status=args.get("status", ""),
+        sort=args.get("sort", "name"),
+    )
+    return csv_response(body, "clients.csv")
+
+
+def csv_response(body: Any, filename: str) -> Any:
+    return Response(
+        stream_with_context(body),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.post("/clients/import")
+def import_clients() -> Any:
+    """Check a CSV file row by row (a dry run), or import it: every row or none."""
+    ctx = journey_context()
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise errors.Invalid("file: choose a CSV file", "file")
+        raw = upload.read(imports.MAX_BYTES + 1)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise errors.Invalid("file: not UTF-8 text", "file") from None
+        if request.form.get("mode") == "import":
+            report = imports.run(ctx, text)
+            ctx.commit()
+        else:
+            report = imports.dry_run(ctx, text)
+            ctx.rollback()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        report = None
+        if upload is not None and exc.field == "file" and "rows have errors" in exc.message:
+            report = imports.dry_run(ctx, text)
+            ctx.rollback()
+        return render_template("panel/_import_report.html", error=exc.message, report=report), code
+    return render_template("panel/_import_report.html", report=report)
 
 
 def coaches() -> list[Admin]:
@@ -824,6 +877,23 @@ def dashboard() -> Any:
     board = overview.dashboard(journey_context(), admin_zone())
     top = max([n for _, n, _ in board.daily] + [1])
     return render_template("panel/dashboard.html", board=board, top=top)
+
+
+@bp.get("/log.csv")
+def log_csv() -> Any:
+    """The log rows the filters name, newest first, as CSV."""
+    args = request.args
+    where = overview.log_filter(
+        client=args.get("client", ""),
+        type=args.get("type", ""),
+        template=args.get("template", ""),
+        status=args.get("status", ""),
+        start=parse_date(args.get("from"), "from"),
+        end=parse_date(args.get("to"), "to"),
+        zone=admin_zone(),
+        actor=args.get("actor", ""),
+    )
+    return csv_response(imports.log_csv(journey_context(), where), "log.csv")
 
 
 @bp.get("/log")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
 from scheduler import (
@@ -13,6 +13,7 @@ from scheduler import (
     editing,
     enrollment,
     errors,
+    imports,
     lookups,
     outcomes,
     overview,
@@ -334,3 +335,55 @@ def review_queue() -> Response:
     return reply(
         out.page([out.review_item(i) for i in items], total, args["limit"], args["offset"])
     )
+
+
+@bp.post("/clients/import")
+@action
+def import_clients() -> Response:
+    data = inputs.body()
+    if data.get("dry_run"):
+        report = imports.dry_run(ctx(), data["csv"])
+    else:
+        report = imports.run(ctx(), data["csv"])
+        db.session.flush()
+    return reply(
+        {
+            "imported": report.done,
+            "summary": report.summary(),
+            "rows": len(report.rows),
+            "new": len(report.new),
+            "already_enrolled": len(report.already),
+            "automations": len(report.new) * report.steps,
+            "errors": [
+                {"line": r.line, "email": r.email, "errors": r.errors} for r in report.errors
+            ],
+        }
+    )
+
+
+def csv_reply(body: Any) -> Response:
+    return Response(stream_with_context(body), mimetype="text/csv")
+
+
+@bp.get("/admin/export/clients")
+def export_clients() -> Response:
+    args = inputs.query()
+    return csv_reply(
+        imports.clients_csv(
+            ctx(), q=args.get("q", ""), status=args.get("status", ""), sort=args.get("sort", "name")
+        )
+    )
+
+
+@bp.get("/admin/export/log")
+def export_log() -> Response:
+    args = inputs.query()
+    where = overview.log_filter(
+        client=args.get("client", ""),
+        type=args.get("type", ""),
+        status=args.get("status", ""),
+        start=args.get("from"),
+        end=args.get("to"),
+        actor=args.get("actor", ""),
+    )
+    return csv_reply(imports.log_csv(ctx(), where))

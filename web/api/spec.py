@@ -296,6 +296,31 @@ def schemas(program: Program) -> dict[str, Any]:
             }
         ),
         "ReviewList": listing("ReviewItem"),
+        "ImportRequest": obj(
+            {
+                "csv": text(10 * 1024 * 1024, minLength=1),
+                "dry_run": {"type": "boolean", "default": False},
+            },
+            required=["csv"],
+        ),
+        "ImportRow": obj(
+            {
+                "line": {"type": "integer", "minimum": 1},
+                "email": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "ImportReport": obj(
+            {
+                "imported": {"type": "boolean"},
+                "summary": {"type": "string"},
+                "rows": COUNT,
+                "new": COUNT,
+                "already_enrolled": COUNT,
+                "automations": COUNT,
+                "errors": {"type": "array", "items": ref("ImportRow")},
+            }
+        ),
         "Communication": obj(
             {
                 "automation_id": ID,
@@ -506,6 +531,18 @@ def responses(ok: str, schema: str | None, *codes: str, description: str = "") -
         | ({"content": {"application/json": {"schema": ref(schema)}}} if schema else {})
     }
     for code in ("401", "404", "422", "429", *codes):
+        out[code] = {"$ref": f"#/components/responses/E{code}"}
+    return out
+
+
+def csv_responses() -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "200": {
+            "description": "CSV, with a header line.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+    for code in ("401", "422", "429"):
         out[code] = {"$ref": f"#/components/responses/E{code}"}
     return out
 
@@ -878,6 +915,70 @@ def paths(program: Program) -> dict[str, Any]:
                 responses("202", "Automation", "409", description="Queued to run now."),
                 description="A scheduled automation runs now; a failed one runs again with "
                 "fresh retries.",
+            ),
+        },
+        "/api/clients/import": {
+            **post(
+                "importClients",
+                "Enroll clients from a CSV file",
+                "Clients",
+                responses("200", "ImportReport"),
+                request=body("ImportRequest"),
+                description="Columns: name, email, timezone, start_date, coach (an admin's "
+                "email), and any other as an onboarding answer. With `dry_run`, each row is "
+                "checked and nothing changes; otherwise every new row is enrolled, or none (422 "
+                "when a row is wrong). Rows already enrolled with the same name and start date "
+                "are left as they are, so a second import changes nothing.",
+            ),
+        },
+        "/api/admin/export/clients": {
+            "get": operation(
+                "exportClients",
+                "The clients list as CSV",
+                "Admin",
+                csv_responses(),
+                params=[
+                    param("q", "query", text(200), "Only names or emails containing this."),
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": [s.value for s in ClientStatus]},
+                        "Only clients with this status.",
+                    ),
+                    param(
+                        "sort",
+                        "query",
+                        {"type": "string", "enum": ["name", "start", "month", "status"]},
+                        "The list's order (default: name).",
+                    ),
+                ],
+            ),
+        },
+        "/api/admin/export/log": {
+            "get": operation(
+                "exportLog",
+                "The automation log as CSV",
+                "Admin",
+                csv_responses(),
+                params=[
+                    param("client", "query", text(200), "Id, email or part of a name."),
+                    param(
+                        "type",
+                        "query",
+                        {"type": "string", "enum": [t.value for t in AutomationType]},
+                        "",
+                    ),
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": [s.value for s in LogStatus]},
+                        "",
+                    ),
+                    param("from", "query", DATE, "From this day (UTC)."),
+                    param("to", "query", DATE, "To this day (UTC), inclusive."),
+                    param("actor", "query", text(254), "Who acted, or `engine`."),
+                ],
+                description="The rows the filters name, newest first (at most 100,000).",
             ),
         },
         "/api/admin/review": {

@@ -12,10 +12,19 @@ import click
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from scheduler import editing, enrollment, errors, lookups, outcomes, overview, timeline
+from scheduler import (
+    editing,
+    enrollment,
+    errors,
+    imports,
+    lookups,
+    outcomes,
+    overview,
+    timeline,
+)
 from scheduler.models import Admin, Automation, Client
 from scheduler.progress import generation_progress
-from scheduler.vocab import AutomationStatus, status_label
+from scheduler.vocab import AutomationStatus, ClientStatus, status_label
 from web import journey_context
 from web.api import serialize
 from web.cli.common import DATE, commit, describe, friendly
@@ -145,6 +154,49 @@ def clients_delete(client: str, yes: bool) -> None:
     click.echo(f"erased: {removed}")
 
 
+@clients.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--dry-run", is_flag=True, help="Check every row and say what would happen.")
+@friendly
+def clients_import(file: Any, dry_run: bool) -> None:
+    """Enroll clients from a CSV file (name, email, timezone, start_date, coach, and any other
+    column as an onboarding answer): all of them, or none when a row is wrong. Rows already
+    enrolled with the same name and start are left as they are, so a second run changes
+    nothing."""
+    ctx = journey_context()
+    text = file.read()
+    report = imports.dry_run(ctx, text)
+    for row in report.errors:
+        click.echo(f"line {row.line}: {'; '.join(row.errors)}", err=True)
+    if dry_run or report.errors:
+        click.echo(("dry run: " if dry_run else "") + report.summary())
+        if report.errors:
+            sys.exit(2)
+        return
+    db.session.rollback()
+    with click.progressbar(length=len(report.new), label="enrolling", file=sys.stderr) as bar:
+        last = [0]
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+
+        done = imports.run(ctx, text, progress)
+    commit()
+    click.echo(done.summary())
+
+
+@clients.command("export")
+@click.option("--q", default="", help="Only names or emails containing this.")
+@click.option("--status", default="", type=click.Choice(["", *[s.value for s in ClientStatus]]))
+@click.option("--sort", default="name", type=click.Choice(list(overview.SORTS)))
+@friendly
+def clients_export(q: str, status: str, sort: str) -> None:
+    """The clients list as CSV, on standard output (the panel's filters)."""
+    for chunk in imports.clients_csv(journey_context(), q=q, status=status, sort=sort):
+        click.echo(chunk, nl=False)
+
+
 @clients.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per client.")
 def clients_list(as_json: bool) -> None:
@@ -211,4 +263,24 @@ def timeline_cmd(client: str, as_json: bool) -> None:
         click.echo("  nothing has run yet")
 
 
-COMMANDS = [clients, timeline_cmd]
+@click.command("log-export")
+@click.option("--client", default="", help="Id, email or part of a name.")
+@click.option("--type", "type_", default="", help="Automation type.")
+@click.option("--status", default="", help="Log status (COMPLETED, SKIPPED...).")
+@click.option("--from", "start", type=DATE, help="From this day (UTC), YYYY-MM-DD.")
+@click.option("--to", "end", type=DATE, help="To this day (UTC), inclusive.")
+@click.option("--actor", default="", help="Who acted (part of their email), or 'engine'.")
+@with_appcontext
+@friendly
+def log_export_cmd(
+    client: str, type_: str, status: str, start: date | None, end: date | None, actor: str
+) -> None:
+    """The automation log as CSV, on standard output, newest first (the panel's filters)."""
+    where = overview.log_filter(
+        client=client, type=type_, status=status, start=start, end=end, actor=actor
+    )
+    for chunk in imports.log_csv(journey_context(), where):
+        click.echo(chunk, nl=False)
+
+
+COMMANDS = [clients, timeline_cmd, log_export_cmd]
