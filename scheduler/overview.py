@@ -262,10 +262,12 @@ def review_queue(ctx: Context, page: int = 1, show: str = "") -> Page:
     """Deliverables waiting for an admin, the longest waiting first, one page of them with
     their clients: in review, and (the latest version of a month only) rejected ones waiting
     for a revision. `show`: "review" or "rejected" for one kind only."""
-    total = review_items(ctx, show, 0, 0)[1]
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
+    page = max(page, 1)
     items, total = review_items(ctx, show, (page - 1) * PER_PAGE, PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    if page > pages:  # past the end: the last page
+        page = pages
+        items, total = review_items(ctx, show, (page - 1) * PER_PAGE, PER_PAGE)
     return Page(items, total, page, pages)
 
 
