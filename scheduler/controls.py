@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from scheduler import plan, rules
+from scheduler import audit, emails, plan, rules
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid
 from scheduler.inputs import check_date, check_month
@@ -20,7 +20,7 @@ from scheduler.lookups import (
     open_hold,
     pending,
 )
-from scheduler.models import Automation, Client, Deliverable, Hold
+from scheduler.models import Admin, Automation, Client, ClientChange, Deliverable, Hold
 from scheduler.schedule import after_grace, finish, move, notify, refresh_progress, schedule
 from scheduler.vocab import (
     TEMPLATE_TYPE,
@@ -29,6 +29,7 @@ from scheduler.vocab import (
     DeliverableStatus,
     Source,
     Template,
+    automation_name,
 )
 
 
@@ -101,6 +102,13 @@ def pause(ctx: Context, client: Client, *, until: date | None = None, reason: st
             hold=hold,
             planned=True,
         )
+    audit.record(
+        ctx,
+        client,
+        "on hold",
+        {"on_hold": False},
+        {"on_hold": True, "until": until.isoformat() if until else None, "reason": hold.reason},
+    )
     return hold
 
 
@@ -139,6 +147,7 @@ def resume(ctx: Context, client: Client, *, ended_by: str = "admin") -> Hold:
             payload={"days": days},
             at=after_grace(ctx) if ended_by == "admin" else None,
         )
+    audit.record(ctx, client, "hold ended", {"on_hold": True}, {"on_hold": False, "days": days})
     return hold
 
 
@@ -150,6 +159,13 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
         raise Conflict(f"{client.name} has completed the program; the start date is history")
     if start_date == client.start_date:
         return 0
+    audit.record(
+        ctx,
+        client,
+        "start date",
+        {"start_date": client.start_date.isoformat()},
+        {"start_date": start_date.isoformat()},
+    )
     client.start_date = start_date
     client.updated_at = ctx.now()
     steps = plan.step_by_key(ctx.program_of(client))
@@ -185,6 +201,13 @@ def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
     latest = latest_deliverable(ctx, client, month)
     if latest is not None and latest.status in rules.DONE:
         raise Conflict(f"M{month} is already {latest.status}")
+    audit.record(
+        ctx,
+        client,
+        f"M{month} skipped",
+        {"status": str(latest.status) if latest else None},
+        {"status": DeliverableStatus.SKIPPED.value},
+    )
     for automation in pending(ctx, client, month=month):
         if automation.hold_id is None:
             finish(ctx, automation, AutomationStatus.CANCELLED, f"M{month} skipped")
@@ -206,6 +229,59 @@ def skip_month(ctx: Context, client: Client, month: int) -> Deliverable:
     return latest
 
 
+def unskip(ctx: Context, client: Client, month: int) -> int:
+    """Undo a skip within the grace period (`ACTION_EMAIL_GRACE_SECONDS`): the month is back
+    as it was, and the automations the skip cancelled are scheduled again (a reminder whose
+    moment has passed meanwhile is skipped, as when any plan is redrawn). Returns how many
+    came back."""
+    check_month(ctx, month)
+    latest = latest_deliverable(ctx, client, month)
+    if latest is None or latest.status != DeliverableStatus.SKIPPED or latest.reviewed_at is None:
+        raise Conflict(f"M{month} is not skipped")
+    grace = ctx.engine.action_email_grace
+    if ctx.now() - latest.reviewed_at > grace:
+        raise Conflict(
+            f"the skip of M{month} can be undone for {int(grace.total_seconds())} seconds only; "
+            "it is past that"
+        )
+    skipped_at = latest.reviewed_at
+    record = ctx.session.scalar(
+        select(ClientChange)
+        .where(ClientChange.client_id == client.id, ClientChange.what == f"M{month} skipped")
+        .order_by(ClientChange.at.desc(), ClientChange.id.desc())
+    )
+    prior = (record.before or {}).get("status") if record is not None else None
+    if prior is None:
+        ctx.session.delete(latest)
+    else:
+        latest.status = prior
+        latest.reviewed_at = None
+    back = 0
+    for automation in ctx.session.scalars(
+        select(Automation).where(
+            Automation.client_id == client.id,
+            Automation.month == month,
+            Automation.status == AutomationStatus.CANCELLED,
+            Automation.detail == f"M{month} skipped",
+            Automation.updated_at >= skipped_at,
+        )
+    ):
+        automation.status = AutomationStatus.SCHEDULED
+        automation.detail = ""
+        move(ctx, automation, automation.trigger_at, planned=automation.source == Source.PLAN)
+        back += 1
+    ctx.session.flush()
+    refresh_progress(ctx, client)
+    audit.record(
+        ctx,
+        client,
+        f"M{month} skip undone",
+        {"status": DeliverableStatus.SKIPPED.value},
+        {"status": prior},
+    )
+    return back
+
+
 def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an admin") -> None:
     if automation.status != AutomationStatus.SCHEDULED:
         raise Conflict(
@@ -213,6 +289,27 @@ def cancel(ctx: Context, automation: Automation, reason: str = "cancelled by an 
             "only a scheduled one can be cancelled"
         )
     finish(ctx, automation, AutomationStatus.CANCELLED, reason)
+    audit.record(
+        ctx,
+        automation.client,
+        f"{automation_name(automation.type, automation.template, automation.month)} cancelled",
+        {"status": AutomationStatus.SCHEDULED.value},
+        {"status": AutomationStatus.CANCELLED.value},
+    )
+
+
+def trigger_notice(ctx: Context, automation: Automation, admins: list[Admin]) -> str:
+    """Said before an admin runs an automation now: who will receive what (`admins`: the
+    active ones, read once for a page)."""
+    name = automation_name(automation.type, automation.template, automation.month)
+    if automation.template is None:
+        if automation.type == AutomationType.GENERATE_DELIVERABLE:
+            return (
+                f"Run {name} now? The month is written now and the admins are asked to review it."
+            )
+        return f"Run {name} now?"
+    to = emails.recipients(automation.client, Template(automation.template), admins)
+    return f"Send {name} now? It goes to {', '.join(to) or 'nobody (no active admin)'}."
 
 
 def trigger_now(ctx: Context, automation: Automation) -> None:
@@ -230,7 +327,15 @@ def trigger_now(ctx: Context, automation: Automation) -> None:
             "only a scheduled or failed one can be run now"
         )
     automation.payload = {**(automation.payload or {}), "urgent": True}
+    before = automation.trigger_at
     move(ctx, automation, ctx.now(), planned=False)
+    audit.record(
+        ctx,
+        automation.client,
+        f"{automation_name(automation.type, automation.template, automation.month)} run now",
+        {"trigger_at": before.isoformat()},
+        {"trigger_at": ctx.now().isoformat()},
+    )
 
 
 def schedule_by_hand(
@@ -278,4 +383,12 @@ def schedule_by_hand(
     when = at or ctx.now()
     if when < ctx.now() - timedelta(minutes=1):
         raise Invalid("at: must not be in the past", "at")
-    return schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)
+    made = schedule(ctx, client, kind, when, source=Source.MANUAL, month=month, template=chosen)
+    audit.record(
+        ctx,
+        client,
+        f"{automation_name(made.type, made.template, made.month)} scheduled by hand",
+        {"trigger_at": None},
+        {"trigger_at": when.isoformat()},
+    )
+    return made

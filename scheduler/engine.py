@@ -310,6 +310,10 @@ class Context:
     # Every automation this unit of work created, moved or ended, in order: what an operation
     # did, for `scheduler.outcomes` to tell.
     touched: list[Any] = field(default_factory=list)
+    # Who is acting through this unit of work (an admin's email, a command's OS user): recorded
+    # with what it changes. Empty for the engine acting on its own (workers, the sweep).
+    actor: str = ""
+
     _current: int | None = None
 
     def current_version(self) -> int:

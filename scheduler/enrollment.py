@@ -4,6 +4,7 @@ insert; their details change; a journey not yet under way can start again from a
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select
 
-from scheduler import plan
+from scheduler import audit, plan
 from scheduler.controls import adjust
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid, JourneyError
@@ -264,7 +265,9 @@ def update_client(
     celebrations_enabled: bool | None = None,
 ) -> Client:
     """Change a client's details (what is None stays). The schedule does not depend on them:
-    the start date changes through `adjust`, the time zone not at all."""
+    the start date changes through `adjust`, the time zone not at all. The change is recorded
+    with who made it (`audit`)."""
+    before = details(client)
     if name is not None:
         client.name = clean_name(name)
     if email is not None:
@@ -285,7 +288,23 @@ def update_client(
     if celebrations_enabled is not None:
         client.celebrations_enabled = bool(celebrations_enabled)
     client.updated_at = ctx.now()
+    audit.record(ctx, client, "client details", before, details(client))
     return client
+
+
+def details(client: Client) -> dict[str, Any]:
+    """A client's details as the history records them (long texts by their length)."""
+    return {
+        "name": client.name,
+        "email": client.email,
+        "onboarding": dict(client.onboarding or {}),
+        "business_plan": (
+            f"{len(client.business_plan or '')} characters, "
+            f"#{hashlib.sha256((client.business_plan or '').encode()).hexdigest()[:8]}"
+        ),
+        "reminders_enabled": client.reminders_enabled,
+        "celebrations_enabled": client.celebrations_enabled,
+    }
 
 
 def start_journey(ctx: Context, client: Client, start_date: date) -> int:

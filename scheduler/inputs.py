@@ -163,3 +163,16 @@ def local_instant(naive: datetime, zone: ZoneInfo, field: str) -> datetime:
             field,
         )
     return local.astimezone(UTC)
+
+
+def parse_answers(text: str, field: str = "onboarding") -> dict[str, str]:
+    """Onboarding answers written one per line as "question: answer" (blank lines ignored)."""
+    answers: dict[str, str] = {}
+    for number, line in enumerate(str(text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        question, colon, answer = line.partition(":")
+        if not colon or not question.strip():
+            raise Invalid(f'{field}: line {number} is not "question: answer"', field)
+        answers[question.strip()[:200]] = answer.strip()[:5000]
+    return answers

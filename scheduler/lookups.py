@@ -20,6 +20,7 @@ from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
     DeliverableStatus,
+    Template,
 )
 
 
@@ -163,3 +164,21 @@ def pending(ctx: Context, client: Client, **where: Any) -> list[Automation]:
     for name, value in where.items():
         query = query.where(getattr(Automation, name) == value)
     return list(ctx.session.scalars(query.order_by(Automation.trigger_at, Automation.id)))
+
+
+def verdict(automation: Automation, journey: Journey) -> rules.Verdict:
+    """Whether the automation has a reason to act, as the journey stands (`rules.decide`): what
+    the engine decides when it runs it, and what the pages foretell."""
+    views = journey.views
+    month = automation.month
+    this = views.get(month, rules.MonthView()) if month else rules.MonthView()
+    previous = views.get(month - 1, rules.MonthView()) if month and month > 1 else None
+    hold = journey.open_hold
+    return rules.decide(
+        AutomationType(automation.type),
+        Template(automation.template) if automation.template else None,
+        month,
+        this,
+        previous,
+        hold_active=hold is not None and automation.hold_id == hold.id,
+    )

@@ -166,6 +166,10 @@ class Client(Base):
     program_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Set when an admin ended the journey early (it also counts as completed: nothing more
+    # happens), with why.
+    offboarded_at: Mapped[datetime | None]
+    offboard_reason: Mapped[str | None] = mapped_column(Text)
 
     coach: Mapped[Admin | None] = relationship()
     holds: Mapped[list[Hold]] = relationship(
@@ -227,6 +231,11 @@ class Deliverable(Base):
     delivered_at: Mapped[datetime | None]
     opened_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Set when an admin corrected the text before approving it: the generator's text, kept so
+    # that what was changed can be shown (`content` is what the client reads).
+    generated_content: Mapped[str | None] = mapped_column(Text)
+    edited_at: Mapped[datetime | None]
+    edited_by: Mapped[str | None] = mapped_column(String(254))
 
     client: Mapped[Client] = relationship(viewonly=True)
 
@@ -325,11 +334,35 @@ class AutomationLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The program version that planned the automation.
     program_version: Mapped[int | None] = mapped_column(Integer)
+    # The person whose action this was (an admin's email, or the OS user of a command); empty
+    # for what the engine did on its own.
+    actor: Mapped[str | None] = mapped_column(String(254))
 
     client: Mapped[Client] = relationship(viewonly=True)
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} UTC {self.type} {self.status}"
+
+
+class ClientChange(Base):
+    """A person's change to a client or to one of their deliverables: who, when, what, and the
+    values before and after (only those that changed)."""
+
+    __tablename__ = "client_changes"
+    __table_args__ = (Index("ix_client_changes_client_id_at", "client_id", "at"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(254))
+    what: Mapped[str] = mapped_column(String(120))
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    client: Mapped[Client] = relationship(viewonly=True)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} UTC {self.what} by {self.actor or 'the engine'}"
 
 
 class Email(Base):

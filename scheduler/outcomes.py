@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scheduler import emails, plan, rules, timeline
+from scheduler import emails, lookups, plan, rules, timeline
 from scheduler.engine import Context
-from scheduler.lookups import at_send_hour, client_zone, open_hold
+from scheduler.lookups import Journey, at_send_hour, client_zone, journeys
 from scheduler.models import Automation, Client, Email, Hold
 from scheduler.vocab import (
     OPTIONAL_TEMPLATES,
@@ -36,6 +36,8 @@ class Expected:
     state: str
     at: datetime | None  # when it is expected to act, if that is known
     text: str  # "held until the hold ends on Monday 12 January 2026"
+    # The condition the engine puts on it when its moment comes (`rules.condition`), if any.
+    condition: str = ""
 
     @property
     def line(self) -> str:
@@ -72,14 +74,12 @@ def carry_out(ctx: Context, operation: Callable[..., Any], *args: Any, **kwargs:
 
 
 def expectations(ctx: Context, automations: list[Automation]) -> list[Expected]:
-    holds: dict[int, Hold | None] = {}
-    out = []
-    for automation in automations:
-        client = automation.client
-        if client.id not in holds:
-            holds[client.id] = open_hold(ctx, client) if client.paused_at else None
-        out.append(expect(ctx, automation, client, holds[client.id]))
-    return out
+    clients = list({a.client_id: a.client for a in automations}.values())
+    found = journeys(ctx, clients)
+    return [
+        expect(ctx, a, a.client, found[a.client_id].open_hold, found[a.client_id])
+        for a in automations
+    ]
 
 
 def local(ctx: Context, client: Client, instant: datetime) -> str:
@@ -88,12 +88,22 @@ def local(ctx: Context, client: Client, instant: datetime) -> str:
     return f"{emails.day(moment.date(), client.timezone)} at {moment:%H:%M}"
 
 
-def expect(ctx: Context, automation: Automation, client: Client, hold: Hold | None) -> Expected:
-    """What will happen to `automation`: THE answer every surface gives."""
+def expect(
+    ctx: Context,
+    automation: Automation,
+    client: Client,
+    hold: Hold | None,
+    journey: Journey | None = None,
+) -> Expected:
+    """What will happen to `automation`: THE answer every surface gives. A pending step that
+    will not act as things stand says why, in the words the engine will log when it skips it
+    (`lookups.verdict`, the engine's own decision)."""
     name = automation_name(automation.type, automation.template, automation.month)
+    template = Template(automation.template) if automation.template else None
+    condition = rules.condition(AutomationType(automation.type), template, automation.month)
 
     def said(state: str, text: str, at: datetime | None = None) -> Expected:
-        return Expected(automation.id, name, state, at, text)
+        return Expected(automation.id, name, state, at, text, condition)
 
     status = automation.status
     if status == AutomationStatus.SKIPPED:
@@ -108,6 +118,12 @@ def expect(ctx: Context, automation: Automation, client: Client, hold: Hold | No
         return said("running", "running now")
     now = ctx.now()
     at = automation.trigger_at
+    journey = journey or lookups.journey(ctx, client)
+    verdict = lookups.verdict(automation, journey)
+    month = automation.month
+    this = journey.views.get(month, rules.MonthView()) if month else rules.MonthView()
+    if rules.settled(verdict, template, this) or (not verdict.run and at <= now):
+        return said("skipped", f"will be skipped because {verdict.reason}", at)
     if client.paused_at is not None and automation.hold_id is None:
         shift = timeline.hold_shift(hold)
         if hold is None or shift is None:
@@ -127,7 +143,6 @@ def expect(ctx: Context, automation: Automation, client: Client, hold: Hold | No
                 "held", f"held by the hold, and skipped when it ends on {until}: too late by then"
             )
         return said("held", f"held until the hold ends on {until}, then goes at once", ends)
-    template = Template(automation.template) if automation.template else None
     unwanted = rules.unwanted(template, emails.preferences(client)) if template else None
     if unwanted is not None:
         return said("skipped", f"will be skipped because {unwanted}", at)
@@ -168,16 +183,21 @@ def frequency_cap(
     return rules.capped_until(template, sent, ctx.frequency_cap_of(client), now)
 
 
-def upcoming(ctx: Context, client: Client, automations: list[Automation]) -> list[Expected]:
+def upcoming(
+    ctx: Context, client: Client, automations: list[Automation], journey: Journey | None = None
+) -> list[Expected]:
     """What will happen to each of the client's pending automations."""
-    hold = open_hold(ctx, client) if client.paused_at else None
-    return [expect(ctx, a, client, hold) for a in automations]
+    journey = journey or lookups.journey(ctx, client)
+    hold = journey.open_hold if client.paused_at else None
+    return [expect(ctx, a, client, hold, journey) for a in automations]
 
 
-def next_for(ctx: Context, client: Client, automations: list[Automation]) -> Expected | None:
+def next_for(
+    ctx: Context, client: Client, automations: list[Automation], journey: Journey | None = None
+) -> Expected | None:
     """What comes next for the client: the first pending automation that will act, by when it
     is expected to (what waits for a hold with no end date comes last)."""
-    found = [e for e in upcoming(ctx, client, automations) if e.state != "skipped"]
+    found = [e for e in upcoming(ctx, client, automations, journey) if e.state != "skipped"]
     if not found:
         return None
     return min(found, key=lambda e: (e.at is None, e.at or datetime.max.replace(tzinfo=None)))

@@ -10,8 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, false, func, or_, select
+from sqlalchemy.orm import aliased
 
-from scheduler import outcomes
+from scheduler import lookups, outcomes, rules
 from scheduler.engine import Context
 from scheduler.errors import Invalid
 from scheduler.models import (
@@ -23,7 +24,7 @@ from scheduler.models import (
     looks_like_id,
 )
 from scheduler.outcomes import Expected
-from scheduler.timeline import month_dates
+from scheduler.timeline import MonthDate, month_dates, projected_dates
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -122,6 +123,69 @@ def client_status(ctx: Context, client: Client) -> ClientStatus:
     return statuses(ctx, [client.id])[client.id]
 
 
+OVERDUE_STATE = {
+    None: "not generated yet",
+    DeliverableStatus.GENERATING: "being generated",
+    DeliverableStatus.PENDING_REVIEW: "waiting in review",
+    DeliverableStatus.REJECTED: "rejected, waiting for a revision",
+}
+
+
+def overdue(ctx: Context, client: Client) -> str:
+    """What is overdue and since when, for a client whose status is overdue ("" otherwise):
+    the month being worked on (the current one, or the next when the current is done, as
+    `overdue_from` reads it), its state, and the day it became overdue."""
+    if client_status(ctx, client) is not ClientStatus.OVERDUE:
+        return ""
+    views = lookups.month_views(ctx, client)
+    program = ctx.program_of(client)
+    month = client.current_month
+    if views.get(month, rules.MonthView()).done and month < program.length:
+        month += 1
+    # The same arithmetic as `overdue_from`, so the note and the status never disagree.
+    milestone = client.start_date + timedelta(days=client.held_days + 30 * (month - 1))
+    since = milestone + timedelta(days=OVERDUE_AFTER_DAYS + 1)
+    state = OVERDUE_STATE.get(views.get(month, rules.MonthView()).status, "not delivered")
+    title = program.month(month).title
+    return (
+        f"M{month} {title} is overdue since {since:%d %b %Y}: its milestone was "
+        f"{milestone:%d %b %Y} and it is {state}."
+    )
+
+
+def client_filters(
+    ctx: Context, q: str, status: str, sort: str, only: Any = None
+) -> tuple[Any, list[Any], Any]:
+    """The clients list's status column, filters and order (the page and the CSV export);
+    `only`: a subquery of client ids (the clients at risk)."""
+    dialect = ctx.session.get_bind().dialect.name
+    today = ctx.now().date()  # a day's precision is what the status needs
+    state = status_sql(dialect, today)
+    where = []
+    if q.strip():
+        where.append(matches(q.strip()))
+    if status in STATUSES:
+        where.append(state == status)
+    if only is not None:
+        where.append(Client.id.in_(only))
+    rank = case({s: i for i, s in enumerate(STATUSES)}, value=state)
+    order = {
+        "name": (func.lower(Client.name), Client.id),
+        "start": (Client.start_date, Client.id),
+        "month": (Client.current_month, func.lower(Client.name)),
+        "status": (rank, func.lower(Client.name)),
+    }[sort if sort in SORTS else "name"]
+    return state, where, order
+
+
+def client_query(
+    ctx: Context, *, q: str = "", status: str = "", sort: str = "name", only: Any = None
+) -> Select[Any]:
+    """Every client of the list with these filters, in its order, with their status."""
+    state, where, order = client_filters(ctx, q, status, sort, only)
+    return select(Client, state).where(*where).order_by(*order)
+
+
 def clients(
     ctx: Context,
     *,
@@ -131,28 +195,13 @@ def clients(
     page: int = 1,
     only: Any = None,
 ) -> Page:
-    """Clients matching `q` (name or email) and `status`, sorted, one page of them, each with
-    its next automation. Filtering, sorting and paging happen in the database."""
-    dialect = ctx.session.get_bind().dialect.name
-    today = ctx.now().date()  # a day's precision is what the status needs
-    state = status_sql(dialect, today)
-    where = []
-    if q.strip():
-        where.append(matches(q.strip()))
-    if status in STATUSES:
-        where.append(state == status)
-    if only is not None:  # a subquery of client ids (the clients at risk)
-        where.append(Client.id.in_(only))
+    """Clients matching `q` (name or email) and `status` (and in `only`, a subquery of ids),
+    sorted, one page of them, each with its next automation. Filtering, sorting and paging
+    happen in the database."""
+    state, where, order = client_filters(ctx, q, status, sort, only)
     total = int(ctx.session.scalar(select(func.count()).select_from(Client).where(*where)) or 0)
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(page, 1), pages)
-    rank = case({s: i for i, s in enumerate(STATUSES)}, value=state)
-    order = {
-        "name": (func.lower(Client.name), Client.id),
-        "start": (Client.start_date, Client.id),
-        "month": (Client.current_month, func.lower(Client.name)),
-        "status": (rank, func.lower(Client.name)),
-    }[sort if sort in SORTS else "name"]
     found = ctx.session.execute(
         select(Client.id, Client.name, Client.email, Client.start_date, Client.current_month, state)
         .where(*where)
@@ -197,9 +246,10 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
     for automation in rows:
         by_client.setdefault(automation.client_id, []).append(automation)
     clients = {c.id: c for c in ctx.session.scalars(select(Client).where(Client.id.in_(ids)))}
+    journeys = lookups.journeys(ctx, list(clients.values()))
     found: dict[int, Expected] = {}
     for client_id, client in clients.items():
-        nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []))
+        nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []), journeys[client_id])
         if nxt is None and client.paused_at is not None:
             nxt = Expected(0, "Hold", "waiting", None, "on hold: waits for the hold to end")
         if nxt is not None:
@@ -207,23 +257,120 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
     return found
 
 
-def review_queue(ctx: Context, page: int = 1) -> Page:
-    """Deliverables waiting for an admin, oldest first, one page of them with their clients."""
-    waiting = Deliverable.status == DeliverableStatus.PENDING_REVIEW
-    total = int(
-        ctx.session.scalar(select(func.count()).select_from(Deliverable).where(waiting)) or 0
-    )
+REVIEW_FILTERS = ("", "review", "rejected")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One month waiting for an admin: in review (since it was generated) or rejected and
+    waiting for its revision (since it was rejected)."""
+
+    deliverable: Deliverable
+    client: Client
+    since: datetime
+    waited: timedelta
+    milestone: MonthDate
+    regenerating: bool  # a new version is queued or being written
+
+
+def review_queue(ctx: Context, page: int = 1, show: str = "") -> Page:
+    """Deliverables waiting for an admin, the longest waiting first, one page of them with
+    their clients: in review, and (the latest version of a month only) rejected ones waiting
+    for a revision. `show`: "review" or "rejected" for one kind only."""
+    page = max(page, 1)
+    items, total = review_items(ctx, show, (page - 1) * PER_PAGE, PER_PAGE)
     pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
+    if page > pages:  # past the end: the last page
+        page = pages
+        items, total = review_items(ctx, show, (page - 1) * PER_PAGE, PER_PAGE)
+    return Page(items, total, page, pages)
+
+
+def review_items(ctx: Context, show: str, offset: int, limit: int) -> tuple[list[ReviewItem], int]:
+    """`limit` items of the review queue from `offset`, and how many there are in all."""
+    if show not in REVIEW_FILTERS:
+        raise Invalid(f"show: one of review, rejected, not {show[:40]!r}", "show")
+    kinds = {
+        "": [DeliverableStatus.PENDING_REVIEW, DeliverableStatus.REJECTED],
+        "review": [DeliverableStatus.PENDING_REVIEW],
+        "rejected": [DeliverableStatus.REJECTED],
+    }[show]
+    newer = aliased(Deliverable)
+    waiting = (
+        Deliverable.status.in_(kinds),
+        ~select(newer.id)
+        .where(
+            newer.client_id == Deliverable.client_id,
+            newer.month == Deliverable.month,
+            newer.version > Deliverable.version,
+        )
+        .exists(),
+    )
+    since = case(
+        (
+            Deliverable.status == DeliverableStatus.REJECTED,
+            func.coalesce(Deliverable.reviewed_at, Deliverable.created_at),
+        ),
+        else_=func.coalesce(Deliverable.generated_at, Deliverable.created_at),
+    )
+    total = int(
+        ctx.session.scalar(select(func.count()).select_from(Deliverable).where(*waiting)) or 0
+    )
+    if not limit:
+        return [], total
     rows = ctx.session.execute(
         select(Deliverable, Client)
         .join(Client, Client.id == Deliverable.client_id)
-        .where(waiting)
-        .order_by(Deliverable.generated_at, Deliverable.id)
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
+        .where(*waiting)
+        .order_by(since, Deliverable.id)
+        .offset(offset)
+        .limit(limit)
     ).all()
-    return Page(rows, total, page, pages)
+    clients = list({c.id: c for _, c in rows}.values())
+    journeys = lookups.journeys(ctx, clients)
+    dates = {c.id: projected_dates(ctx, c, journey=journeys[c.id]) for c in clients}
+    busy = (
+        set(
+            ctx.session.execute(
+                select(Automation.client_id, Automation.month).where(
+                    Automation.client_id.in_([c.id for c in clients]),
+                    Automation.type == AutomationType.GENERATE_DELIVERABLE,
+                    Automation.status.in_([AutomationStatus.SCHEDULED, AutomationStatus.RUNNING]),
+                )
+            ).all()
+        )
+        if clients
+        else set()
+    )
+    now = ctx.now()
+    items = []
+    for d, c in rows:
+        at = (
+            d.reviewed_at if d.status == DeliverableStatus.REJECTED else d.generated_at
+        ) or d.created_at
+        items.append(
+            ReviewItem(
+                d,
+                c,
+                at,
+                now - at,
+                dates[c.id][d.month],
+                d.status == DeliverableStatus.REJECTED and (c.id, d.month) in busy,
+            )
+        )
+    return items, total
+
+
+def waited(span: timedelta) -> str:
+    """How long something has waited, as a person says it ("3 days", "5 hours", "12 min")."""
+    seconds = max(0, int(span.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
+    if seconds >= 3600:
+        return "1 hour"
+    return f"{max(1, seconds // 60)} min"
 
 
 # -- the log: one query behind the log page, the dashboard's numbers and the weekly digest --
@@ -241,6 +388,7 @@ class LogFilter:
     start: date | None = None
     end: date | None = None  # inclusive
     zone: str = "UTC"
+    actor: str = ""  # who acted (part of their email); "engine" for what nobody did by hand
 
     def link(self) -> dict[str, str]:
         """The log page's query string for these rows."""
@@ -251,6 +399,7 @@ class LogFilter:
             "status": self.status,
             "from": self.start.isoformat() if self.start else "",
             "to": self.end.isoformat() if self.end else "",
+            "actor": self.actor,
         }
         return {k: v for k, v in args.items() if v}
 
@@ -267,6 +416,7 @@ def log_filter(
     start: date | None = None,
     end: date | None = None,
     zone: str = "UTC",
+    actor: str = "",
 ) -> LogFilter:
     """A log filter as a person typed it, refused with a message when it cannot mean anything."""
     if type and type not in AutomationType.__members__:
@@ -279,7 +429,9 @@ def log_filter(
         raise Invalid(f"status: unknown status {status!r} (one of {names})", "status")
     if start and end and start > end:
         raise Invalid(f"from: {start} is after to ({end})", "from")
-    return LogFilter(client.strip(), type, template, status, start, end, zone)
+    if actor and status == AutomationStatus.SCHEDULED:
+        raise Invalid("actor: pending automations have no actor yet; filter the log rows", "actor")
+    return LogFilter(client.strip(), type, template, status, start, end, zone, actor.strip())
 
 
 def day_start(day: date, zone: str = "UTC") -> datetime:
@@ -311,6 +463,12 @@ def log_query(where: LogFilter) -> tuple[Select[Any], Any, Any]:
         query = query.where(when >= day_start(where.start, where.zone))
     if where.end:
         query = query.where(when < day_start(where.end + timedelta(days=1), where.zone))
+    if where.actor and not pending:
+        if where.actor.lower() == "engine":
+            query = query.where(AutomationLog.actor.is_(None))
+        else:
+            like = "%" + re.sub(r"([!%_])", r"!\1", where.actor.lower()) + "%"
+            query = query.where(func.lower(AutomationLog.actor).like(like, escape="!"))
     return query, table, when
 
 

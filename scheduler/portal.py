@@ -159,6 +159,6 @@ def unsubscribe(ctx: Context, client: Client) -> bool:
 
 def completed_on(ctx: Context, client: Client) -> date | None:
     """The local date the client finished the program, if they have."""
-    if client.completed_at is None:
+    if client.completed_at is None or client.offboarded_at is not None:
         return None
     return client.completed_at.astimezone(client_zone(client)).date()

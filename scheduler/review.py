@@ -4,12 +4,14 @@ month 1."""
 
 from __future__ import annotations
 
+import difflib
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from scheduler import rules
+from scheduler import audit, rules
 from scheduler.controls import refuse_on_hold
+from scheduler.emails import preferences
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid
 from scheduler.inputs import check_month
@@ -23,6 +25,7 @@ from scheduler.lookups import (
 from scheduler.models import Automation, Client, Deliverable
 from scheduler.schedule import after_grace, finish, move, notify, refresh_progress, schedule
 from scheduler.vocab import (
+    TEMPLATE_NAMES,
     AutomationStatus,
     AutomationType,
     DeliverableStatus,
@@ -30,15 +33,35 @@ from scheduler.vocab import (
     Template,
 )
 
+MAX_CONTENT = 200_000
 
-def approve(ctx: Context, client: Client, month: int) -> Deliverable:
-    """Deliver the month: the client hears now, and celebrates tomorrow at the send hour."""
+
+def approve(ctx: Context, client: Client, month: int, content: str | None = None) -> Deliverable:
+    """Deliver the month: the client hears now, and celebrates tomorrow at the send hour.
+    With `content`, the admin's corrected text is what the client reads; the generator's text
+    is kept beside it, so that the change can be shown (`changes`)."""
     deliverable = require_deliverable(ctx, client, month)
     if deliverable.status not in (DeliverableStatus.PENDING_REVIEW, DeliverableStatus.REJECTED):
         raise Conflict(
             f"M{month} is {deliverable.status}; only a deliverable in review can be approved"
         )
     now = ctx.now()
+    before = {
+        "status": str(deliverable.status),
+        "edited": deliverable.generated_content is not None,
+    }
+    if content is not None:
+        edit(ctx, deliverable, content)
+    audit.record(
+        ctx,
+        client,
+        f"M{month} v{deliverable.version} approved",
+        before,
+        {
+            "status": DeliverableStatus.DELIVERED.value,
+            "edited": deliverable.generated_content is not None,
+        },
+    )
     deliverable.status = DeliverableStatus.DELIVERED
     deliverable.reviewed_at = deliverable.delivered_at = now
     notify(
@@ -69,6 +92,59 @@ def approve(ctx: Context, client: Client, month: int) -> Deliverable:
     return deliverable
 
 
+def edit(ctx: Context, deliverable: Deliverable, content: str) -> None:
+    """An admin's correction of the text: the generator's version is kept (once: a second
+    edit is compared with the generated text too). The same text changes nothing."""
+    text = str(content).replace("\r\n", "\n")
+    if not text.strip():
+        raise Invalid("content: the corrected text is empty", "content")
+    if len(text) > MAX_CONTENT:
+        raise Invalid(f"content: at most {MAX_CONTENT} characters", "content")
+    if "\x00" in text:
+        raise Invalid("content: contains a NUL character", "content")
+    if text == deliverable.content:
+        return
+    if deliverable.generated_content is None:
+        deliverable.generated_content = deliverable.content
+    deliverable.content = text
+    deliverable.edited_at = ctx.now()
+    deliverable.edited_by = ctx.actor or None
+
+
+def changes(deliverable: Deliverable) -> list[str]:
+    """What an admin changed in the generated text, as a unified diff (empty: not edited)."""
+    if deliverable.generated_content is None:
+        return []
+    label = f"M{deliverable.month} v{deliverable.version}"
+    return [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            deliverable.generated_content.splitlines(keepends=True),
+            deliverable.content.splitlines(keepends=True),
+            fromfile=f"{label} as generated",
+            tofile=f"{label} as approved",
+        )
+    ]
+
+
+def approval_notice(ctx: Context, client: Client, month: int) -> str:
+    """Who will receive what once the month is approved: said before an admin confirms."""
+    grace = int(ctx.engine.action_email_grace.total_seconds())
+    when = "now" if grace < 60 else f"in {grace // 60} minute{'s' if grace >= 120 else ''}"
+    ready = TEMPLATE_NAMES[Template.DELIVERABLE_READY]
+    said = f"{client.name} <{client.email}> will receive the {ready.lower()} for M{month} {when}"
+    celebration = rules.celebration_for(month, ctx.program)
+    why_not = rules.unwanted(celebration, preferences(client))
+    days = ctx.program.schedule.celebration_days_after
+    if why_not:
+        return f"{said}; no {TEMPLATE_NAMES[celebration].lower()}: {why_not}."
+    later = "the next day" if days == 1 else f"{days} days later"
+    return (
+        f"{said}, and the {TEMPLATE_NAMES[celebration].lower()} {later} at "
+        f"{ctx.engine.send_hour}:00 their time."
+    )
+
+
 def reject(ctx: Context, client: Client, month: int, notes: str = "") -> Deliverable:
     """Send the month back, with notes saying what to change; admins are reminded in a few
     days if it is still rejected."""
@@ -79,6 +155,13 @@ def reject(ctx: Context, client: Client, month: int, notes: str = "") -> Deliver
         raise Conflict(
             f"M{month} is {deliverable.status}; only a deliverable in review can be rejected"
         )
+    audit.record(
+        ctx,
+        client,
+        f"M{month} v{deliverable.version} rejected",
+        {"status": str(deliverable.status), "reviewer_notes": deliverable.reviewer_notes or ""},
+        {"status": DeliverableStatus.REJECTED.value, "reviewer_notes": str(notes or "").strip()},
+    )
     deliverable.status = DeliverableStatus.REJECTED
     deliverable.reviewer_notes = str(notes or "").strip()
     deliverable.reviewed_at = ctx.now()

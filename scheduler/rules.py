@@ -105,6 +105,35 @@ def decide(
     return run(f"sent: {automation_name(type_, template)}" if template else automation_name(type_))
 
 
+def condition(type_: AutomationType, template: Template | None, month: int | None) -> str:
+    """The condition `decide` puts on this step, in plain words ("" when it always acts)."""
+    m = f"M{month}" if month else "the month"
+    if type_ is AutomationType.GENERATE_DELIVERABLE:
+        return f"only if {m} has no deliverable yet"
+    if type_ is AutomationType.UPDATE_STATUS or template is Template.RESUME_REMINDER:
+        return "only if the hold is still open"
+    if template is Template.REMINDER_UPCOMING:
+        return f"only if {m} is not delivered or skipped by then"
+    if template is Template.REMINDER_OVERDUE:
+        return f"only if {m} is delivered and not opened by then"
+    if template is Template.ADMIN_ESCALATION:
+        return f"only if the client has not opened {m} by then (and it was not skipped)"
+    if template is Template.REVISION_REMINDER:
+        return f"only if {m} is still rejected then"
+    return ""
+
+
+def settled(verdict: Verdict, template: Template | None, this: MonthView) -> bool:
+    """Whether a verdict reached now still holds when the step's moment comes. A skip stays a
+    skip (a delivered month stays delivered, an open is never undone), except an overdue
+    reminder's for a month not delivered yet: it may be delivered by then."""
+    if verdict.run:
+        return False
+    return not (
+        template is Template.REMINDER_OVERDUE and this.status is not DeliverableStatus.DELIVERED
+    )
+
+
 def escalate_behind(previous: MonthView | None) -> bool:
     """Generating a month alerts admins when the month before is neither delivered nor skipped."""
     return previous is not None and not previous.done

@@ -42,6 +42,7 @@ def log(
             detail=detail,
             error=error,
             program_version=automation.program_version,
+            actor=ctx.actor or None,
         )
     )
 
@@ -226,7 +227,7 @@ def refresh_progress(ctx: Context, client: Client) -> None:
     client.current_month = current
     if rules.complete(views, ctx.program_of(client)):
         client.completed_at = client.completed_at or ctx.now()
-    else:
+    elif client.offboarded_at is None:  # a journey ended early stays ended
         client.completed_at = None
     client.updated_at = ctx.now()
 

@@ -109,7 +109,7 @@ def decide(ctx: Context, automations: Sequence[Automation]) -> list[Plan]:
     for automation in automations:
         client, journey = automation.client, journeys[automation.client_id]
         template = Template(automation.template or "")
-        plan = Plan(automation, verdict_for(automation, journey))
+        plan = Plan(automation, lookups.verdict(automation, journey))
         plans.append(plan)
         if not plan.verdict.run:
             continue
@@ -136,22 +136,6 @@ def decide(ctx: Context, automations: Sequence[Automation]) -> list[Plan]:
         if template in OPTIONAL_TEMPLATES:
             recent[client.id].append(ctx.now())  # the cap counts this one for the next
     return plans
-
-
-def verdict_for(automation: Automation, journey: lookups.Journey) -> rules.Verdict:
-    views = journey.views
-    month = automation.month
-    this = views.get(month, rules.MonthView()) if month else rules.MonthView()
-    previous = views.get(month - 1, rules.MonthView()) if month and month > 1 else None
-    hold = journey.open_hold
-    return rules.decide(
-        AutomationType(automation.type),
-        Template(automation.template) if automation.template else None,
-        month,
-        this,
-        previous,
-        hold_active=hold is not None and automation.hold_id == hold.id,
-    )
 
 
 def transmit(ctx: Context, plans: Sequence[Plan], stopping: Callable[[], bool]) -> list[Plan]:

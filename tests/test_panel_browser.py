@@ -85,11 +85,14 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     page.get_by_role("status").filter(has_text="Month 8 is skipped").wait_for()
     assert harness.deliverable(tom, 8).status == D.SKIPPED
 
-    # Trigger an automation now.
+    # Trigger an automation now: the confirmation says who receives it.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Trigger Upcoming reminder to client (M1) now").click()
     page.get_by_role("status").filter(has_text="runs now").wait_for()
     upcoming = harness.one(tom, template="REMINDER_UPCOMING", month=1)
     assert harness.refresh(upcoming).trigger_at == harness.clock.now()
+    assert asked == ["Send Upcoming reminder to client (M1) now? It goes to tom@example.com."]
 
     # Review: reject with notes, then approve the regenerated month.
     page.get_by_role("link", name="Review", exact=True).click()
@@ -100,9 +103,13 @@ def test_a_coach_runs_the_program_from_the_panel(harness, site, page, tmp_path):
     harness.do(review.generate_by_hand, sarah, 1, "Add pricing")
     harness.run_until(harness.clock.now())
     page.reload()
+    # Approving emails the client: the confirmation says who receives what.
+    confirmed: list[str] = []
+    page.once("dialog", lambda dialog: (confirmed.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Approve").click()
     page.get_by_role("status").filter(has_text="is approved").wait_for()
     assert harness.deliverable(sarah, 1).status == D.DELIVERED
+    assert "Sarah Johnson <sarah@example.com> will receive" in confirmed[0]
 
     # The log, filtered.
     page.get_by_role("link", name="Log", exact=True).click()

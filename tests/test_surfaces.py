@@ -87,7 +87,7 @@ class Surfaces:
         t = self.timeline()
         panel = self.journey_page()
         rows = re.findall(
-            r'<tr class="month-row"><td>M(\d)</td><td>[^<]*</td><td><span class="date">'
+            r'<tr class="month-row"[^>]*><td>M(\d)</td><td>[^<]*</td><td><span class="date">'
             r'([0-9-]+)</span>(?:<br><span class="muted note">([^<]*)</span>)?',
             panel,
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context
 
 from scheduler import database
 from scheduler.clock import Clock, SystemClock
@@ -189,7 +189,27 @@ def units_of_work(app: Flask) -> Callable[[], AbstractContextManager[Context]]:
 
 
 def journey_context() -> Context:
-    """The unit of work for the current request or command (one per app context)."""
+    """The unit of work for the current request or command (one per app context), with the
+    person acting through it."""
     if "journey" not in g:
         g.journey = current_app.extensions["journey"].context(db.session)
+        g.journey.actor = acting_person()
     return g.journey
+
+
+ACTOR_KEY = "journey.actor"
+
+
+def acting_person() -> str:
+    """Who acts: the API token's owner, the admin logged in to the panel, or a command's
+    person (`journey --as EMAIL`, else the OS user); nobody for workers and the sweep."""
+    import click
+    from flask_login import current_user
+
+    if has_request_context():
+        token = g.get("api_token")
+        if token is not None:
+            return str(token.admin.email)
+        return str(current_user.email) if getattr(current_user, "is_authenticated", False) else ""
+    command = click.get_current_context(silent=True)
+    return str(command.find_root().meta.get(ACTOR_KEY, "")) if command else ""

@@ -1,4 +1,4 @@
-"""Demo data for `make run`: a handful of clients at different points of their journey, whose
+"""Demo data for `make run`: a few dozen clients at every point of their journey, whose
 history happened on real past days. The engine is run on a clock of its own from the first
 client's enrollment up to now, carrying out each automation at its moment and each admin's
 action (approvals, a rejection, opens, a hold) at the moment the script gives it, so that the
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
-from scheduler import controls, enrollment, execute, lookups, review
+from scheduler import communications, controls, editing, enrollment, execute, lookups, review
 from scheduler.clock import ManualClock
 from scheduler.engine import Context
 from scheduler.models import Admin, Automation
@@ -83,12 +83,175 @@ def approve(month: int) -> Callable[[Context, object], object]:
     return lambda ctx, client: review.approve(ctx, client, month)
 
 
+def reject(month: int) -> Callable[[Context, object], object]:
+    return lambda ctx, client: review.reject(ctx, client, month, "Too generic: use their numbers")
+
+
 def opened(month: int) -> Callable[[Context, object], object]:
     return lambda ctx, client: review.open_deliverable(ctx, client, month)
 
 
+# A few dozen more, generated: every stage of the journey, and every habit a coach meets.
+FIRST = [
+    "Amara",
+    "Bruno",
+    "Carmen",
+    "Dev",
+    "Elif",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Mei",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Arjun",
+    "Bea",
+    "Cyrus",
+    "Dana",
+]
+LAST = [
+    "Adeyemi",
+    "Berg",
+    "Castro",
+    "Dutta",
+    "Eriksen",
+    "Fontaine",
+    "Gallo",
+    "Hayashi",
+    "Ibarra",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Ortiz",
+    "Patel",
+    "Quiroga",
+    "Rossi",
+    "Sato",
+    "Tanaka",
+    "Urban",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zhou",
+    "Alves",
+    "Brandt",
+    "Costa",
+    "Dahl",
+]
+ZONES = [
+    "America/New_York",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+    "America/Mexico_City",
+    "Africa/Lagos",
+    "Europe/Madrid",
+]
+HABITS = ("prompt", "unread", "behind", "revised", "edited", "quiet")
+
+
+def crowd() -> list[tuple[str, str, str, int, dict[str, str], str]]:
+    """Thirty more clients: (name, email, zone, days since start, onboarding, habit), their
+    starts spread from ten days ahead to eight months ago."""
+    out = []
+    for i in range(30):
+        first, last = FIRST[i], LAST[(i * 7) % len(LAST)]
+        out.append(
+            (
+                f"{first} {last}",
+                f"{first}.{last}@example.com".lower(),
+                ZONES[i % len(ZONES)],
+                -10 + (i * 37) % 260,
+                {"business": f"{last} & Co.", "goal": f"{10 + i} new clients a month"},
+                HABITS[i % len(HABITS)],
+            )
+        )
+    return out
+
+
+def habit_steps(email: str, days_ago: int, habit: str) -> list[Step]:
+    """The script of one generated client, by habit: approved promptly and read (`prompt`),
+    approved and never read (`unread`: overdue reminders, escalations), the latest month left
+    in review or rejected (`behind`), M1 rejected then regenerated with notes and approved
+    (`revised`), M1 corrected by the admin before approval (`edited`), reminders turned off
+    (`quiet`)."""
+    steps: list[Step] = []
+    for month in range(1, 9):
+        base = 30 * (month - 1)
+        if base + 2 > days_ago:
+            break
+        last = base + 30 + 2 > days_ago
+        if habit == "behind" and last:
+            if days_ago % 4 == 0:  # sent back, and waiting for its revision since
+                steps.append(Step(email, base + 1.0, reject(month)))
+            break
+        if habit == "revised" and month == 1:
+            steps += [
+                Step(
+                    email,
+                    base + 1.0,
+                    lambda ctx, c: review.reject(ctx, c, 1, "Name the offer and its price"),
+                ),
+                Step(email, base + 1.05, lambda ctx, c: review.generate_by_hand(ctx, c, 1)),
+                Step(email, base + 1.9, approve(1)),
+            ]
+        elif habit == "edited" and month == 1:
+            steps.append(Step(email, base + 1.1, edit_and_approve(1)))
+        else:
+            steps.append(Step(email, base + 1.2 + (month % 3) * 0.3, approve(month)))
+        if habit != "unread":
+            steps.append(Step(email, base + 3.0, opened(month)))
+    if habit == "quiet":
+        steps.insert(0, Step(email, 0.5, reminders_off))
+    return steps
+
+
+def edit_and_approve(month: int) -> Callable[[Context, object], object]:
+    def act(ctx: Context, client: object) -> object:
+        found = lookups.latest_deliverable(ctx, client, month)  # type: ignore[arg-type]
+        text = (
+            found.content if found else ""
+        ) + "\n\n## From your coach\n\nStart with the offer you already sell.\n"
+        return review.approve(ctx, client, month, text)  # type: ignore[arg-type]
+
+    return act
+
+
+def reminders_off(ctx: Context, client: object) -> object:
+    return communications.set_subscription(
+        ctx,
+        client,
+        subscribed=True,
+        reminders=False,
+        celebrations=True,  # type: ignore[arg-type]
+    )
+
+
 def script() -> list[Step]:
     steps: list[Step] = []
+    for _, email, _, days_ago, _, habit in crowd():
+        steps += habit_steps(email, days_ago, habit)
     # Ben: M1 approved the next day, read the day after; M2 waits for review.
     steps += [Step("ben@example.com", 1.3, approve(1)), Step("ben@example.com", 2.4, opened(1))]
     # Chloé: M1 on time; M2 rejected with notes, regenerated and approved; M3 approved, not
@@ -152,11 +315,12 @@ def next_due(ctx: Context, after: datetime) -> datetime | None:
 def load_demo(ctx: Context) -> list[str]:
     now = ctx.now()
     today = now.date()
-    first = today - timedelta(days=max(c[3] for c in CLIENTS) + 5)
+    first = today - timedelta(days=max(c[3] for c in [*CLIENTS, *crowd()]) + 5)
     clock = ManualClock(datetime.combine(first, time(12), UTC))
     engine = dataclasses.replace(ctx.engine, clock=clock, dispatcher=NoTransport())
     engine.dispatches = False
     sim = engine.context(ctx.session)
+    sim.actor = DEMO_LOGIN  # the script's actions are the demo coach's
     if sim.session.scalar(select(Admin).limit(1)) is None:
         sim.session.add(
             Admin(
@@ -173,7 +337,7 @@ def load_demo(ctx: Context) -> list[str]:
     # actions follow, and a hold begins two days ago for ten days.
     events: list[tuple[datetime, Callable[[], object]]] = []
     starts = {}
-    for name, email, zone, days_ago, onboarding in CLIENTS:
+    for name, email, zone, days_ago, onboarding in [*CLIENTS, *(c[:5] for c in crowd())]:
         start = today - timedelta(days=days_ago)
         starts[email] = start
         enrolled = datetime.combine(start - timedelta(days=5), time(12), UTC)
@@ -204,6 +368,16 @@ def load_demo(ctx: Context) -> list[str]:
         controls.pause(sim, chloe, until=until, reason="Family trip")
 
     events.append((now - timedelta(days=2), hold))
+    people = crowd()
+
+    def open_hold() -> None:  # on hold with no end date
+        controls.pause(sim, lookups.find_client(sim, people[11][1]), reason="Parental leave")
+
+    def offboard() -> None:
+        editing.offboard(sim, lookups.find_client(sim, people[19][1]), "Moved to a group program")
+
+    events.append((now - timedelta(days=3), open_hold))
+    events.append((now - timedelta(days=10), offboard))
     events.sort(key=lambda e: e[0])
     for at, act in events:
         advance(sim, clock, at)
@@ -211,7 +385,7 @@ def load_demo(ctx: Context) -> list[str]:
         sim.commit()
     advance(sim, clock, now)
     ctx.session.expire_all()
-    return [c[0] for c in CLIENTS]
+    return [c[0] for c in CLIENTS] + [f"{len(people)} more"]
 
 
 def advance(ctx: Context, clock: ManualClock, until: datetime) -> None:

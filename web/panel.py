@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -23,10 +25,14 @@ from sqlalchemy import select
 
 from scheduler import (
     abtests,
+    audit,
+    communications,
     controls,
+    editing,
     emails,
     enrollment,
     errors,
+    imports,
     inputs,
     lookups,
     markup,
@@ -156,6 +162,56 @@ def clients() -> Any:
     return render_template("panel/clients.html", **context)
 
 
+@bp.get("/clients.csv")
+def clients_csv() -> Any:
+    """The clients list, with its filters and order, every page, as CSV."""
+    args = request.args
+    body = imports.clients_csv(
+        journey_context(),
+        q=args.get("q", ""),
+        status=args.get("status", ""),
+        sort=args.get("sort", "name"),
+    )
+    return csv_response(body, "clients.csv")
+
+
+def csv_response(body: Any, filename: str) -> Any:
+    return Response(
+        stream_with_context(body),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.post("/clients/import")
+def import_clients() -> Any:
+    """Check a CSV file row by row (a dry run), or import it: every row or none."""
+    ctx = journey_context()
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise errors.Invalid("file: choose a CSV file", "file")
+        raw = upload.read(imports.MAX_BYTES + 1)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise errors.Invalid("file: not UTF-8 text", "file") from None
+        if request.form.get("mode") == "import":
+            report = imports.run(ctx, text)
+            ctx.commit()
+        else:
+            report = imports.dry_run(ctx, text)
+            ctx.rollback()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        report = None
+        if upload is not None and exc.field == "file" and "rows have errors" in exc.message:
+            report = imports.dry_run(ctx, text)
+            ctx.rollback()
+        return render_template("panel/_import_report.html", error=exc.message, report=report), code
+    return render_template("panel/_import_report.html", report=report)
+
+
 def coaches() -> list[Admin]:
     return list(
         db.session.scalars(select(Admin).where(Admin.active.is_(True)).order_by(Admin.name))
@@ -203,13 +259,18 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
     line = timeline.build(ctx, client, days_ahead=30, history=200)
     zone = ZoneInfo(client.timezone)
     today = lookups.local_today(ctx, client)
+    admins = emails.active_admins(ctx)
     return {
         "client": client,
         "status": overview.client_status(ctx, client),
         "t": line,
         # Each pending automation with what will happen to it, in the order it will.
         "upcoming": sorted(
-            zip(line.upcoming, outcomes.upcoming(ctx, client, line.upcoming), strict=True),
+            zip(
+                line.upcoming,
+                outcomes.upcoming(ctx, client, line.upcoming, lookups.journey(ctx, client)),
+                strict=True,
+            ),
             key=lambda pair: (pair[1].at is None, pair[1].at or pair[0].trigger_at),
         ),
         "strip": timeline.strip(
@@ -227,6 +288,16 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
         "risk": risk.risk_of(ctx, client.id),
+        "coaches": coaches(),
+        "changes": audit.changes(ctx, client, 50),
+        "shown": audit.shown,
+        "confirm_trigger": {a.id: controls.trigger_notice(ctx, a, admins) for a in line.upcoming},
+        "overdue": overview.overdue(ctx, client),
+        "notices": {
+            m.month: review.approval_notice(ctx, client, m.month)
+            for m in line.months
+            if m.state in ("pending review", "rejected")
+        },
         **extra,
     }
 
@@ -352,14 +423,135 @@ def adjust(client_id: int) -> Any:
     return control(client_id, act)
 
 
+def edit_fields(form: Any, client: Client) -> dict[str, Any]:
+    """The edit form's fields as the domain reads them."""
+    coach = form.get("coach", "")
+    return {
+        "name": form.get("name"),
+        "email": form.get("email"),
+        "timezone": (form.get("timezone") or "").strip() or None,
+        "coach_id": parse_int(coach, "coach") if coach else None,
+        "onboarding": inputs.parse_answers(form.get("onboarding", "")),
+        "business_plan": form.get("business_plan"),
+    }
+
+
+@bp.post("/clients/<int:client_id>/edit/preview")
+def edit_preview(client_id: int) -> Any:
+    """What saving the edit form would change, before it is saved: each detail's old and new
+    value, and every send instant a new time zone moves (made in a transaction that is rolled
+    back, as the start date's preview)."""
+    client = client_or_404(client_id)
+    ctx = journey_context()
+    try:
+        before = enrollment.details(client) | {
+            "timezone": client.timezone,
+            "coach": editing.coach_email(ctx, client.coach_id),
+        }
+        old_zone = client.timezone
+        moves = editing.edit(ctx, client, **edit_fields(request.form, client))
+        db.session.flush()
+        after = enrollment.details(client) | {
+            "timezone": client.timezone,
+            "coach": editing.coach_email(ctx, client.coach_id),
+        }
+        changed = [(k, before[k], after[k]) for k in before if before[k] != after[k]]
+        lines = [(m.name, m.before, m.after) for m in moves]
+        new_zone = client.timezone
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        return render_template("panel/_edit_preview.html", error=exc.message), code
+    ctx.rollback()
+    return render_template(
+        "panel/_edit_preview.html",
+        client=client,
+        changed=changed,
+        lines=lines,
+        old_zone=old_zone,
+        new_zone=new_zone,
+        shown=audit.shown,
+    )
+
+
+@bp.post("/clients/<int:client_id>/edit")
+def edit(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        moves = editing.edit(ctx, client, **edit_fields(request.form, client))
+        moved = f"; {len(moves)} send times moved to {client.timezone}" if moves else ""
+        return f"The details of {client.name} are saved{moved}.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/business-plan")
+def business_plan(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        review.approve_business_plan(ctx, client)
+        return "The business plan is approved: month 1 is generated now if it was not.", None
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/offboard")
+def offboard(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        cancelled = editing.offboard(ctx, client, request.form.get("reason", ""))
+        return f"The journey of {client.name} has ended; {cancelled} automations cancelled.", None
+
+    return control(client_id, act)
+
+
+@bp.get("/clients/<int:client_id>/delete")
+def delete_page(client_id: int) -> Any:
+    """The erasure's confirmation: what goes, and the email address to type."""
+    found = client_or_404(client_id)
+    goes = editing.summary(editing.erasure(journey_context(), found))
+    return render_template("panel/delete_client.html", client=found, goes=goes)
+
+
+@bp.post("/clients/<int:client_id>/delete")
+def delete_client(client_id: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    if request.form.get("confirm", "").strip().lower() != found.email:
+        goes = editing.summary(editing.erasure(ctx, found))
+        error = f"type {found.email} to confirm the erasure"
+        return render_template(
+            "panel/delete_client.html", client=found, goes=goes, error=error
+        ), 422
+    name = found.name
+    removed = editing.summary(editing.erase(ctx, found))
+    ctx.commit()
+    flash(f"{name} is erased: {removed}.", "ok")
+    return redirect(url_for("panel.clients"), 303)
+
+
 @bp.post("/clients/<int:client_id>/skip")
 def skip(client_id: int) -> Any:
-    def act(ctx: Any, client: Client) -> tuple[str, None]:
+    def act(ctx: Any, client: Client) -> tuple[str, dict[str, str] | None]:
         month = parse_int(request.form.get("month"), "month")
         if month is None:
             raise errors.Invalid("month: required", "month")
         controls.skip_month(ctx, client, month)
-        return f"Month {month} is skipped: it counts as done, without celebration.", None
+        grace = int(ctx.engine.action_email_grace.total_seconds())
+        undo = (
+            {"action": "unskip", "label": f"Undo: bring M{month} back", "month": str(month)}
+            if grace
+            else None
+        )
+        return f"Month {month} is skipped: it counts as done, without celebration.", undo
+
+    return control(client_id, act)
+
+
+@bp.post("/clients/<int:client_id>/unskip")
+def unskip(client_id: int) -> Any:
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        month = parse_int(request.form.get("month"), "month")
+        if month is None:
+            raise errors.Invalid("month: required", "month")
+        back = controls.unskip(ctx, client, month)
+        return f"Month {month} is back as it was; {back} automations are scheduled again.", None
 
     return control(client_id, act)
 
@@ -467,21 +659,191 @@ def email_preview(client_id: int, template: str) -> Any:
     )
 
 
+# -- communications --------------------------------------------------------------------------------
+
+
+def subscription_view(client: Client, **extra: Any) -> dict[str, Any]:
+    ctx = journey_context()
+    return {
+        "client": client,
+        "subscription": communications.subscription(client),
+        "changes": [c for c in audit.changes(ctx, client) if c.what == "email preferences"],
+        "shown": audit.shown,
+        "zone": ZoneInfo(client.timezone),
+        **extra,
+    }
+
+
+@bp.get("/clients/<int:client_id>/communications", endpoint="communications")
+def communications_page(client_id: int) -> Any:
+    """Every email the client was sent or will be sent, with what became of each, and their
+    subscription (editable)."""
+    found = client_or_404(client_id)
+    return render_template(
+        "panel/communications.html",
+        comms=communications.communications(journey_context(), found),
+        **subscription_view(found),
+    )
+
+
+@bp.post("/clients/<int:client_id>/preferences")
+def preferences(client_id: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    form = request.form
+    communications.set_subscription(
+        ctx,
+        found,
+        subscribed=form.get("subscribed") == "1",
+        reminders=form.get("reminders") == "1",
+        celebrations=form.get("celebrations") == "1",
+    )
+    ctx.commit()
+    message = f"The email preferences of {found.name} are saved."
+    if htmx:
+        return render_template(
+            "panel/_subscription.html", message=message, **subscription_view(found)
+        )
+    flash(message, "ok")
+    return redirect(url_for("panel.communications", client_id=found.id), 303)
+
+
+def sent_or_404(client_id: int, email_id: int) -> tuple[Client, Any]:
+    found = client_or_404(client_id)
+    try:
+        return found, communications.sent_email(journey_context(), found, email_id)
+    except errors.NotFound:
+        abort(404)
+
+
+@bp.get("/clients/<int:client_id>/sent/<int:email_id>")
+def sent_email(client_id: int, email_id: int) -> Any:
+    """An email the client was sent, as it went out (subject, HTML and plain text)."""
+    found, row = sent_or_404(client_id, email_id)
+    return render_template(
+        "panel/sent_email.html", client=found, row=row, zone=ZoneInfo(found.timezone)
+    )
+
+
+@bp.get("/clients/<int:client_id>/sent/<int:email_id>/html")
+def sent_email_html(client_id: int, email_id: int) -> Any:
+    """The sent email's HTML alone, for its page's sandboxed frame (see `email_html`)."""
+    _, row = sent_or_404(client_id, email_id)
+    return (
+        row.html_body,
+        200,
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": security.EMAIL_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
 # -- review ----------------------------------------------------------------------------------------
 
 
 @bp.get("/review", endpoint="review")
 def review_queue() -> Any:
-    page = overview.review_queue(
-        journey_context(), parse_int(request.args.get("page"), "page") or 1
+    ctx = journey_context()
+    show = request.args.get("show", "")
+    page = overview.review_queue(ctx, parse_int(request.args.get("page"), "page") or 1, show)
+    return render_template(
+        "panel/review.html",
+        page=page,
+        show=show,
+        program=ctx.program,
+        notice=lambda c, m: review.approval_notice(ctx, c, m),
+        waited=overview.waited,
     )
-    return render_template("panel/review.html", page=page, program=journey_context().program)
+
+
+def deliverable_or_404(client: Client, month: int) -> Any:
+    ctx = journey_context()
+    if not 1 <= month <= ctx.program.length:
+        abort(404)
+    found = lookups.latest_deliverable(ctx, client, month)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/clients/<int:client_id>/months/<int:month>")
+def deliverable(client_id: int, month: int) -> Any:
+    """A month's latest deliverable as the client reads it, with the reviewer's notes, what an
+    admin changed in the generated text, and the review's actions."""
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    d = deliverable_or_404(found, month)
+    return render_template(
+        "panel/deliverable.html",
+        client=found,
+        d=d,
+        diff=review.changes(d),
+        notice=review.approval_notice(ctx, found, month),
+        program=ctx.program,
+        zone=ZoneInfo(found.timezone),
+    )
+
+
+@bp.get("/clients/<int:client_id>/months/<int:month>/edit")
+def edit_deliverable(client_id: int, month: int) -> Any:
+    """Correct the text in the browser, then approve it: the generated text is kept."""
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    d = deliverable_or_404(found, month)
+    return render_template(
+        "panel/edit_deliverable.html",
+        client=found,
+        d=d,
+        content=d.content,
+        notice=review.approval_notice(ctx, found, month),
+        program=ctx.program,
+    )
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/edit")
+def edit_and_approve(client_id: int, month: int) -> Any:
+    found = client_or_404(client_id)
+    ctx = journey_context()
+    content = request.form.get("content", "")
+    try:
+        outcome = outcomes.carry_out(ctx, review.approve, found, month, content)
+        message = outcome.told(f"M{month} of {found.name} is approved with your corrections.")
+        ctx.commit()
+    except errors.JourneyError as exc:
+        code = refused(exc)
+        d = deliverable_or_404(found, month)
+        return render_template(
+            "panel/edit_deliverable.html",
+            client=found,
+            d=d,
+            content=content,
+            error=exc.message,
+            notice=review.approval_notice(ctx, found, month),
+            program=ctx.program,
+        ), code
+    flash(message, "ok")
+    return redirect(url_for("panel.deliverable", client_id=found.id, month=month), 303)
+
+
+@bp.post("/clients/<int:client_id>/months/<int:month>/generate")
+def generate(client_id: int, month: int) -> Any:
+    """Generate (or regenerate) a month by hand from the journey page."""
+
+    def act(ctx: Any, client: Client) -> tuple[str, None]:
+        notes = request.form.get("notes", "")
+        review.generate_by_hand(ctx, client, month, notes)
+        return f"M{month} is being generated now.", None
+
+    return control(client_id, act)
 
 
 @bp.post("/review/<int:client_id>/<int:month>/<verb>")
 def decide(client_id: int, month: int, verb: str) -> Any:
+    """Approve, reject or regenerate a month, from the review queue (the answer is a message
+    in place) or from the journey page (`from=journey`: the journey redrawn)."""
     client = client_or_404(client_id)
-    ctx = journey_context()
     notes = request.form.get("notes", "").strip()
     operations = {
         "approve": (review.approve, (month,), f"M{month} of {client.name} is approved."),
@@ -495,6 +857,14 @@ def decide(client_id: int, month: int, verb: str) -> Any:
     if verb not in operations:
         abort(404)
     operation, args, headline = operations[verb]
+    if request.form.get("from") == "journey":
+
+        def act(ctx: Any, found: Client) -> tuple[str, None]:
+            operation(ctx, found, *args)
+            return headline, None
+
+        return control(client_id, act)
+    ctx = journey_context()
     try:
         outcome = outcomes.carry_out(ctx, operation, client, *args)
         message = outcome.told(headline)
@@ -521,6 +891,23 @@ def dashboard() -> Any:
     return render_template("panel/dashboard.html", board=board, top=top)
 
 
+@bp.get("/log.csv")
+def log_csv() -> Any:
+    """The log rows the filters name, newest first, as CSV."""
+    args = request.args
+    where = overview.log_filter(
+        client=args.get("client", ""),
+        type=args.get("type", ""),
+        template=args.get("template", ""),
+        status=args.get("status", ""),
+        start=parse_date(args.get("from"), "from"),
+        end=parse_date(args.get("to"), "to"),
+        zone=admin_zone(),
+        actor=args.get("actor", ""),
+    )
+    return csv_response(imports.log_csv(journey_context(), where), "log.csv")
+
+
 @bp.get("/log")
 def log() -> Any:
     args = request.args
@@ -533,6 +920,7 @@ def log() -> Any:
             start=parse_date(args.get("from"), "from"),
             end=parse_date(args.get("to"), "to"),
             zone=admin_zone(),
+            actor=args.get("actor", ""),
         )
         page_number = parse_int(args.get("page"), "page") or 1
     except errors.JourneyError as exc:

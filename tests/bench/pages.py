@@ -25,6 +25,9 @@ PAGES = [
     ("automation log", "/log"),
     ("automation log, filtered", "/log?status=SKIPPED&type=SEND_REMINDER&client=client%2042"),
     ("email preview", "/clients/{id}/emails/DELIVERABLE_READY"),
+    ("client communications", "/clients/{id}/communications"),
+    ("review queue, rejected", "/review?show=rejected"),
+    ("automation log, by who", "/log?actor=coach"),
 ]
 
 

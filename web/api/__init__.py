@@ -20,7 +20,7 @@ from werkzeug.routing import BaseConverter
 from scheduler.engine import Context
 from scheduler.errors import JourneyError
 from scheduler.models import ApiToken
-from web import journey_context, throttle
+from web import acting_person, journey_context, throttle
 from web.api import errors, idempotency, inputs, spec, tokens
 from web.api.errors import ApiError
 from web.extensions import db
@@ -78,6 +78,9 @@ def gate() -> Response | None:
     try:
         if request.endpoint not in PUBLIC:
             g.api_token = authenticate_throttled()
+            # The token's owner acts through this request (the unit of work was opened to
+            # check the token, before its owner was known).
+            journey_context().actor = acting_person()
         if request.routing_exception is not None:
             assert isinstance(request.routing_exception, HTTPException)
             return errors.respond(errors.from_http(request.routing_exception))

@@ -127,6 +127,12 @@ def logs() -> Response:
     query = select(AutomationLog)
     if "client_id" in args:
         query = query.where(AutomationLog.client_id == args["client_id"])
+    if "actor" in args:
+        query = query.where(
+            AutomationLog.actor.is_(None)
+            if args["actor"] == "engine"
+            else AutomationLog.actor == args["actor"]
+        )
     if "type" in args:
         query = query.where(AutomationLog.type == args["type"])
     if "status" in args:

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
-from scheduler import controls, enrollment, errors, lookups, outcomes, overview, review, timeline
+from scheduler import (
+    communications,
+    controls,
+    editing,
+    enrollment,
+    errors,
+    imports,
+    lookups,
+    outcomes,
+    overview,
+    review,
+    timeline,
+)
 from scheduler.models import Client, Deliverable
 from scheduler.progress import generation_progress
 from scheduler.vocab import ClientStatus
@@ -84,9 +96,91 @@ def get_client_by_email(email: str) -> Response:
 def update_client(client_id: int) -> Response:
     client = find(client_id)
     data = inputs.body()
-    enrollment.update_client(ctx(), client, **data)
+    coach = data.pop("coach_id", editing.UNSET)
+    editing.edit(
+        ctx(),
+        client,
+        name=data.get("name"),
+        email=data.get("email"),
+        timezone=data.get("timezone"),
+        coach_id=coach,
+        onboarding=data.get("onboarding"),
+        business_plan=data.get("business_plan"),
+    )
+    for field in ("reminders_enabled", "celebrations_enabled"):
+        if field in data:
+            enrollment.update_client(ctx(), client, **{field: data[field]})
     db.session.flush()
     return reply(client_json(client))
+
+
+@bp.delete("/clients/<int:client_id>")
+@action
+def erase_client(client_id: int) -> Response:
+    client = find(client_id)
+    removed = editing.erase(ctx(), client)
+    db.session.flush()
+    return reply({"erased": True, "removed": removed})
+
+
+@bp.post("/clients/<int:client_id>/timezone/preview")
+@action
+def preview_timezone(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    moves = editing.zone_moves(ctx(), client, data["timezone"])
+    return reply(
+        {
+            "timezone": data["timezone"],
+            "moves": [
+                {
+                    "automation_id": m.automation.id,
+                    "name": m.name,
+                    "before": out.instant(m.before),
+                    "after": out.instant(m.after),
+                }
+                for m in moves
+            ],
+        }
+    )
+
+
+@bp.post("/clients/<int:client_id>/journey/end")
+@action
+def end_journey(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    editing.offboard(ctx(), client, data["reason"])
+    db.session.flush()
+    return reply(client_json(client))
+
+
+@bp.get("/clients/<int:client_id>/communications")
+def list_communications(client_id: int) -> Response:
+    client = find(client_id)
+    return reply(
+        {
+            "data": [out.communication(c) for c in communications.communications(ctx(), client)],
+            "subscription": communications.subscription(client),
+        }
+    )
+
+
+@bp.patch("/clients/<int:client_id>/subscription")
+@action
+def update_subscription(client_id: int) -> Response:
+    client = find(client_id)
+    data = inputs.body()
+    now = communications.subscription(client)
+    chosen = communications.set_subscription(
+        ctx(),
+        client,
+        subscribed=data.get("subscribed", now["subscribed"]),
+        reminders=data.get("reminders", client.reminders_enabled),
+        celebrations=data.get("celebrations", client.celebrations_enabled),
+    )
+    db.session.flush()
+    return reply(chosen)
 
 
 # -- the journey -------------------------------------------------------------------------------
@@ -102,6 +196,7 @@ def timeline_reply(client: Client, days: int = 30) -> Response:
             generation_progress(context, client),
             overview.client_status(context, client),
             outcomes.upcoming(context, client, t.upcoming),
+            overview.overdue(context, client),
         )
     )
 
@@ -207,8 +302,8 @@ def list_deliverables(client_id: int) -> Response:
 @action
 def approve_deliverable(client_id: int, month: int) -> Response:
     client = find(client_id)
-    inputs.body()
-    deliverable = review.approve(ctx(), client, month)
+    data = inputs.body()
+    deliverable = review.approve(ctx(), client, month, data.get("content"))
     db.session.flush()
     return reply(out.deliverable(deliverable))
 
@@ -231,3 +326,64 @@ def open_deliverable(client_id: int, month: int) -> Response:
     deliverable = review.open_deliverable(ctx(), client, month)
     db.session.flush()
     return reply(out.deliverable(deliverable))
+
+
+@bp.get("/admin/review")
+def review_queue() -> Response:
+    args = inputs.query()
+    items, total = overview.review_items(ctx(), args.get("show", ""), args["offset"], args["limit"])
+    return reply(
+        out.page([out.review_item(i) for i in items], total, args["limit"], args["offset"])
+    )
+
+
+@bp.post("/clients/import")
+@action
+def import_clients() -> Response:
+    data = inputs.body()
+    if data.get("dry_run"):
+        report = imports.dry_run(ctx(), data["csv"])
+    else:
+        report = imports.run(ctx(), data["csv"])
+        db.session.flush()
+    return reply(
+        {
+            "imported": report.done,
+            "summary": report.summary(),
+            "rows": len(report.rows),
+            "new": len(report.new),
+            "already_enrolled": len(report.already),
+            "automations": len(report.new) * report.steps,
+            "errors": [
+                {"line": r.line, "email": r.email, "errors": r.errors} for r in report.errors
+            ],
+        }
+    )
+
+
+def csv_reply(body: Any) -> Response:
+    return Response(stream_with_context(body), mimetype="text/csv")
+
+
+@bp.get("/admin/export/clients")
+def export_clients() -> Response:
+    args = inputs.query()
+    return csv_reply(
+        imports.clients_csv(
+            ctx(), q=args.get("q", ""), status=args.get("status", ""), sort=args.get("sort", "name")
+        )
+    )
+
+
+@bp.get("/admin/export/log")
+def export_log() -> Response:
+    args = inputs.query()
+    where = overview.log_filter(
+        client=args.get("client", ""),
+        type=args.get("type", ""),
+        status=args.get("status", ""),
+        start=args.get("from"),
+        end=args.get("to"),
+        actor=args.get("actor", ""),
+    )
+    return csv_reply(imports.log_csv(ctx(), where))

@@ -6,8 +6,10 @@ from datetime import date, datetime
 from typing import Any
 
 from scheduler import timeline
+from scheduler.communications import Communication
 from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
 from scheduler.outcomes import Expected
+from scheduler.overview import ReviewItem
 from scheduler.progress import Generation
 
 
@@ -96,6 +98,22 @@ def deliverable(d: Deliverable) -> dict[str, Any]:
         "delivered_at": instant(d.delivered_at),
         "opened_at": instant(d.opened_at),
         "created_at": instant(d.created_at),
+        "generated_content": d.generated_content,
+        "edited_at": instant(d.edited_at),
+        "edited_by": d.edited_by,
+    }
+
+
+def review_item(item: ReviewItem) -> dict[str, Any]:
+    return {
+        "deliverable": deliverable(item.deliverable),
+        "client_id": item.client.id,
+        "client_name": item.client.name,
+        "waiting_since": instant(item.since),
+        "waited_seconds": max(0, int(item.waited.total_seconds())),
+        "milestone": day(item.milestone.date),
+        "milestone_note": item.milestone.note,
+        "regenerating": item.regenerating,
     }
 
 
@@ -112,6 +130,7 @@ def log_entry(e: AutomationLog) -> dict[str, Any]:
         "attempt": e.attempt,
         "detail": e.detail or "",
         "error": e.error,
+        "actor": e.actor,
     }
 
 
@@ -133,6 +152,7 @@ def expected(e: Expected) -> dict[str, Any]:
         "state": e.state,
         "at": instant(e.at),
         "text": e.text,
+        "condition": e.condition,
     }
 
 
@@ -141,9 +161,11 @@ def timeline_json(
     progress: dict[int, Generation],
     status: str,
     expectations: list[Expected],
+    overdue: str = "",
 ) -> dict[str, Any]:
     return {
         "client": client(t.client, status),
+        "overdue": overdue,
         "current_month": t.current,
         "months_done": t.done,
         "percent": t.percent,
@@ -177,4 +199,18 @@ def page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> di
             "total": total,
             "next_offset": following if following < total else None,
         },
+    }
+
+
+def communication(c: Communication) -> dict[str, Any]:
+    return {
+        "automation_id": c.automation_id,
+        "name": c.name,
+        "template": c.template,
+        "month": c.month,
+        "state": c.state,
+        "at": instant(c.at),
+        "text": c.text,
+        "email_id": c.email_id,
+        "subject": c.subject,
     }

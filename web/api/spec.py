@@ -171,8 +171,40 @@ def schemas(program: Program) -> dict[str, Any]:
                 "business_plan": text(100_000),
                 "reminders_enabled": {"type": "boolean"},
                 "celebrations_enabled": {"type": "boolean"},
+                "timezone": {
+                    "type": "string",
+                    "enum": time_zones(),
+                    "description": "Every pending send at the send hour moves to the send hour "
+                    "of the same local date in the new zone (preview: `timezone/preview`).",
+                },
+                "coach_id": nullable(ID),
             },
             required=[],
+        ),
+        "ZoneChange": obj({"timezone": {"type": "string", "enum": time_zones()}}),
+        "ZoneMove": obj(
+            {
+                "automation_id": ID,
+                "name": {"type": "string"},
+                "before": INSTANT,
+                "after": INSTANT,
+            }
+        ),
+        "ZonePreview": obj(
+            {"timezone": {"type": "string"}, "moves": {"type": "array", "items": ref("ZoneMove")}}
+        ),
+        "Offboard": obj(
+            {"reason": text(2000, minLength=1, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")}
+        ),
+        "Erasure": obj(
+            {
+                "erased": {"type": "boolean"},
+                "removed": {
+                    "type": "object",
+                    "additionalProperties": COUNT,
+                    "description": "How many rows of each kind were deleted with the client.",
+                },
+            }
         ),
         "ClientList": listing("Client"),
         "StartDate": obj({"start_date": DATE}),
@@ -247,7 +279,102 @@ def schemas(program: Program) -> dict[str, Any]:
                 "delivered_at": nullable(INSTANT),
                 "opened_at": nullable(INSTANT),
                 "created_at": INSTANT,
+                "generated_content": {
+                    "type": ["string", "null"],
+                    "description": "The generator's text, when an admin corrected it before "
+                    "approving (`content` is what the client reads).",
+                },
+                "edited_at": nullable(INSTANT),
+                "edited_by": {"type": ["string", "null"]},
             }
+        ),
+        "ReviewItem": obj(
+            {
+                "deliverable": ref("Deliverable"),
+                "client_id": ID,
+                "client_name": {"type": "string"},
+                "waiting_since": INSTANT,
+                "waited_seconds": COUNT,
+                "milestone": DATE,
+                "milestone_note": {"type": "string"},
+                "regenerating": {"type": "boolean"},
+            }
+        ),
+        "ReviewList": listing("ReviewItem"),
+        "ImportRequest": obj(
+            {
+                "csv": text(10 * 1024 * 1024, minLength=1),
+                "dry_run": {"type": "boolean", "default": False},
+            },
+            required=["csv"],
+        ),
+        "ImportRow": obj(
+            {
+                "line": {"type": "integer", "minimum": 1},
+                "email": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "ImportReport": obj(
+            {
+                "imported": {"type": "boolean"},
+                "summary": {"type": "string"},
+                "rows": COUNT,
+                "new": COUNT,
+                "already_enrolled": COUNT,
+                "automations": COUNT,
+                "errors": {"type": "array", "items": ref("ImportRow")},
+            }
+        ),
+        "Communication": obj(
+            {
+                "automation_id": ID,
+                "name": {"type": "string"},
+                "template": {"type": "string", "enum": templates},
+                "month": nullable(month),
+                "state": {
+                    "type": "string",
+                    "enum": [
+                        "sent",
+                        "sending",
+                        "pending",
+                        "held",
+                        "deferred",
+                        "skipped",
+                        "cancelled",
+                        "failed",
+                    ],
+                },
+                "at": nullable(INSTANT),
+                "text": {"type": "string"},
+                "email_id": nullable(ID),
+                "subject": {"type": "string"},
+            }
+        ),
+        "Subscription": obj(
+            {
+                "subscribed": {"type": "boolean"},
+                "reminders": {"type": "boolean"},
+                "celebrations": {"type": "boolean"},
+            },
+        ),
+        "SubscriptionUpdate": obj(
+            {
+                "subscribed": {"type": "boolean"},
+                "reminders": {"type": "boolean"},
+                "celebrations": {"type": "boolean"},
+            },
+            required=[],
+        ),
+        "Communications": obj(
+            {
+                "data": {"type": "array", "items": ref("Communication")},
+                "subscription": ref("Subscription"),
+            }
+        ),
+        "Approval": obj(
+            {"content": text(200_000, minLength=1, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$")},
+            required=[],
         ),
         "Generation": obj(
             {
@@ -283,6 +410,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "state": {"type": "string", "enum": EXPECTED_STATES},
                 "at": nullable(INSTANT),
                 "text": {"type": "string"},
+                "condition": {
+                    "type": "string",
+                    "description": "The condition the engine puts on it when its moment "
+                    "comes (empty: it always acts).",
+                },
             }
         ),
         "LogEntry": obj(
@@ -298,6 +430,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "attempt": COUNT,
                 "detail": {"type": "string"},
                 "error": {"type": ["string", "null"]},
+                "actor": {
+                    "type": ["string", "null"],
+                    "description": "Who acted (an admin's email, a command's user); null for "
+                    "the engine on its own.",
+                },
             }
         ),
         "LogList": listing("LogEntry"),
@@ -322,6 +459,11 @@ def schemas(program: Program) -> dict[str, Any]:
                 "months": {"type": "array", "items": ref("TimelineMonth")},
                 "upcoming": {"type": "array", "items": ref("Automation")},
                 "expected": {"type": "array", "items": ref("Expected")},
+                "overdue": {
+                    "type": "string",
+                    "description": "For an overdue client, what is overdue and since when "
+                    "(empty otherwise).",
+                },
                 "holds": {"type": "array", "items": ref("Hold")},
                 "history": {"type": "array", "items": ref("LogEntry")},
             }
@@ -585,6 +727,18 @@ def responses(ok: str, schema: str | None, *codes: str, description: str = "") -
         | ({"content": {"application/json": {"schema": ref(schema)}}} if schema else {})
     }
     for code in ("401", "404", "422", "429", *codes):
+        out[code] = {"$ref": f"#/components/responses/E{code}"}
+    return out
+
+
+def csv_responses() -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "200": {
+            "description": "CSV, with a header line.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+    for code in ("401", "422", "429"):
         out[code] = {"$ref": f"#/components/responses/E{code}"}
     return out
 
@@ -968,6 +1122,15 @@ def paths(program: Program) -> dict[str, Any]:
                 description="`GET /api/clients/{email}` reads a client by email address too "
                 "(its `Content-Location` names the client by id).",
             ),
+            "delete": operation(
+                "eraseClient",
+                "Erase a client and everything kept about them",
+                "Clients",
+                responses("200", "Erasure"),
+                description="The right to erasure: the client, their deliverables, "
+                "automations, log, outbox emails, holds, recorded changes and the stored API "
+                "answers that carry their data are deleted, in one transaction.",
+            ),
             "patch": operation(
                 "updateClient",
                 "Update a client",
@@ -976,6 +1139,55 @@ def paths(program: Program) -> dict[str, Any]:
                 request=body("ClientUpdate"),
                 description="Change contact details, onboarding answers, the business plan or "
                 "email preferences. The start date changes through `journey/adjust`.",
+            ),
+        },
+        "/api/clients/{client_id}/timezone/preview": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "previewTimezone",
+                "What a new time zone would move",
+                "Clients",
+                responses("200", "ZonePreview"),
+                request=body("ZoneChange"),
+                description="Nothing changes: each pending send a move to this zone would "
+                "move, with its instant before and after.",
+            ),
+        },
+        "/api/clients/{client_id}/journey/end": {
+            "parameters": [PATH_CLIENT],
+            **post(
+                "endJourney",
+                "End the journey early (offboard)",
+                "Journey",
+                responses("200", "Client", "409"),
+                request=body("Offboard"),
+                description="Everything pending is cancelled with the reason; the client "
+                "counts as completed. 409 when the journey has already ended.",
+            ),
+        },
+        "/api/clients/{client_id}/communications": {
+            "parameters": [PATH_CLIENT],
+            "get": operation(
+                "listCommunications",
+                "What the client was sent, and will be sent",
+                "Clients",
+                responses("200", "Communications"),
+                description="Every email meant for the client, the latest first: sent (with "
+                "its outbox id), pending, held by the hold, deferred by the frequency cap, "
+                "skipped (and why), cancelled or failed; and the client's subscription.",
+            ),
+        },
+        "/api/clients/{client_id}/subscription": {
+            "parameters": [PATH_CLIENT],
+            "patch": operation(
+                "updateSubscription",
+                "Change the client's email preferences",
+                "Clients",
+                responses("200", "Subscription", "400", "415"),
+                request=body("SubscriptionUpdate"),
+                description="`subscribed: false` unsubscribes from every optional email (the "
+                "finer choices are kept); what is left out stays as it is. The change is "
+                "recorded in the client's history with the token's owner.",
             ),
         },
         "/api/clients/{client_id}/journey/start": {
@@ -1094,6 +1306,10 @@ def paths(program: Program) -> dict[str, Any]:
                 "Approve (deliver) a month",
                 "Deliverables",
                 responses("200", "Deliverable", "409"),
+                request=body("Approval", required=False),
+                description="A deliverable in review, or rejected (approved as is). With "
+                "`content`, the admin's corrected text is delivered and the generated text "
+                "kept in `generated_content`.",
             ),
         },
         "/api/clients/{client_id}/deliverables/{month}/reject": {
@@ -1156,6 +1372,90 @@ def paths(program: Program) -> dict[str, Any]:
                 responses("202", "Automation", "409", description="Queued to run now."),
                 description="A scheduled automation runs now; a failed one runs again with "
                 "fresh retries.",
+            ),
+        },
+        "/api/clients/import": {
+            **post(
+                "importClients",
+                "Enroll clients from a CSV file",
+                "Clients",
+                responses("200", "ImportReport"),
+                request=body("ImportRequest"),
+                description="Columns: name, email, timezone, start_date, coach (an admin's "
+                "email), and any other as an onboarding answer. With `dry_run`, each row is "
+                "checked and nothing changes; otherwise every new row is enrolled, or none (422 "
+                "when a row is wrong). Rows already enrolled with the same name and start date "
+                "are left as they are, so a second import changes nothing.",
+            ),
+        },
+        "/api/admin/export/clients": {
+            "get": operation(
+                "exportClients",
+                "The clients list as CSV",
+                "Admin",
+                csv_responses(),
+                params=[
+                    param("q", "query", text(200), "Only names or emails containing this."),
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": [s.value for s in ClientStatus]},
+                        "Only clients with this status.",
+                    ),
+                    param(
+                        "sort",
+                        "query",
+                        {"type": "string", "enum": ["name", "start", "month", "status"]},
+                        "The list's order (default: name).",
+                    ),
+                ],
+            ),
+        },
+        "/api/admin/export/log": {
+            "get": operation(
+                "exportLog",
+                "The automation log as CSV",
+                "Admin",
+                csv_responses(),
+                params=[
+                    param("client", "query", text(200), "Id, email or part of a name."),
+                    param(
+                        "type",
+                        "query",
+                        {"type": "string", "enum": [t.value for t in AutomationType]},
+                        "",
+                    ),
+                    param(
+                        "status",
+                        "query",
+                        {"type": "string", "enum": [s.value for s in LogStatus]},
+                        "",
+                    ),
+                    param("from", "query", DATE, "From this day (UTC)."),
+                    param("to", "query", DATE, "To this day (UTC), inclusive."),
+                    param("actor", "query", text(254), "Who acted, or `engine`."),
+                ],
+                description="The rows the filters name, newest first (at most 100,000).",
+            ),
+        },
+        "/api/admin/review": {
+            "get": operation(
+                "reviewQueue",
+                "The review queue",
+                "Deliverables",
+                responses("200", "ReviewList"),
+                params=[
+                    param(
+                        "show",
+                        "query",
+                        {"type": "string", "enum": ["review", "rejected"]},
+                        "Only those in review, or only those rejected and waiting for a "
+                        "revision (default: both).",
+                    ),
+                    *PAGE,
+                ],
+                description="Deliverables waiting for an admin, the longest waiting first: in "
+                "review since generated, or rejected (latest version) since rejected.",
             ),
         },
         "/api/admin/automations": {
@@ -1283,6 +1583,13 @@ def paths(program: Program) -> dict[str, Any]:
                 responses("200", "LogList"),
                 params=[
                     client_filter,
+                    param(
+                        "actor",
+                        "query",
+                        {"type": "string", "minLength": 1, "maxLength": 254, "pattern": TEXT},
+                        "Only what this person did (their email, as recorded), or `engine` for "
+                        "what the engine did on its own.",
+                    ),
                     param(
                         "type",
                         "query",

@@ -12,7 +12,7 @@ import click
 from flask.cli import FlaskGroup, routes_command, shell_command
 
 from scheduler.program import ProgramError
-from web import create_app
+from web import ACTOR_KEY, create_app
 from web.cli import admins, automations, clients, controls, insight, operations, program, review
 from web.config import ConfigError
 
@@ -25,12 +25,35 @@ def app_factory() -> Any:
         sys.exit(2)
 
 
+def acting_as(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The person a command acts for, recorded with what it changes: `--as EMAIL`, else the
+    OS user running it."""
+    import getpass
+
+    try:
+        person = value.strip() if value else getpass.getuser()
+    except (KeyError, OSError):  # no such user in the password database (a bare container)
+        person = ""
+    ctx.meta[ACTOR_KEY] = person
+    return person
+
+
 # Flask's own `run` serves pages without the worker and the sweep: `journey serve` is the one.
 cli = FlaskGroup(
     name="journey",
     create_app=app_factory,
     add_default_commands=False,
     help="Journey Engine: plan and carry out every client's journey.",
+    params=[
+        click.Option(
+            ["--as", "acting"],
+            metavar="EMAIL",
+            expose_value=False,
+            is_eager=True,
+            callback=acting_as,
+            help="Record this person (an admin's email) as the one acting (default: the OS user).",
+        )
+    ],
 )
 cli.add_command(shell_command)
 cli.add_command(routes_command)

@@ -3,6 +3,8 @@ record the business plan's approval."""
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
 from flask.cli import with_appcontext
 
@@ -14,14 +16,22 @@ from web.cli.common import carry_out, commit, friendly
 @click.command("approve")
 @click.argument("client")
 @click.argument("month", type=int)
+@click.option(
+    "--content-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Deliver this corrected text instead (Markdown; - reads standard input); the "
+    "generated text is kept.",
+)
 @with_appcontext
 @friendly
-def approve_cmd(client: str, month: int) -> None:
-    """Approve a month's deliverable: delivered to the client now."""
+def approve_cmd(client: str, month: int, content_file: TextIO | None) -> None:
+    """Approve a month's deliverable (in review, or rejected): delivered to the client now."""
     ctx = journey_context()
     found = lookups.find_client(ctx, client)
-    click.echo(f"M{month} of {found.name} approved:")
-    carry_out(review.approve, found, month)
+    content = content_file.read() if content_file is not None else None
+    d = carry_out(review.approve, found, month, content)
+    edited = " with your corrections" if d.generated_content is not None else ""
+    click.echo(f"M{month} of {found.name} approved{edited}")
 
 
 @click.command("reject")
