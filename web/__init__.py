@@ -80,7 +80,7 @@ def create_app(
         send_hour=app.config["SEND_HOUR"],
         base_url=app.config["BASE_URL"],
         mail_sender=app.config["MAIL_DEFAULT_SENDER"],
-        horizon=timedelta(minutes=app.config["DISPATCH_HORIZON_MINUTES"]),
+        horizon=timedelta(seconds=app.config["DISPATCH_HORIZON_SECONDS"]),
         lease=timedelta(seconds=app.config["AUTOMATION_LEASE_SECONDS"]),
         beat_every=timedelta(seconds=app.config["WORKER_BEAT_SECONDS"]),
         worker_id=broker.identity() or uuid.uuid4().hex,

@@ -116,7 +116,7 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "PROGRAM_FILE": os.environ.get("PROGRAM_FILE") or None,
         # Links in emails; unset, they follow the port `journey serve` listens on.
         "BASE_URL": _url("BASE_URL", f"http://127.0.0.1:{port}"),
-        "DISPATCH_HORIZON_MINUTES": _int("DISPATCH_HORIZON_MINUTES", 2, 1, 24 * 60),
+        "DISPATCH_HORIZON_SECONDS": _int("DISPATCH_HORIZON_SECONDS", 30, 10, 24 * 3600),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60, 1, 3600),
         # A worker beats every WORKER_BEAT_SECONDS, renewing its leases; a lease it stops
         # renewing runs out after AUTOMATION_LEASE_SECONDS, and what it held is taken back.
