@@ -13,7 +13,7 @@ from sqlalchemy import select
 from scheduler import audit, emails, lookups, outcomes, portal
 from scheduler.engine import Context
 from scheduler.errors import NotFound
-from scheduler.models import Automation, AutomationLog, Client, Email
+from scheduler.models import Automation, AutomationLog, Client, Email, fits_id
 from scheduler.vocab import (
     ADMIN_TEMPLATES,
     AutomationStatus,
@@ -133,7 +133,7 @@ def communications(ctx: Context, client: Client, limit: int = 500) -> list[Commu
 
 def sent_email(ctx: Context, client: Client, email_id: int) -> Email:
     """One email the client was sent, as it went out."""
-    row = ctx.session.get(Email, email_id)
+    row = ctx.session.get(Email, email_id) if fits_id(email_id) else None
     if row is None or row.client_id != client.id or row.to_address != client.email:
         raise NotFound(f"no email {email_id} to {client.name}", "email_id")
     return row

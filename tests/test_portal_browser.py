@@ -48,6 +48,7 @@ def test_a_client_follows_their_journey_from_an_email_link(harness, site, page, 
     assert harness.refresh(harness.deliverable(client, 1)).opened_at is None
     assert harness.refresh(overdue).status == S.CANCELLED
     page.get_by_role("link", name="← Back to your progress").click()
+    page.get_by_role("link", name="Read again").first.wait_for()  # the page has loaded
     assert page.get_by_role("link", name="Read again").count() == 1
 
     page.get_by_role("link", name="Messages").click()

@@ -45,9 +45,9 @@ def test_a_lost_message_is_sent_again_once_overdue(harness):
     harness.clock.set(at(2026, 1, 7, 8, 30))
     sweep(harness.ctx)
     harness.transport.queue.clear()  # the broker lost it
-    harness.clock.set(at(2026, 1, 7, 9, 1))
+    harness.clock.set(at(2026, 1, 7, 9, 0, 30))
     assert sweep(harness.ctx).dispatched == 0  # not yet: it may still be on its way
-    harness.clock.set(at(2026, 1, 7, 9, 3))
+    harness.clock.set(at(2026, 1, 7, 9, 1, 30))
     report = sweep(harness.ctx)
     assert report.dispatched == 1 and report.overdue == 1
     harness.run_for(timedelta(seconds=1))
@@ -61,14 +61,14 @@ def test_while_workers_are_behind_queued_messages_are_not_sent_again(harness):
     harness.clock.set(at(2026, 1, 7, 8, 30))
     sweep(harness.ctx)
     harness.transport.busy = 500  # messages wait in the queue: the workers are behind
-    harness.clock.set(at(2026, 1, 7, 9, 3))
+    harness.clock.set(at(2026, 1, 7, 9, 2))
     assert sweep(harness.ctx).dispatched == 0  # queued, not lost
-    harness.clock.set(at(2026, 1, 7, 9, 19))
+    harness.clock.set(at(2026, 1, 7, 9, 9, 30))
     assert sweep(harness.ctx).dispatched == 0
-    harness.clock.set(at(2026, 1, 7, 9, 21))  # ten times the usual wait: presumed lost
+    harness.clock.set(at(2026, 1, 7, 9, 11))  # ten times the usual wait: presumed lost
     assert sweep(harness.ctx).dispatched == 1
     harness.transport.busy = 0
-    harness.clock.set(at(2026, 1, 7, 9, 24))  # idle workers: the usual two minutes
+    harness.clock.set(at(2026, 1, 7, 9, 12, 30))  # idle workers: the usual minute
     assert sweep(harness.ctx).dispatched == 1
 
 

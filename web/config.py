@@ -122,7 +122,7 @@ def from_env(instance_path: str) -> dict[str, Any]:
         # renewing runs out after AUTOMATION_LEASE_SECONDS, and what it held is taken back.
         "WORKER_BEAT_SECONDS": _int("WORKER_BEAT_SECONDS", 5, 1, 600),
         "AUTOMATION_LEASE_SECONDS": _int("AUTOMATION_LEASE_SECONDS", 20, 2, 24 * 3600),
-        "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 120, 1, 24 * 3600),
+        "REDISPATCH_AFTER_SECONDS": _int("REDISPATCH_AFTER_SECONDS", 60, 1, 24 * 3600),
         "PORTAL_LINK_DAYS": _int("PORTAL_LINK_DAYS", 30, 1, 3650),
         "EMAIL_FREQUENCY_CAP": _int("EMAIL_FREQUENCY_CAP", 2, 1, 100),
         # A client email caused by an admin's action waits this long: an undo within it
