@@ -891,11 +891,9 @@ def dashboard() -> Any:
     return render_template("panel/dashboard.html", board=board, top=top)
 
 
-@bp.get("/log.csv")
-def log_csv() -> Any:
-    """The log rows the filters name, newest first, as CSV."""
-    args = request.args
-    where = overview.log_filter(
+def log_where(args: Any) -> Any:
+    """The log page's filters, read from the query string (the page and its CSV export)."""
+    return overview.log_filter(
         client=args.get("client", ""),
         type=args.get("type", ""),
         template=args.get("template", ""),
@@ -905,6 +903,12 @@ def log_csv() -> Any:
         zone=admin_zone(),
         actor=args.get("actor", ""),
     )
+
+
+@bp.get("/log.csv")
+def log_csv() -> Any:
+    """The log rows the filters name, newest first, as CSV."""
+    where = log_where(request.args)
     return csv_response(imports.log_csv(journey_context(), where), "log.csv")
 
 
@@ -912,16 +916,7 @@ def log_csv() -> Any:
 def log() -> Any:
     args = request.args
     try:
-        where = overview.log_filter(
-            client=args.get("client", ""),
-            type=args.get("type", ""),
-            template=args.get("template", ""),
-            status=args.get("status", ""),
-            start=parse_date(args.get("from"), "from"),
-            end=parse_date(args.get("to"), "to"),
-            zone=admin_zone(),
-            actor=args.get("actor", ""),
-        )
+        where = log_where(args)
         page_number = parse_int(args.get("page"), "page") or 1
     except errors.JourneyError as exc:
         template = (

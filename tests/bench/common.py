@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
 import time
 import uuid
 from datetime import timedelta
@@ -125,3 +126,15 @@ def count(app: Any, *where: Any) -> int:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def time_page(web: Any, path: str, runs: int) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of `runs` GETs of `path` (after two that warm the caches)."""
+    times = []
+    for _ in range(runs + 2):
+        started = time.perf_counter()
+        answer = web.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code == 200, (path, answer.status_code)
+    times = sorted(times[2:])
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]

@@ -11,7 +11,6 @@ apart)."""
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from sqlalchemy import text
 from werkzeug.security import generate_password_hash
 
 from scheduler.models import Admin
-from tests.bench.common import app_for, drop_schema, fresh_schema
+from tests.bench.common import app_for, drop_schema, fresh_schema, time_page
 from tests.panel_helpers import LONG_SESSIONS, PASSWORD, browser, log_in
 from web.extensions import db
 
@@ -150,14 +149,7 @@ def bench_metrics(clients: int = 100_000, runs: int = 20) -> list[tuple[str, flo
             )
         for name, path in PAGES:
             path = path.format(cohort=cohort)
-            times = []
-            for _ in range(runs + 2):
-                started = time.perf_counter()
-                answer = web.get(path)
-                times.append((time.perf_counter() - started) * 1000)
-                assert answer.status_code == 200, (path, answer.status_code)
-            times = sorted(times[2:])
-            results.append((name, statistics.median(times), times[int(len(times) * 0.95) - 1]))
+            results.append((name, *time_page(web, path, runs)))
         with app.app_context():
             db.engine.dispose()
         return results

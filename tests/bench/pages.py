@@ -4,14 +4,12 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 from werkzeug.security import generate_password_hash
 
 from scheduler.models import Admin, Client, Deliverable
-from tests.bench.common import app_for, drop_schema, enroll, fresh_schema
+from tests.bench.common import app_for, drop_schema, enroll, fresh_schema, time_page
 from tests.panel_helpers import LONG_SESSIONS, PASSWORD, browser, log_in
 from web.extensions import db
 
@@ -78,14 +76,7 @@ def bench_pages(clients: int = 100_000, runs: int = 20) -> list[tuple[str, float
         results = []
         for name, path in PAGES:
             path = path.format(id=some)
-            times = []
-            for _ in range(runs + 2):
-                started = time.perf_counter()
-                answer = web.get(path)
-                times.append((time.perf_counter() - started) * 1000)
-                assert answer.status_code == 200, (path, answer.status_code)
-            times = sorted(times[2:])  # the first two warm the caches
-            results.append((name, statistics.median(times), times[int(len(times) * 0.95) - 1]))
+            results.append((name, *time_page(web, path, runs)))
         with app.app_context():
             db.engine.dispose()
         return results
