@@ -61,16 +61,24 @@ def assign(test: AbTest, client_id: int) -> str:
 
 
 def current(ctx: Context, template: str) -> AbTest | None:
-    """The template's running test, or an ended one that kept B (B then goes to everyone)."""
-    return ctx.session.scalars(
+    """The template's running test, or an ended one that kept B (B then goes to everyone).
+    Read once per transaction for every template (a batch of emails asks it for each)."""
+    return ctx.memo(CURRENT, lambda: in_force(ctx)).get(template)
+
+
+CURRENT = "abtests.current"
+
+
+def in_force(ctx: Context) -> dict[str, AbTest]:
+    """Each template's test in force: its running test, else the latest ended one that kept B."""
+    found: dict[str, AbTest] = {}
+    for test in ctx.session.scalars(
         select(AbTest)
-        .where(
-            AbTest.template == template,
-            or_(AbTest.ended_at.is_(None), AbTest.kept == "B"),
-        )
+        .where(or_(AbTest.ended_at.is_(None), AbTest.kept == "B"))
         .order_by(AbTest.ended_at.is_(None).desc(), AbTest.id.desc())
-        .limit(1)
-    ).first()
+    ):
+        found.setdefault(test.template, test)
+    return found
 
 
 def variant_for(
@@ -152,6 +160,7 @@ def start(
     )
     ctx.session.add(test)
     ctx.session.flush()
+    ctx.forget(CURRENT)
     return test
 
 
@@ -178,6 +187,7 @@ def end(ctx: Context, test: AbTest, keep: str, actor: str) -> AbTest:
             other.kept = "A"  # the newer variant replaces an older kept one
     test.ended_at, test.ended_by, test.kept = ctx.now(), actor, keep
     ctx.session.flush()
+    ctx.forget(CURRENT)
     return test
 
 

@@ -16,7 +16,7 @@ from scheduler import logs, rules
 from scheduler.engine import Context
 from scheduler.errors import Changed
 from scheduler.models import Automation, Hold
-from scheduler.schedule import log, notify, send_when_due
+from scheduler.schedule import log, log_many, log_row, notify, send_when_due
 from scheduler.vocab import AutomationStatus, LogStatus, Template
 
 logger = logging.getLogger("scheduler.execute")
@@ -64,7 +64,10 @@ def finish_runs(ctx: Context, runs: Sequence[tuple[Automation, rules.Verdict]]) 
     for (automation, _), row in zip(runs, values, strict=True):
         for name, value in row.items():  # the rows now hold these: nothing left to flush
             set_committed_value(automation, name, value)
-        log(ctx, automation, LogStatus(automation.status), automation.detail)
+    log_many(
+        ctx,
+        [log_row(ctx, a, LogStatus(a.status), a.detail) for a, _ in runs],
+    )
 
 
 def ended(ctx: Context, automation: Automation, verdict: rules.Verdict) -> dict[str, Any]:

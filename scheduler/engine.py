@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -22,6 +22,8 @@ from scheduler.links import Links
 from scheduler.models import Automation, Client, ProgramVersion
 from scheduler.program import Month, Program, parse_program
 from scheduler.vocab import Lane
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +317,19 @@ class Context:
     actor: str = ""
 
     _current: int | None = None
+    # What this transaction read once and reuses (`memo`): forgotten at commit and rollback.
+    _memo: dict[Hashable, Any] = field(default_factory=dict)
+
+    def memo(self, key: Hashable, read: Callable[[], T]) -> T:
+        """`read()`, called once per transaction for `key` (a batch of a hundred emails asks
+        the same question a hundred times: which A/B tests run, say)."""
+        if key not in self._memo:
+            self._memo[key] = read()
+        return cast(T, self._memo[key])
+
+    def forget(self, key: Hashable) -> None:
+        """This unit of work changed what `key` read."""
+        self._memo.pop(key, None)
 
     def current_version(self) -> int:
         """The version new enrollments get: the latest published (read once per transaction)."""
@@ -369,6 +384,7 @@ class Context:
             self.rollback()
             raise Changed("another process changed this meanwhile: reload and try again") from None
         self._current = None  # the next transaction may see a newer version
+        self._memo = {}
         pending, self._pending = self._pending, {}
         if not pending:
             return
@@ -402,3 +418,4 @@ class Context:
         self.session.rollback()
         self._pending = {}
         self._current = None
+        self._memo = {}

@@ -5,10 +5,11 @@ follows from their deliverables. Every operation is built from these."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from scheduler import plan, rules
 from scheduler.engine import Context
@@ -29,22 +30,35 @@ from scheduler.vocab import (
 def log(
     ctx: Context, automation: Automation, status: LogStatus, detail: str, error: str | None = None
 ) -> None:
-    ctx.session.add(
-        AutomationLog(
-            at=ctx.now(),
-            client_id=automation.client_id,
-            automation_id=automation.id,
-            type=automation.type,
-            month=automation.month,
-            template=automation.template,
-            status=status,
-            attempt=automation.retry_count + 1,
-            detail=detail,
-            error=error,
-            program_version=automation.program_version,
-            actor=ctx.actor or None,
-        )
-    )
+    ctx.session.add(AutomationLog(**log_row(ctx, automation, status, detail, error)))
+
+
+def log_row(
+    ctx: Context, automation: Automation, status: LogStatus, detail: str, error: str | None = None
+) -> dict[str, Any]:
+    """The log row of what just happened to `automation` (`log` adds it to the session; a
+    batch's rows are inserted together by `log_many`)."""
+    return {
+        "at": ctx.now(),
+        "client_id": automation.client_id,
+        "automation_id": automation.id,
+        "type": automation.type,
+        "month": automation.month,
+        "template": automation.template,
+        "status": status,
+        "attempt": automation.retry_count + 1,
+        "detail": detail,
+        "error": error,
+        "program_version": automation.program_version,
+        "actor": ctx.actor or None,
+    }
+
+
+def log_many(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch's log rows in one statement (nothing reads their ids: no RETURNING, so
+    PostgreSQL's driver pipelines one short statement instead of parsing a long one)."""
+    if rows:
+        ctx.session.execute(insert(AutomationLog), rows)
 
 
 def schedule(
@@ -254,3 +268,20 @@ def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
                     c: json.dumps(row[c]) if row[c] else EMPTY[type(row[c])] for c in json_columns
                 }
             copy.write_row([row[c] for c in columns])
+
+
+def give_ids(ctx: Context, rows: Sequence[Any]) -> None:
+    """Number new rows from their table's sequence in one query, on PostgreSQL: rows that
+    arrive with their ids are inserted by one pipelined statement, without RETURNING (SQLite
+    numbers them as it inserts, cheaply)."""
+    connection = ctx.session.connection()
+    if not rows or connection.dialect.name != "postgresql":
+        return
+    table = type(rows[0]).__table__
+    ids = connection.execute(
+        select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+            func.generate_series(1, len(rows))
+        )
+    ).scalars()
+    for row, id_ in zip(rows, ids, strict=True):
+        row.id = id_

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import scoped_session
@@ -23,7 +24,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from scheduler import emails, endings, lookups, rules, webhook
 from scheduler.engine import Context
 from scheduler.errors import Changed
-from scheduler.models import Automation, Email
+from scheduler.models import Admin, Automation, Email
+from scheduler.schedule import give_ids
 from scheduler.vocab import OPTIONAL_TEMPLATES, AutomationType, Template
 
 log = logging.getLogger(__name__)
@@ -106,36 +108,50 @@ def decide(ctx: Context, automations: Sequence[Automation]) -> list[Plan]:
         for row in ctx.session.scalars(select(Email).where(Email.automation_id.in_(ids)))
     }
     plans = []
-    for automation in automations:
-        client, journey = automation.client, journeys[automation.client_id]
-        template = Template(automation.template or "")
-        plan = Plan(automation, lookups.verdict(automation, journey))
-        plans.append(plan)
-        if not plan.verdict.run:
-            continue
-        held = emails.held_back(ctx, client, template, recent[client.id])
-        if held is not None:
-            plan.verdict = held
-            continue
-        addresses = emails.recipients(client, template, admins)
-        if addresses and template in webhook.ALERTS and ctx.engine.alert_webhook_url:
-            addresses.append(webhook.ADDRESS)
-        if not addresses:
-            plan.verdict = rules.skip("nobody to send it to (no active admin)")
-            continue
-        try:
-            for address in addresses:
-                row = existing.get((automation.id, address))
-                if row is None:
-                    row = emails.outbox_row(ctx, automation, client, template, address, journey)
-                    ctx.session.add(row)
-                plan.rows.append(row)
-        except Exception as exc:  # a template that cannot render: the automation fails
-            plan.rows, plan.error = [], exc
-            continue
-        if template in OPTIONAL_TEMPLATES:
-            recent[client.id].append(ctx.now())  # the cap counts this one for the next
+    with ctx.session.no_autoflush:  # the new rows go in one statement, numbered together
+        for automation in automations:
+            plans.append(plan_for(ctx, automation, journeys, admins, recent, existing))
+    give_ids(ctx, [row for plan in plans for row in plan.rows if row.id is None])
     return plans
+
+
+def plan_for(
+    ctx: Context,
+    automation: Automation,
+    journeys: dict[int, lookups.Journey],
+    admins: Sequence[Admin],
+    recent: dict[int, list[datetime]],
+    existing: dict[tuple[int, str], Email],
+) -> Plan:
+    """One automation's verdict and, if it sends, its outbox rows (added to the session)."""
+    client, journey = automation.client, journeys[automation.client_id]
+    template = Template(automation.template or "")
+    plan = Plan(automation, lookups.verdict(automation, journey))
+    if not plan.verdict.run:
+        return plan
+    held = emails.held_back(ctx, client, template, recent[client.id])
+    if held is not None:
+        plan.verdict = held
+        return plan
+    addresses = emails.recipients(client, template, admins)
+    if addresses and template in webhook.ALERTS and ctx.engine.alert_webhook_url:
+        addresses.append(webhook.ADDRESS)
+    if not addresses:
+        plan.verdict = rules.skip("nobody to send it to (no active admin)")
+        return plan
+    try:
+        for address in addresses:
+            row = existing.get((automation.id, address))
+            if row is None:
+                row = emails.outbox_row(ctx, automation, client, template, address, journey)
+                ctx.session.add(row)
+            plan.rows.append(row)
+    except Exception as exc:  # a template that cannot render: the automation fails
+        plan.rows, plan.error = [], exc
+        return plan
+    if template in OPTIONAL_TEMPLATES:
+        recent[client.id].append(ctx.now())  # the cap counts this one for the next
+    return plan
 
 
 def transmit(ctx: Context, plans: Sequence[Plan], stopping: Callable[[], bool]) -> list[Plan]:

@@ -22,9 +22,23 @@ from web.mailer import FlaskMailer
 
 
 class Inbox:
-    def __init__(self) -> None:
+    """A mailbox behind a real SMTP server. It offers PIPELINING (RFC 2920) as large providers
+    do, unless told not to."""
+
+    def __init__(self, pipelining: bool = True) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.raw: list[bytes] = []  # exactly what the server received
+        self.pipelining = pipelining
+        self.commands: list[str] = []  # MAIL and RCPT as they came
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.commands.append(f"MAIL {address}")
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.raw.append(envelope.content)
@@ -64,24 +78,34 @@ def mail_app(tmp_path, port, clock=None, **config):
     )
 
 
-def test_flask_mailer_delivers_multipart_with_our_message_id(tmp_path, smtp):
-    port, inbox = smtp
-    app = mail_app(tmp_path, port)
-    with app.app_context():
-        FlaskMailer(app).send(
-            OutgoingMessage(
-                to="sarah@example.com",
-                subject="Hello",
-                text="plain body",
-                html="<p>html body</p>",
-                message_id="<journey.abc@coach.example>",
-            )
-        )
-    [msg] = inbox.messages
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one by one"])
+def test_flask_mailer_delivers_multipart_with_our_message_id(tmp_path, pipelining):
+    inbox = Inbox(pipelining)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app = mail_app(tmp_path, controller.port)
+    body = "plain body\n.\n..a line that starts with a dot\n"
+    try:
+        with app.app_context():
+            for n in range(2):  # two messages over one connection
+                FlaskMailer(app).send(
+                    OutgoingMessage(
+                        to=f"sarah{n}@example.com",
+                        subject="Hello",
+                        text=body,
+                        html="<p>html body</p>",
+                        message_id="<journey.abc@coach.example>",
+                    )
+                )
+    finally:
+        controller.stop()
+    assert inbox.commands == ["MAIL journey@coach.example"] * 2
+    msg = inbox.messages[0]
+    assert inbox.messages[1]["To"] == "sarah1@example.com"
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
     assert msg["Message-ID"] == "<journey.abc@coach.example>"
-    assert msg["To"] == "sarah@example.com"
+    assert msg["To"] == "sarah0@example.com"
     assert msg.is_multipart()
-    assert msg.get_body(("plain",)).get_content().strip() == "plain body"
     assert "html body" in msg.get_body(("html",)).get_content()
 
 
@@ -95,8 +119,8 @@ class Flaky(Inbox):
     """Refuses the first recipient; then takes the next message in and drops the connection
     before answering it (the 250-OK window: the client cannot know the server has it)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, pipelining: bool = True) -> None:
+        super().__init__(pipelining)
         self.refuse, self.drop = 1, 1
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -114,14 +138,17 @@ class Flaky(Inbox):
         return answer
 
 
-def test_a_transmission_cut_before_the_servers_answer_is_sent_again_and_recorded(tmp_path):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one by one"])
+def test_a_transmission_cut_before_the_servers_answer_is_sent_again_and_recorded(
+    tmp_path, pipelining
+):
     """A refusal sends nothing and retries; a connection cut after the message went out
     leaves the outbox row SENDING, and the retry sends it again with the same Message-ID and
     records that the client possibly got it twice, with both times."""
     from scheduler import execute
     from scheduler.models import AutomationLog, Email
 
-    inbox = Flaky()
+    inbox = Flaky(pipelining)
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     clock = ManualClock(START)
@@ -359,3 +386,51 @@ def rules_to_admins(template) -> bool:
     from scheduler import rules
 
     return rules.to_admins(template)
+
+
+class Refusing(Inbox):
+    """Says no at one step of the transaction, once."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self.step = step
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.step == "MAIL":
+            self.step = ""
+            return "550 sender refused (injected)"
+        return await super().handle_MAIL(server, session, envelope, address, mail_options)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.step == "RCPT":
+            self.step = ""
+            return "550 no such mailbox (injected)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.step == "DATA":
+            self.step = ""
+            return "554 message refused (injected)"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("step", ["MAIL", "RCPT", "DATA"])
+def test_a_pipelined_refusal_at_any_step_sends_nothing_and_the_next_message_goes(tmp_path, step):
+    """MAIL, RCPT and DATA go in one write: a refusal of any of them is NotSent, nothing is
+    delivered, and the next message goes."""
+    inbox = Refusing(step)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app = mail_app(tmp_path, controller.port)
+    try:
+        with app.app_context():
+            mailer = FlaskMailer(app)
+            message = OutgoingMessage("a@example.com", "s", "t", "<p>h</p>", "<x@y>")
+            with pytest.raises(NotSent, match="refused|550"):
+                mailer.send(message)
+            assert inbox.messages == []
+            mailer.send(message)
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import quopri
+import re
 import secrets
 import smtplib
 import threading
@@ -176,9 +177,16 @@ class Before(Exception):
 
 def transmit(host: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
     """One SMTP transaction: MAIL and RCPT (a failure there raises Before: nothing went out),
-    then DATA (a refusal raises NotSent; a broken connection raises as it is)."""
+    then DATA (a refusal raises NotSent; a broken connection raises as it is). A server that
+    offers PIPELINING (RFC 2920; every large provider does) gets MAIL, RCPT and DATA in one
+    write: two round trips per message instead of four."""
     try:
         host.ehlo_or_helo_if_needed()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise Before(str(exc)) from exc
+    if host.has_extn("pipelining"):
+        return pipelined(host, sender, to, data)
+    try:
         code, answer = host.mail(sender)
         if code != 250:
             host.rset()
@@ -197,3 +205,38 @@ def transmit(host: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
         ) from None
     if code != 250:
         raise NotSent(f"the server refused the message: {code} {answer!r}")
+
+
+def pipelined(host: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
+    """`transmit`'s transaction as one group (MAIL, RCPT, DATA), then the message. Each
+    command still gets its own answer, read in order, with the same meaning as above."""
+    try:
+        host.send(
+            f"MAIL FROM:{smtplib.quoteaddr(sender)}\r\nRCPT TO:{smtplib.quoteaddr(to)}\r\nDATA\r\n"
+        )
+        mail, rcpt, go = host.getreply(), host.getreply(), host.getreply()
+        if go[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            host.send(b".\r\n")  # RFC 2920: an accepted DATA is ended; no recipient has it
+            host.getreply()
+        if mail[0] != 250:
+            host.rset()
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            host.rset()
+            raise smtplib.SMTPRecipientsRefused({to: rcpt})
+    except (smtplib.SMTPException, OSError) as exc:
+        raise Before(str(exc)) from exc
+    if go[0] != 354:
+        try:
+            host.rset()
+        except (smtplib.SMTPException, OSError):
+            pass  # a broken connection: the next message finds it so and opens another
+        raise NotSent(f"the server refused the message: {go[0]} {go[1]!r}")
+    # Dot-stuffed, as `SMTP.data` writes it (`data` is CRLF-ended: `build` writes it so).
+    host.send(STUFFED.sub(b"..", data) + b".\r\n")
+    code, answer = host.getreply()
+    if code != 250:
+        raise NotSent(f"the server refused the message: {code} {answer!r}")
+
+
+STUFFED = re.compile(rb"(?m)^\.")

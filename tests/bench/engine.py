@@ -15,28 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from scheduler import enrollment
 from scheduler.models import Admin, Automation, Worker
 from scheduler.schedule import bulk_insert
 from tests.bench.common import SECRET, app_for, drop_schema, fresh_schema, percentile
+from tests.bench.sink import Sink
 from tests.cluster import ROOT, RedisServer, free_port, procfile, wait_for, worker_command
 from web import journey_context
 from web.extensions import db
-
-
-class Sink:
-    """An SMTP server that only counts what it accepts (as cheap as a sink can be)."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received += 1
-        return "250 OK"
 
 
 @dataclass
@@ -110,9 +98,8 @@ class Engine:
 
 def start(clients: int, processes: int, threads: int) -> Engine:
     schema, url = fresh_schema("engine")
-    redis, sink = RedisServer(), Sink()
+    redis, sink = RedisServer(), Sink(free_port())
     redis.start()
-    sink.controller.start()
     app = app_for(url)
     with app.app_context():
         ctx = journey_context()
@@ -141,7 +128,7 @@ def start(clients: int, processes: int, threads: int) -> Engine:
         "REDIS_URL": redis.url,
         "SECRET_KEY": SECRET,
         "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(sink.controller.port),
+        "MAIL_PORT": str(sink.port),
         "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
         "TZ": "UTC",
         "EMAIL_FREQUENCY_CAP": "100",  # throughput counts executions, none deferred by the cap
@@ -171,7 +158,7 @@ def stop(engine: Engine) -> None:
     os.killpg(engine.workers.pid, 9)
     engine.workers.wait()
     engine.redis.kill()
-    engine.sink.controller.stop()
+    engine.sink.stop()
     with engine.app.app_context():
         db.engine.dispose()
     drop_schema(engine.schema)
@@ -195,13 +182,13 @@ def wave(engine: Engine, count: int) -> tuple[list[float], float]:
 
 def cpu_seconds(engine: Engine) -> dict[str, float]:
     """CPU time used so far by each part of the setup: the worker processes, PostgreSQL's
-    processes (every backend, so other load on the server counts too), this Redis, and this
-    process (which runs the SMTP sink)."""
+    processes (every backend, so other load on the server counts too), this Redis, and the
+    SMTP sink's process."""
     workers = psutil.Process(engine.workers.pid)
     parts = {
         "workers": [workers, *workers.children(recursive=True)],
         "Redis": [psutil.Process(engine.redis.process.pid)],
-        "SMTP sink": [psutil.Process()],
+        "SMTP sink": [psutil.Process(engine.sink.pid)],
         "PostgreSQL": [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"],
     }
     used: dict[str, float] = {}
