@@ -427,7 +427,7 @@ def test_a_pipelined_refusal_at_any_step_sends_nothing_and_the_next_message_goes
         with app.app_context():
             mailer = FlaskMailer(app)
             message = OutgoingMessage("a@example.com", "s", "t", "<p>h</p>", "<x@y>")
-            with pytest.raises(NotSent, match="refused|550"):
+            with pytest.raises(NotSent, match=r"refused|550"):
                 mailer.send(message)
             assert inbox.messages == []
             mailer.send(message)

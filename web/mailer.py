@@ -4,6 +4,7 @@ a new SMTP conversation per message costs more than the message)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import quopri
 import re
@@ -227,10 +228,9 @@ def pipelined(host: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
     except (smtplib.SMTPException, OSError) as exc:
         raise Before(str(exc)) from exc
     if go[0] != 354:
-        try:
+        # A broken connection: the next message finds it so and opens another.
+        with contextlib.suppress(smtplib.SMTPException, OSError):
             host.rset()
-        except (smtplib.SMTPException, OSError):
-            pass  # a broken connection: the next message finds it so and opens another
         raise NotSent(f"the server refused the message: {go[0]} {go[1]!r}")
     # Dot-stuffed, as `SMTP.data` writes it (`data` is CRLF-ended: `build` writes it so).
     host.send(STUFFED.sub(b"..", data) + b".\r\n")
