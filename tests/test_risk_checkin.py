@@ -103,6 +103,12 @@ def test_the_verdict_says_why_in_the_words_the_log_keeps():
     assert "only if the client is at risk then" in rules.condition(
         AutomationType.SEND_REMINDER, CHECKIN, 3
     )
+    # An optional reminder: the client's choices and the frequency cap apply to it.
+    assert rules.unwanted(CHECKIN, rules.Preferences(reminders=False)) is not None
+    assert rules.unwanted(CHECKIN, rules.Preferences(unsubscribed=True)) is not None
+    now = at(2026, 1, 4, 9)
+    two = [now - timedelta(hours=3), now - timedelta(hours=1)]
+    assert rules.capped_until(CHECKIN, two, 2, now) == now + timedelta(hours=21)
 
 
 # -- planned with the program (SQLite and PostgreSQL) ----------------------------------------------
