@@ -380,6 +380,15 @@ def schedule_by_hand(
             raise Invalid(f"template: {chosen} is sent by the engine itself", "template")
         if month is None and chosen not in (Template.PAUSE_CONFIRMATION, Template.WELCOME_BACK):
             raise Invalid(f"month: {chosen} is about a month; give one", "month")
+        if (
+            chosen is Template.AT_RISK_CHECKIN
+            and not ctx.program_of(client).schedule.at_risk_checkin_days
+        ):
+            raise Invalid(
+                f"template: at-risk check-ins are off in {client.name}'s program version "
+                f"{client.program_version or 1} (at_risk_checkin_days is 0)",
+                "template",
+            )
     when = at or ctx.now()
     if when < ctx.now() - timedelta(minutes=1):
         raise Invalid("at: must not be in the past", "at")

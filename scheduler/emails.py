@@ -536,13 +536,15 @@ def preview(
     ctx: Context, template: Template, client: Client, version: Version | None = None
 ) -> Rendered:
     """How `template` reads for `client` today, about the client's current month (the month a
-    celebration is for), with the client's hold, or an example one, where the email needs one.
-    Nothing is saved or sent."""
+    celebration is for, the next one for a check-in), with the client's hold, or an example
+    one, where the email needs one. Nothing is saved or sent."""
     if template is Template.WEEKLY_DIGEST:
         raise MissingVariable("WEEKLY_DIGEST is for an admin: preview it with the admin's email")
     program = version.program if version is not None else ctx.program_of(client)
     month: int | None = min(client.current_month, program.length)
-    if template is Template.HALFWAY:
+    if template is Template.AT_RISK_CHECKIN:  # it comes before the next month's milestone
+        month = min(max(client.current_month + 1, 2), program.length)
+    elif template is Template.HALFWAY:
         month = program.schedule.halfway_month
     elif template is Template.PROGRAM_COMPLETE:
         month = program.length

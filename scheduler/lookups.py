@@ -3,7 +3,7 @@ pending automations, and their local calendar."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from scheduler import plan, rules
+from scheduler import plan, risk, rules
 from scheduler.engine import Context
 from scheduler.errors import NotFound
 from scheduler.inputs import check_month
@@ -100,6 +100,8 @@ class Journey:
     holds: list[Hold] = field(default_factory=list)  # oldest first
     # The plan's generation of each month: (month, trigger_at, status).
     generations: list[tuple[int, datetime, str]] = field(default_factory=list)
+    # The client's risk score now (`risk.live`), when their program plans at-risk check-ins.
+    risk: rules.Risk | None = None
 
     @property
     def views(self) -> dict[int, rules.MonthView]:
@@ -114,10 +116,19 @@ class Journey:
         return next((h for h in self.holds if h.ended_at is None), None)
 
 
-def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
-    """The journeys of these clients, in three queries however many they are."""
+def journeys(
+    ctx: Context, clients: Sequence[Client], *, scored: Collection[int] | None = None
+) -> dict[int, Journey]:
+    """The journeys of these clients, in three queries however many they are; and, for those
+    whose program plans at-risk check-ins (among `scored`, when given: the clients whose
+    check-in is being judged), their risk score now, in a few more."""
     found = {c.id: Journey(c) for c in clients}
     ids = list(found)
+    judged = [
+        c.id
+        for c in clients
+        if ctx.program_of(c).schedule.at_risk_checkin_days and (scored is None or c.id in scored)
+    ]
     # Exact keys, so that the (client_id, key) index finds each row directly.
     generations = [
         plan.step_key(AutomationType.GENERATE_DELIVERABLE, m)
@@ -144,6 +155,9 @@ def journeys(ctx: Context, clients: Sequence[Client]) -> dict[int, Journey]:
             )
         ):
             found[client_id].generations.append((month, at, status))
+    for start in range(0, len(judged), 1000):
+        for client_id, score in risk.live(ctx, judged[start : start + 1000]).items():
+            found[client_id].risk = score
     return found
 
 
@@ -181,4 +195,5 @@ def verdict(automation: Automation, journey: Journey) -> rules.Verdict:
         this,
         previous,
         hold_active=hold is not None and automation.hold_id == hold.id,
+        risk=journey.risk,
     )

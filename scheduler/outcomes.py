@@ -124,6 +124,12 @@ def expect(
     this = journey.views.get(month, rules.MonthView()) if month else rules.MonthView()
     if rules.settled(verdict, template, this) or (not verdict.run and at <= now):
         return said("skipped", f"will be skipped because {verdict.reason}", at)
+    # A check-in is decided on the client's risk score when it runs: said as it stands now.
+    standing = ""
+    if template is Template.AT_RISK_CHECKIN:
+        if not verdict.run:
+            return said("skipped", f"as things stand, will be skipped because {verdict.reason}", at)
+        standing = f"; as things stand it goes, because {verdict.reason}"
     if client.paused_at is not None and automation.hold_id is None:
         shift = timeline.hold_shift(hold)
         if hold is None or shift is None:
@@ -164,7 +170,7 @@ def expect(
             "(undo before then and nothing is sent)",
             at,
         )
-    return said("scheduled", f"scheduled for {local(ctx, client, at)}", at)
+    return said("scheduled", f"scheduled for {local(ctx, client, at)}{standing}", at)
 
 
 def frequency_cap(

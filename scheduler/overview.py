@@ -246,7 +246,8 @@ def next_automations(ctx: Context, ids: list[int]) -> dict[int, Expected]:
     for automation in rows:
         by_client.setdefault(automation.client_id, []).append(automation)
     clients = {c.id: c for c in ctx.session.scalars(select(Client).where(Client.id.in_(ids)))}
-    journeys = lookups.journeys(ctx, list(clients.values()))
+    checkins = {a.client_id for a in rows if a.template == Template.AT_RISK_CHECKIN}
+    journeys = lookups.journeys(ctx, list(clients.values()), scored=checkins)
     found: dict[int, Expected] = {}
     for client_id, client in clients.items():
         nxt = outcomes.next_for(ctx, client, by_client.get(client_id, []), journeys[client_id])
@@ -327,7 +328,7 @@ def review_items(ctx: Context, show: str, offset: int, limit: int) -> tuple[list
         .limit(limit)
     ).all()
     clients = list({c.id: c for _, c in rows}.values())
-    journeys = lookups.journeys(ctx, clients)
+    journeys = lookups.journeys(ctx, clients, scored=())  # dates only: no verdict
     dates = {c.id: projected_dates(ctx, c, journey=journeys[c.id]) for c in clients}
     busy = (
         set(

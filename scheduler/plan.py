@@ -50,10 +50,21 @@ def milestone_date(start: date, month: int, program: Program) -> date:
 
 
 def journey_steps(program: Program) -> list[Step]:
-    """Every step of the plan, in month order: upcoming, generation, overdue, escalation."""
+    """Every step of the plan, in month order: the at-risk check-in (when the program sets
+    `at_risk_checkin_days`; from M2 on, since M1 has no history to judge by), upcoming,
+    generation, overdue, escalation."""
     s = program.schedule
     steps: list[Step] = []
     for month in range(1, program.length + 1):
+        if s.at_risk_checkin_days and month > 1:
+            steps.append(
+                Step(
+                    AutomationType.SEND_REMINDER,
+                    month,
+                    Template.AT_RISK_CHECKIN,
+                    -s.at_risk_checkin_days,
+                )
+            )
         steps += [
             Step(
                 AutomationType.SEND_REMINDER,

@@ -48,6 +48,9 @@ class Schedule:
     max_retries: int = 3
     halfway_month: int = 4
     on_time_days: int = 7
+    # An earlier check-in email this many days before each milestone from M2 on, sent only to a
+    # client the risk model finds at risk when its moment comes (`scheduler.risk`); 0: off.
+    at_risk_checkin_days: int = 0
     # Unset (None): the deployment's SEND_HOUR and EMAIL_FREQUENCY_CAP apply.
     send_hour: int | None = None
     frequency_cap: int | None = None
@@ -122,6 +125,12 @@ def _schedule(raw: Any) -> Schedule:
         raise ProgramError("schedule.month_length_days: must be at least 1")
     if schedule.retry_delay_minutes < 1:
         raise ProgramError("schedule.retry_delay_minutes: must be at least 1")
+    if schedule.at_risk_checkin_days >= schedule.month_length_days:
+        raise ProgramError(
+            f"schedule.at_risk_checkin_days: must be less than month_length_days "
+            f"({schedule.month_length_days}), not {schedule.at_risk_checkin_days}: the check-in "
+            "comes between the previous milestone and the next (0 turns it off)"
+        )
     return schedule
 
 

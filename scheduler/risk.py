@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from scheduler import rules
 from scheduler.engine import Context
 from scheduler.errors import Conflict
 from scheduler.models import Automation, Client, ClientRisk, Deliverable, Hold, RiskModel
@@ -237,6 +238,13 @@ class Model:
         )
         return sigmoid(z)
 
+    def score(self, x: Sequence[float]) -> rules.Risk:
+        """The score of a client with features `x`: the probability, "at risk" from the
+        threshold on, and the reasons of a client at risk."""
+        p = self.probability(x)
+        found = rules.Risk(p, self.threshold)
+        return rules.Risk(p, self.threshold, tuple(self.reasons(x))) if found.at_risk else found
+
     def reasons(self, x: Sequence[float], limit: int = 3) -> list[str]:
         """The features that raise this client's score the most, in words."""
         pushes = sorted(
@@ -399,22 +407,35 @@ def score_all(ctx: Context, kept: RiskModel, known: dict[int, ClientFacts]) -> i
         if month is None:
             continue
         x = features(client, now)
-        p = model.probability(x)
+        scored = model.score(x)
         rows.append(
             ClientRisk(
                 client_id=client.id,
                 model_id=kept.id,
                 scored_at=now,
                 month=month,
-                probability=round(p, 4),
-                at_risk=p >= model.threshold,
+                probability=round(scored.probability or 0.0, 4),
+                at_risk=scored.at_risk,
                 features=x,
-                reasons=model.reasons(x) if p >= model.threshold else [],
+                reasons=list(scored.reasons),
             )
         )
     ctx.session.add_all(rows)
     ctx.session.flush()
     return len(rows)
+
+
+def live(ctx: Context, ids: Sequence[int]) -> dict[int, rules.Risk]:
+    """Each of these clients' risk as it stands now: the latest model applied to what is known
+    now (not the scores kept at the last training). The at-risk check-in is decided on it when
+    it runs, and the pages foretell that decision with it."""
+    kept = latest(ctx)
+    if kept is None:
+        return {i: rules.Risk(None) for i in ids}
+    model = Model.from_dict(kept.body)
+    now = ctx.now()
+    known = facts(ctx, list(ids))
+    return {i: model.score(features(known[i], now)) for i in ids if i in known}
 
 
 def risk_of(ctx: Context, client_id: int) -> ClientRisk | None:

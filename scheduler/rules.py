@@ -37,6 +37,27 @@ class MonthView:
 
 
 @dataclass(frozen=True)
+class Risk:
+    """A client's risk score as it stands (`scheduler.risk.live`): how likely the latest
+    trained model finds the client to run more than 7 days late, the probability from which it
+    calls a client at risk, and the reasons (the features that raise the score most). No
+    probability: no model is trained yet."""
+
+    probability: float | None
+    threshold: float = 1.0
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def at_risk(self) -> bool:
+        return self.probability is not None and self.probability >= self.threshold
+
+
+def percent(share: float) -> int:
+    """A share as a whole percent, never rounded up across a threshold (34.9% reads 34%)."""
+    return int(100 * share + 1e-9)
+
+
+@dataclass(frozen=True)
 class Verdict:
     run: bool
     reason: str
@@ -60,8 +81,10 @@ def decide(
     previous: MonthView | None,
     *,
     hold_active: bool = False,
+    risk: Risk | None = None,
 ) -> Verdict:
-    """Should this automation act now? `this` is its month, `previous` the month before."""
+    """Should this automation act now? `this` is its month, `previous` the month before;
+    `risk` the client's risk score now (None: their program plans no at-risk check-in)."""
     m = f"M{month}" if month else "the journey"
     if type_ is AutomationType.GENERATE_DELIVERABLE:
         if this.status is not None:
@@ -73,11 +96,13 @@ def decide(
         return run("end the hold") if hold_active else skip("the hold has already ended")
     if template is Template.RESUME_REMINDER:
         return run("the hold ends soon") if hold_active else skip("the hold has already ended")
-    if template is Template.REMINDER_UPCOMING:
+    if template in (Template.REMINDER_UPCOMING, Template.AT_RISK_CHECKIN):
         if this.status is DeliverableStatus.DELIVERED:
             return skip(f"{m} is already delivered")
         if this.status is DeliverableStatus.SKIPPED:
             return skip(f"{m} was skipped")
+        if template is Template.AT_RISK_CHECKIN:
+            return checkin(risk)
         return run(f"{m} is coming soon")
     if template is Template.REMINDER_OVERDUE:
         if this.status is not DeliverableStatus.DELIVERED:
@@ -105,6 +130,22 @@ def decide(
     return run(f"sent: {automation_name(type_, template)}" if template else automation_name(type_))
 
 
+def checkin(risk: Risk | None) -> Verdict:
+    """The at-risk check-in goes to a client the risk model finds at risk now."""
+    if risk is None:
+        return skip("the client's program version plans no at-risk check-in")
+    if risk.probability is None:
+        return skip("no risk model is trained yet, so no client counts as at risk")
+    score = (
+        f"{percent(risk.probability)}% likely to run more than 7 days late "
+        f"(at risk from {percent(risk.threshold)}%"
+    )
+    if not risk.at_risk:
+        return skip(f"the client is not at risk: {score})")
+    why = f"; why: {', '.join(risk.reasons)}" if risk.reasons else ""
+    return run(f"the client is at risk: {score}{why})")
+
+
 def condition(type_: AutomationType, template: Template | None, month: int | None) -> str:
     """The condition `decide` puts on this step, in plain words ("" when it always acts)."""
     m = f"M{month}" if month else "the month"
@@ -114,6 +155,11 @@ def condition(type_: AutomationType, template: Template | None, month: int | Non
         return "only if the hold is still open"
     if template is Template.REMINDER_UPCOMING:
         return f"only if {m} is not delivered or skipped by then"
+    if template is Template.AT_RISK_CHECKIN:
+        return (
+            f"only if the client is at risk then (the risk model's score at or above its "
+            f"threshold) and {m} is not delivered or skipped"
+        )
     if template is Template.REMINDER_OVERDUE:
         return f"only if {m} is delivered and not opened by then"
     if template is Template.ADMIN_ESCALATION:
@@ -126,9 +172,12 @@ def condition(type_: AutomationType, template: Template | None, month: int | Non
 def settled(verdict: Verdict, template: Template | None, this: MonthView) -> bool:
     """Whether a verdict reached now still holds when the step's moment comes. A skip stays a
     skip (a delivered month stays delivered, an open is never undone), except an overdue
-    reminder's for a month not delivered yet: it may be delivered by then."""
+    reminder's for a month not delivered yet (it may be delivered by then) and an at-risk
+    check-in's for a month not done (the client's risk score may change by then)."""
     if verdict.run:
         return False
+    if template is Template.AT_RISK_CHECKIN:
+        return this.done
     return not (
         template is Template.REMINDER_OVERDUE and this.status is not DeliverableStatus.DELIVERED
     )

@@ -99,7 +99,9 @@ def decide(ctx: Context, automations: Sequence[Automation]) -> list[Plan]:
     for those that send, their outbox rows (existing ones kept: a re-run sends only what was
     not sent)."""
     clients = {a.client_id: a.client for a in automations}
-    journeys = lookups.journeys(ctx, list(clients.values()))
+    # A check-in is decided on the client's risk score now: scored for those clients only.
+    checkins = {a.client_id for a in automations if a.template == Template.AT_RISK_CHECKIN}
+    journeys = lookups.journeys(ctx, list(clients.values()), scored=checkins)
     admins = emails.active_admins(ctx)
     ids = [a.id for a in automations]
     recent = emails.recent_optional(ctx, list(clients), ids)

@@ -61,6 +61,7 @@ class DeliverableStatus(StrEnum):
 
 class Template(StrEnum):
     REMINDER_UPCOMING = "REMINDER_UPCOMING"
+    AT_RISK_CHECKIN = "AT_RISK_CHECKIN"
     DELIVERABLE_READY = "DELIVERABLE_READY"
     REMINDER_OVERDUE = "REMINDER_OVERDUE"
     ADMIN_ESCALATION = "ADMIN_ESCALATION"
@@ -114,7 +115,9 @@ TRANSACTIONAL_TEMPLATES = frozenset(
         Template.WELCOME_BACK,
     }
 )
-REMINDER_TEMPLATES = frozenset({Template.REMINDER_UPCOMING, Template.REMINDER_OVERDUE})
+REMINDER_TEMPLATES = frozenset(
+    {Template.REMINDER_UPCOMING, Template.REMINDER_OVERDUE, Template.AT_RISK_CHECKIN}
+)
 CELEBRATION_TEMPLATES = frozenset(
     {Template.MONTH_COMPLETE, Template.HALFWAY, Template.PROGRAM_COMPLETE}
 )
@@ -123,6 +126,7 @@ OPTIONAL_TEMPLATES = REMINDER_TEMPLATES | CELEBRATION_TEMPLATES
 # The automation type that carries each template.
 TEMPLATE_TYPE: dict[Template, AutomationType] = {
     Template.REMINDER_UPCOMING: AutomationType.SEND_REMINDER,
+    Template.AT_RISK_CHECKIN: AutomationType.SEND_REMINDER,
     Template.REMINDER_OVERDUE: AutomationType.SEND_REMINDER,
     Template.RESUME_REMINDER: AutomationType.SEND_REMINDER,
     Template.REVISION_REMINDER: AutomationType.SEND_REMINDER,
@@ -163,6 +167,7 @@ STATUS_LABELS: dict[ClientStatus, str] = {
 # What each automation is called where a person reads it (panel, emails, digest, portal).
 TEMPLATE_NAMES: dict[Template, str] = {
     Template.REMINDER_UPCOMING: "Upcoming reminder to client",
+    Template.AT_RISK_CHECKIN: "At-risk check-in to client",
     Template.DELIVERABLE_READY: "Deliverable ready email to client",
     Template.REMINDER_OVERDUE: "Overdue reminder to client",
     Template.ADMIN_ESCALATION: "Escalation to admins",

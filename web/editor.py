@@ -39,6 +39,8 @@ SCHEDULE_HELP = {
     "max_retries": "…this many times",
     "halfway_month": "completing this month sends the halfway celebration",
     "on_time_days": "a delivery is on time by its milestone + these days",
+    "at_risk_checkin_days": "earlier check-in, days before each milestone from M2, sent only to "
+    "clients the risk model finds at risk then (0: off)",
     "send_hour": "local hour automations fire (empty: the deployment's SEND_HOUR)",
     "frequency_cap": "optional emails per client per 24 h (empty: EMAIL_FREQUENCY_CAP)",
 }

@@ -1034,6 +1034,8 @@ def risk_page() -> Any:
         weights=risk.weights(kept) if kept else [],
         clients=risk.at_risk(ctx),
         features=risk.FEATURES,
+        checkin_days=ctx.program.schedule.at_risk_checkin_days,
+        version=ctx.current_version(),
     )
 
 
