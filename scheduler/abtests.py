@@ -4,9 +4,12 @@ A test gives variant B (its own subject and/or bodies, Jinja with the template's
 `split` percent of clients, chosen by a stable hash of the test and the client: a client
 always gets the same variant. `variant_for` is the one point where email rendering applies it
 (`scheduler.emails.outbox_row`), and every email of a tested template records its test and
-variant. The goal: the client opens the email's month's deliverable within `goal_days` of the
-email. Results compare the two shares with a 95% confidence interval of the difference; the
-admin ends the test by keeping one variant (a kept B then goes to every client)."""
+variant. The goal, within `goal_days` of the email: the client opens the email's month's
+deliverable ("open"), or clicks one of the email's portal links ("click": each client email's
+links carry its signed id, and the portal page they open posts the click, recorded on the
+email's outbox row by `scheduler.portal.click`). Results compare the two shares with a 95%
+confidence interval of the difference; the admin ends the test by keeping one variant (a kept
+B then goes to every client)."""
 
 from __future__ import annotations
 
@@ -16,9 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import Interval, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, Interval, and_, func, literal, or_, select
 
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid, NotFound
@@ -29,6 +32,12 @@ from scheduler.vocab import ADMIN_TEMPLATES, Template
 TESTABLE = tuple(
     t for t in Template if t not in ADMIN_TEMPLATES and t not in (Template.PAUSE_CONFIRMATION,)
 )
+# The goals, as the panel and the CLI say them (with the number of days).
+GOALS = {
+    "open": "the month's deliverable opened",
+    "click": "a portal link in the email clicked",
+}
+LINKS = frozenset({"portal_url", "deliverable_url"})  # the links whose clicks count
 MIN_SENDS = 30  # per variant, before any verdict
 Z = 1.96  # 95%
 Z_POWER = 0.84  # 80% power, for the sample still needed
@@ -46,6 +55,13 @@ class Variant:
 def sandbox() -> SandboxedEnvironment:
     """Variants are written in the panel: rendered in Jinja's sandbox, every variable required."""
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def goal_words(test: AbTest) -> str:
+    """How the test's goal reads: "a portal link in the email clicked within 7 days of the
+    email"."""
+    days = "1 day" if test.goal_days == 1 else f"{test.goal_days} days"
+    return f"{GOALS.get(test.goal, test.goal)} within {days} of the email"
 
 
 def bucket(test_id: int, client_id: int) -> int:
@@ -118,11 +134,12 @@ def start(
     text: str | None = None,
     html: str | None = None,
     split: int = 50,
+    goal: str = "open",
     goal_days: int = 7,
     actor: str,
 ) -> AbTest:
     """Start a test of `template`: one running test per template, a variant that changes
-    something and compiles."""
+    something and compiles (and, for the click goal, whose own bodies keep a portal link)."""
     if template not in TESTABLE:
         names = ", ".join(TESTABLE)
         raise Invalid(f"template: only client emails can be tested ({names})", "template")
@@ -131,6 +148,8 @@ def start(
         raise Invalid("subject: give the variant a subject, a text body or an HTML body", "subject")
     if not 1 <= split <= 99:
         raise Invalid("split: 1 to 99 percent of clients get the variant", "split")
+    if goal not in GOALS:
+        raise Invalid(f"goal: {' or '.join(GOALS)}", "goal")
     if not 1 <= goal_days <= 60:
         raise Invalid("goal_days: 1 to 60 days", "goal_days")
     env = sandbox()
@@ -139,9 +158,19 @@ def start(
             if len(source) > 100_000:
                 raise Invalid(f"{field}: at most 100,000 characters", field)
             try:
-                env.parse(source)
+                parsed = env.parse(source)
             except TemplateError as exc:
                 raise Invalid(f"{field}: not a valid template ({exc})", field) from None
+            if (
+                goal == "click"
+                and field != "subject"
+                and not LINKS & meta.find_undeclared_variables(parsed)
+            ):
+                raise Invalid(
+                    f"{field}: the goal counts clicks on the email's portal link, and this body "
+                    "has none ({{ portal_url }} or {{ deliverable_url }})",
+                    field,
+                )
     running = ctx.session.scalar(
         select(AbTest.id).where(AbTest.template == template, AbTest.ended_at.is_(None))
     )
@@ -154,6 +183,7 @@ def start(
         text_body=text,
         html_body=html,
         split=split,
+        goal=goal,
         goal_days=goal_days,
         started_at=ctx.now(),
         started_by=actor,
@@ -197,8 +227,10 @@ def end(ctx: Context, test: AbTest, keep: str, actor: str) -> AbTest:
 @dataclass(frozen=True)
 class Arm:
     variant: str
-    sends: int  # emails sent whose goal window has closed, or that already converted
-    conversions: int
+    # Emails sent whose goal window has closed: an email still in its window is pending, even
+    # one that converted already (counting those would favour the variant that converts sooner).
+    sends: int
+    conversions: int  # of those, the ones that reached the goal within their window
 
     @property
     def rate(self) -> float | None:
@@ -210,7 +242,7 @@ class Result:
     test: AbTest
     a: Arm
     b: Arm
-    pending: int  # sent, goal window still open, not converted yet
+    pending: int  # sent, goal window still open (counted once it closes)
     difference: float | None  # B - A
     low: float | None
     high: float | None
@@ -218,35 +250,39 @@ class Result:
     says: str  # the verdict in a sentence, with the sample still needed
 
 
-def result(ctx: Context, test: AbTest) -> Result:
-    """Sends and goal conversions of each variant, the difference B - A with its 95%
-    confidence interval (normal approximation), and a plain verdict."""
-    now = ctx.now()
-    deadline_ok = Email.sent_at <= now - timedelta(days=test.goal_days)
+def within(ctx: Context, instant: Any, days: int) -> ColumnElement[bool]:
+    """`instant` (a column) falls within `days` of the email's sending."""
     if ctx.session.get_bind().dialect.name == "sqlite":  # instants are ISO text there
-        within = func.julianday(Deliverable.opened_at) <= (
-            func.julianday(Email.sent_at) + test.goal_days
-        )
-    else:
-        within = Deliverable.opened_at <= Email.sent_at + literal(
-            timedelta(days=test.goal_days), Interval()
-        )
-    opened = (
+        return func.julianday(instant) <= func.julianday(Email.sent_at) + days
+    return instant <= Email.sent_at + literal(timedelta(days=days), Interval())
+
+
+def converted(ctx: Context, test: AbTest) -> ColumnElement[bool]:
+    """Whether an email of the test reached the test's goal in time."""
+    if test.goal == "click":
+        return and_(Email.clicked_at.is_not(None), within(ctx, Email.clicked_at, test.goal_days))
+    return (
         select(Deliverable.id)
         .where(
             Deliverable.client_id == Email.client_id,
             Deliverable.month == Email.month,
             Deliverable.opened_at >= Email.sent_at,
-            within,
+            within(ctx, Deliverable.opened_at, test.goal_days),
         )
         .exists()
     )
+
+
+def result(ctx: Context, test: AbTest) -> Result:
+    """Sends and goal conversions of each variant, the difference B - A with its 95%
+    confidence interval (normal approximation), and a plain verdict."""
+    closed = Email.sent_at <= ctx.now() - timedelta(days=test.goal_days)
     rows = ctx.session.execute(
         select(
             Email.variant,
-            func.count().filter(or_(deadline_ok, opened)),
-            func.count().filter(opened),
-            func.count().filter(and_(~deadline_ok, ~opened)),
+            func.count().filter(closed),
+            func.count().filter(and_(closed, converted(ctx, test))),
+            func.count().filter(~closed),
         )
         .where(Email.ab_test_id == test.id, Email.status == "SENT", Email.sent_at.is_not(None))
         .group_by(Email.variant)

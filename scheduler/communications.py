@@ -47,6 +47,7 @@ class Communication:
     text: str  # what became of it, or will, in plain words
     email_id: int | None = None  # the outbox row, once written
     subject: str = ""
+    clicked_at: datetime | None = None  # the client's first click on a portal link in it
 
 
 def communications(ctx: Context, client: Client, limit: int = 500) -> list[Communication]:
@@ -107,6 +108,7 @@ def communications(ctx: Context, client: Client, limit: int = 500) -> list[Commu
                         f"sent to {row.to_address}" if sent else "being sent",
                         row.id,
                         row.subject,
+                        row.clicked_at,
                     )
                 )
         elif a.status == AutomationStatus.COMPLETED:

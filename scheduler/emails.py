@@ -337,7 +337,7 @@ def reader_link(ctx: Context, row: Email) -> str:
         return ctx.engine.base_url.rstrip("/") + "/"
     if rules.to_admins(Template(row.template)):
         return f"{ctx.engine.base_url.rstrip('/')}/clients/{row.client_id}"
-    return ctx.engine.links.portal(row.client_id)
+    return ctx.engine.links.portal(row.client_id, email=row.automation_id)
 
 
 def headers_for(ctx: Context, row: Email) -> dict[str, str]:
@@ -421,6 +421,9 @@ def context_for(
     month = automation.month
     base = ctx.engine.base_url.rstrip("/")
     links = ctx.engine.links
+    # A client email's portal links carry its id, so that a click can be recorded (not in a
+    # preview, whose automation is not saved).
+    tag = automation.id if automation.id and not rules.to_admins(template) else None
 
     def when(m: int) -> dict[str, Any]:
         if m not in dates:  # a version with more months than the client's journey has
@@ -468,8 +471,8 @@ def context_for(
             else None
         ),
         "reason": str(automation.payload.get("reason") or ""),
-        "portal_url": links.portal(client.id),
-        "deliverable_url": links.portal(client.id, f"months/{month}") if month else "",
+        "portal_url": links.portal(client.id, email=tag),
+        "deliverable_url": links.portal(client.id, f"months/{month}", tag) if month else "",
         "preferences_url": links.portal(client.id, "preferences"),
         "unsubscribe_url": links.unsubscribe(client.id),
         "client_url": f"{base}/clients/{client.id}",

@@ -1,5 +1,7 @@
 """Signed links from emails to the client portal: each carries a token bound to one client,
-signed with the app's secret and good for a limited time. No password: the link is the key."""
+signed with the app's secret and good for a limited time. No password: the link is the key.
+A client email's portal links also carry the email's own short signed id (`?e=`), so that the
+portal page it opens can record the click (`scheduler.portal.click`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    Signer,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+)
 
 from scheduler.clock import Clock
 
@@ -49,6 +57,19 @@ def signed(keys: tuple[str, ...], purpose: str, client_id: int, timestamp: int) 
     value = b64(str(client_id).encode()) + b"." + b64(timestamp.to_bytes(8, "big").lstrip(b"\0"))
     mac = hmac.new(derived_key(keys[-1], purpose), value, hashlib.sha1).digest()
     return (value + b"." + b64(mac)).decode()
+
+
+@lru_cache(maxsize=8)
+def email_signer(keys: tuple[str, ...]) -> Signer:
+    """Signs email ids: no timestamp (the portal token beside it expires), so a tag is short
+    ("123.<27 characters>") and costs one HMAC."""
+    return Signer(list(keys), salt="journey.email")  # signs with the last key, the newest
+
+
+@lru_cache(maxsize=1024)
+def email_signed(keys: tuple[str, ...], email: int) -> str:
+    """Once per email: its links and its log line carry the same tag."""
+    return email_signer(keys).sign(str(email)).decode()
 
 
 class BadLink(Exception):
@@ -98,10 +119,29 @@ class Links:
             raise BadLink("this link is not valid")
         return value
 
-    def portal(self, client_id: int, page: str = "") -> str:
-        """The URL of a portal page (`""`, `months/3`, `notifications`, `preferences`, ...)."""
+    def portal(self, client_id: int, page: str = "", email: int | None = None) -> str:
+        """The URL of a portal page (`""`, `months/3`, `notifications`, `preferences`, ...);
+        with `email`, tagged as a link of that email (`email_tag`)."""
         url = f"{self.base_url.rstrip('/')}/portal/{self.token(client_id)}"
-        return f"{url}/{page}" if page else url
+        url = f"{url}/{page}" if page else url
+        return f"{url}?e={self.email_tag(email)}" if email else url
+
+    def email_tag(self, email: int) -> str:
+        """The signed id of one email that its portal links carry. An email is named by the
+        automation that sent it: its outbox row is keyed by the automation and the recipient,
+        and a client email has one recipient, the client (the id exists before the row does,
+        when the email is rendered)."""
+        return email_signed((*self.fallbacks, self.secret), email)
+
+    def email_of(self, tag: str) -> int:
+        """The email id a tag names; BadLink when it is forged or damaged."""
+        try:
+            value = email_signer((*self.fallbacks, self.secret)).unsign(tag).decode()
+        except (BadSignature, UnicodeError):
+            raise BadLink("this link is not valid") from None
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
+            raise BadLink("this link is not valid")
+        return int(value)
 
     def unsubscribe(self, client_id: int) -> str:
         base = self.base_url.rstrip("/")

@@ -402,6 +402,9 @@ class Email(Base):
     # The A/B test this email took part in, and the variant it was given ("A" or "B").
     ab_test_id: Mapped[int | None] = mapped_column(ForeignKey("ab_tests.id", ondelete="SET NULL"))
     variant: Mapped[str | None] = mapped_column(String(1))
+    # The client's first click on one of the email's portal links (its tagged link opened the
+    # portal page, whose script posted it: `scheduler.portal.click`); later clicks keep it.
+    clicked_at: Mapped[datetime | None]
 
     client: Mapped[Client | None] = relationship(viewonly=True)
 
@@ -591,9 +594,10 @@ class ClientRisk(Base):
 
 class AbTest(Base):
     """An A/B test of one client email template (`scheduler.abtests`): variant B overrides the
-    subject and/or the bodies; `split` percent of clients (by a stable hash) get B. The goal:
-    the client opens the email's month's deliverable within `goal_days` of the email. Ended by
-    keeping one variant (`kept`): a kept B then goes to every client."""
+    subject and/or the bodies; `split` percent of clients (by a stable hash) get B. The goal
+    (`goal`): the client opens the email's month's deliverable ("open"), or clicks one of the
+    email's portal links ("click"), within `goal_days` of the email. Ended by keeping one
+    variant (`kept`): a kept B then goes to every client."""
 
     __tablename__ = "ab_tests"
     __table_args__ = (Index("ix_ab_tests_template", "template"),)
@@ -605,6 +609,7 @@ class AbTest(Base):
     text_body: Mapped[str | None] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
     split: Mapped[int] = mapped_column(Integer)  # percent of clients given variant B
+    goal: Mapped[str] = mapped_column(String(10), default="open", server_default="open")
     goal_days: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     started_by: Mapped[str] = mapped_column(String(254))

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from scheduler import emails, rules, timeline
 from scheduler.engine import Context
 from scheduler.errors import NotFound
 from scheduler.inputs import check_month
 from scheduler.lookups import client_zone, latest_deliverable, local_today, open_hold
-from scheduler.models import Client, Deliverable, Email
+from scheduler.models import Client, Deliverable, Email, fits_id
+from scheduler.review import open_deliverable
 from scheduler.vocab import ADMIN_TEMPLATES, DeliverableStatus, Template
 
 # How a month's state reads to the client: the review behind the scenes is not theirs to see.
@@ -91,6 +92,13 @@ def deliverable(ctx: Context, client: Client, month: int) -> Deliverable:
     return found
 
 
+def read(ctx: Context, client: Client, month: int) -> Deliverable:
+    """A person is reading the month the client can read: the first open is recorded (its
+    overdue reminder and escalation stop)."""
+    deliverable(ctx, client, month)
+    return open_deliverable(ctx, client, month)
+
+
 def notifications(ctx: Context, client: Client, limit: int = 200) -> list[Email]:
     """Every message the client was sent, newest first (the in-app copy of each email)."""
     return list(
@@ -113,6 +121,27 @@ def notification(ctx: Context, client: Client, email_id: int) -> Email:
         if row.id == email_id:
             return row
     raise NotFound("no such message", "message")
+
+
+def click(ctx: Context, client: Client, email: int) -> bool:
+    """The client followed a portal link of their email `email` (named by the automation that
+    sent it, `links.email_tag`): the page it opened posted it from its script. The first click
+    is kept on the email's outbox row; False when it was already recorded. NotFound when the
+    client has no such email (a tag from another client's email)."""
+    where = (
+        Email.automation_id == email,
+        Email.client_id == client.id,
+        Email.template.not_in([str(t) for t in ADMIN_TEMPLATES]),
+    )
+    if not fits_id(email) or ctx.session.scalar(select(Email.id).where(*where).limit(1)) is None:
+        raise NotFound("no such email", "email")
+    done = ctx.session.execute(
+        update(Email)
+        .where(*where, Email.clicked_at.is_(None))
+        .values(clicked_at=ctx.now())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount)
 
 
 @dataclass(frozen=True)

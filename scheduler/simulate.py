@@ -1,6 +1,8 @@
 """The simulator: a scenario run through the real engine (planning, rules, the actor's code)
 on a fresh in-memory database, with only the clock and the message transport simulated.
-Yields one dict per automation outcome and per email, in time order."""
+Yields one dict per automation outcome and per email, in time order. Simulated people act
+after their delays: the coach approves, the client opens each deliverable, and (`react`) the
+client answers an email by reading its month or clicking its link."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from scheduler import controls, enrollment, errors, execute, inputs, lookups, review
+from scheduler import controls, enrollment, errors, execute, inputs, lookups, portal, review
 from scheduler.clock import ManualClock
 from scheduler.database import memory_engine
 from scheduler.engine import (
@@ -31,7 +33,7 @@ from scheduler.engine import (
 from scheduler.generator import BuiltinGenerator
 from scheduler.models import Admin, AutomationLog, Base, Client, Deliverable, Email
 from scheduler.program import load_program
-from scheduler.vocab import AutomationType, DeliverableStatus, LogStatus
+from scheduler.vocab import ADMIN_TEMPLATES, AutomationType, DeliverableStatus, LogStatus
 
 ACTIONS = (
     "approve",
@@ -72,6 +74,19 @@ class EventSpec:
     client: str
     do: str
     params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What a simulated client does `after` an email reached them: "read" (open the email's
+    month's deliverable, as soon as it is delivered) or "click" (follow a portal link of it)."""
+
+    do: str
+    after: timedelta
+
+
+# Reading a month not delivered yet: the simulated client looks again this much later.
+READ_AGAIN = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -278,9 +293,13 @@ def simulate(
     scenario: Scenario,
     warn: Callable[[str], None] | None = None,
     at_end: Callable[[Context], None] | None = None,
+    at_start: Callable[[Context], None] | None = None,
+    react: Callable[[Email], Reaction | None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`at_end`, if given, reads the simulated database when the run is over (the clients at
-    risk are measured on it)."""
+    """`at_start`, if given, acts on the simulated database before the clients enrol (an A/B
+    test is started there); `react` says what the client does about each email they are sent;
+    `at_end` reads the simulated database when the run is over (the clients at risk and A/B
+    tests are measured on it)."""
     warn = warn or (lambda message: None)
     clock = ManualClock(scenario.now)
     transport = SimTransport()
@@ -304,7 +323,9 @@ def simulate(
     ids: dict[str, int] = {}
     names: dict[str, str] = {}
     planned: set[tuple[str, int]] = set()
-    actions: list[tuple[datetime, int, str, int, int]] = []  # (at, seq, do, deliverable id, _)
+    # (at, seq, do, id, _): a deliverable's id to approve or open, an email's to read or click
+    actions: list[tuple[datetime, int, str, int, int]] = []
+    admin_templates = {str(t) for t in ADMIN_TEMPLATES}
     seq = itertools.count()
     last_log = last_email = 0
 
@@ -315,6 +336,9 @@ def simulate(
                 Admin(email=address, name="", timezone="UTC", active=True, created_at=clock.now())
             )
         session.commit()
+        if at_start is not None:
+            at_start(ctx)
+            ctx.commit()
         for spec in scenario.clients:
             client = enrollment.enroll(
                 ctx,
@@ -355,6 +379,14 @@ def simulate(
             ):
                 last_email = email.id
                 assert email.sent_at is not None
+                reaction = (
+                    react(email)
+                    if react and email.client_id and email.template not in admin_templates
+                    else None
+                )
+                if reaction is not None:
+                    at = email.sent_at + reaction.after
+                    heapq.heappush(actions, (at, next(seq), reaction.do, email.id, 0))
                 yield {
                     "at": iso(email.sent_at),
                     "kind": "email",
@@ -418,8 +450,12 @@ def simulate(
                 event = events.pop(0)
                 apply_event(ctx, event, ids[event.client], generator, names, warn)
             else:
-                _, _, do, deliverable_id, _ = heapq.heappop(actions)
-                apply_person(ctx, do, deliverable_id, warn)
+                _, _, do, target, _ = heapq.heappop(actions)
+                if do in ("read", "click"):
+                    if not apply_reaction(ctx, do, target):  # not delivered yet
+                        heapq.heappush(actions, (at + READ_AGAIN, next(seq), do, target, 0))
+                else:
+                    apply_person(ctx, do, target, warn)
             session.close()
             yield from outputs()
             plan_people()
@@ -493,3 +529,24 @@ def apply_person(ctx: Context, do: str, deliverable_id: int, warn: Callable[[str
     except errors.JourneyError as exc:
         ctx.rollback()
         warn(f"simulated {do} of M{d.month}: {exc.message}")
+
+
+def apply_reaction(ctx: Context, do: str, email_id: int) -> bool:
+    """The client reads the email's month (False while it is not delivered yet: they look
+    again later) or clicks its link, as the portal records them."""
+    email = ctx.session.get(Email, email_id)
+    client = ctx.session.get(Client, email.client_id) if email and email.client_id else None
+    if email is None or client is None:
+        return True
+    try:
+        if do == "click" and email.automation_id is not None:
+            portal.click(ctx, client, email.automation_id)
+        elif do == "read" and email.month is not None:
+            portal.read(ctx, client, email.month)
+        ctx.commit()
+    except errors.NotFound:  # not delivered yet (or another client's email)
+        ctx.rollback()
+        return do != "read"
+    except errors.JourneyError:  # the month was skipped, say: nothing to read
+        ctx.rollback()
+    return True

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from flask import g
 
-from scheduler import communications, controls, review
+from scheduler import communications, controls, portal, review
 from scheduler.models import ClientChange
 from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
 from tests.test_api import Api, new_token
@@ -76,6 +76,13 @@ def test_every_email_with_what_became_of_it(harness, panel):
     other = harness.enroll(date(2026, 1, 1), email="tom@example.com", name="Tom Lee")
     assert panel.get(f"/clients/{other.id}/sent/{ready.email_id}").status_code == 404
     assert panel.get(f"/clients/{client.id}/sent/999999").status_code == 404
+    # The client followed a portal link of the email (the portal recorded it): "clicked".
+    assert 'class="pill clicked"' not in page
+    harness.do(portal.click, client, ready.automation_id)
+    [clicked] = [c for c in communications.communications(harness.ctx, client) if c.clicked_at]
+    assert (clicked.email_id, clicked.clicked_at) == (ready.email_id, harness.clock.now())
+    page = panel.get(f"/clients/{client.id}/communications").get_data(True)
+    assert page.count('class="pill clicked"') == 1
     # A hold keeps back what is pending.
     harness.do(controls.pause, client, reason="Travel")
     held = states(communications.communications(harness.ctx, client))
@@ -106,6 +113,7 @@ def test_an_admin_changes_the_subscription_and_it_is_recorded(harness, panel):
     listed = api.get(f"/api/clients/{client.id}/communications").get_json()
     assert listed["subscription"]["subscribed"] is False
     assert {c["state"] for c in listed["data"]} >= {"sent", "skipped"}
+    assert {c["clicked_at"] for c in listed["data"]} == {None}
     assert (
         api.patch(f"/api/clients/{client.id}/subscription", {"subscribed": "no"}).status_code == 422
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -167,3 +168,50 @@ def test_the_certificate_is_there_once_month_8_is_done(harness, web):
     assert answer.status_code == 200 and answer.mimetype == "application/pdf"
     assert answer.data.startswith(b"%PDF") and b"Chlo" in answer.data
     assert "Download your certificate" in web.get(link(harness, client)).get_data(as_text=True)
+
+
+def email_link(harness, email):
+    """The deliverable link in an email as sent (its path and query), and the email's tag."""
+    found = re.search(r"(/portal/[^\s?]+/months/\d+)\?e=([\w.-]+)", email.text_body)
+    assert found, email.text_body
+    return f"{found[1]}?e={found[2]}", found[2]
+
+
+def test_an_emails_link_records_its_click_only_from_the_pages_script_and_once(harness, web):
+    """A scanner's GET of the email's link records nothing; the portal page's script posts the
+    email's signed id, and the first click is kept. A forged or another client's id: 403."""
+    client = delivered(harness)
+    ready = harness.emails(Template.DELIVERABLE_READY)[0]
+    url, tag = email_link(harness, ready)
+    assert tag.split(".")[0] == str(ready.automation_id)
+    scanner = harness.app.test_client()
+    assert scanner.head(url).status_code == 200
+    page = scanner.get(url).get_data(as_text=True)
+    assert harness.refresh(ready).clicked_at is None
+    assert "data-record-click" in page and f'value="{tag}"' in page and "/portal.js" in page
+    assert "data-record-click" not in web.get(link(harness, client, "months/1")).get_data(True)
+    clicked = link(harness, client, "clicked")
+    answer = web.post(clicked, data={"e": tag}, headers={"X-Requested-With": "fetch"})
+    assert answer.status_code == 204
+    first = harness.refresh(ready).clicked_at
+    assert first == harness.clock.now()
+    harness.clock.advance(timedelta(hours=5))
+    assert web.post(clicked, data={"e": tag}).status_code == 204  # a reload, a second click
+    assert harness.refresh(ready).clicked_at == first
+    other = delivered(harness, email="bob@example.com", name="Bob Ray")
+    bobs = [e for e in harness.emails(Template.DELIVERABLE_READY) if e.client_id == other.id]
+    _, bob_tag = email_link(harness, bobs[0])
+    number, signature = tag.split(".")
+    for bad in (
+        f"{int(number) + 1}.{signature}",  # tampered id
+        number,  # no signature
+        "x" * 40,
+        bob_tag,  # signed, but Bob's email: not Sarah's
+        "1.\u00e9",
+    ):
+        answer = web.post(clicked, data={"e": bad})
+        assert answer.status_code == 403, bad
+        shown = web.get(url.split("?")[0], query_string={"e": bad}).get_data(True)
+        assert ("data-record-click" in shown) is (bad == bob_tag)  # only a signature is checked
+    assert web.post(clicked).status_code == 400
+    assert harness.refresh(bobs[0]).clicked_at is None

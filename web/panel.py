@@ -44,6 +44,7 @@ from scheduler import (
     risk,
     timeline,
 )
+from scheduler.engine import Context
 from scheduler.models import Admin, Automation, Client
 from scheduler.vocab import (
     LOG_STATUS_LABELS,
@@ -1058,14 +1059,23 @@ def risk_train() -> Any:
 # -- A/B tests of email templates ------------------------------------------------------------------
 
 
+def ab_list(ctx: Context, form: Any, error: str | None) -> str:
+    """Every A/B test with its result, and the form that starts one (as filled in)."""
+    return render_template(
+        "panel/ab_tests.html",
+        results=[abtests.result(ctx, t) for t in abtests.tests(ctx)],
+        templates=abtests.TESTABLE,
+        goals=abtests.GOALS,
+        goal_words=abtests.goal_words,
+        form=form,
+        error=error,
+    )
+
+
 @bp.get("/ab")
 def ab_tests() -> Any:
     """Every A/B test with its result, and the form that starts one."""
-    ctx = journey_context()
-    found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
-    return render_template(
-        "panel/ab_tests.html", results=found, templates=abtests.TESTABLE, form={}, error=None
-    )
+    return ab_list(journey_context(), {}, None)
 
 
 @bp.post("/ab")
@@ -1083,20 +1093,14 @@ def ab_start() -> Any:
             text=form.get("text"),
             html=form.get("html"),
             split=50 if split is None else split,
+            goal=form.get("goal", "open"),
             goal_days=7 if goal is None else goal,
             actor=getattr(current_user, "email", "admin"),
         )
         ctx.commit()
     except errors.JourneyError as exc:
         code = refused(exc)
-        found = [abtests.result(ctx, t) for t in abtests.tests(ctx)]
-        return render_template(
-            "panel/ab_tests.html",
-            results=found,
-            templates=abtests.TESTABLE,
-            form=form,
-            error=exc.message,
-        ), code
+        return ab_list(ctx, form, exc.message), code
     flash(f"A/B test {test.id} of {TEMPLATE_NAMES[Template(test.template)]} is running.", "ok")
     return redirect(url_for("panel.ab_test", test_id=test.id), 303)
 
@@ -1108,7 +1112,9 @@ def ab_test(test_id: int) -> Any:
         test = abtests.find(ctx, test_id)
     except errors.NotFound:
         abort(404)
-    return render_template("panel/ab_test.html", r=abtests.result(ctx, test))
+    return render_template(
+        "panel/ab_test.html", r=abtests.result(ctx, test), goal_words=abtests.goal_words
+    )
 
 
 @bp.post("/ab/<int:test_id>/end")

@@ -25,7 +25,6 @@ from scheduler.errors import JourneyError, NotFound
 from scheduler.links import BadLink
 from scheduler.lookups import client_zone
 from scheduler.models import Client
-from scheduler.review import open_deliverable
 from web import journey_context
 from web.extensions import db
 from web.throttle import limiter, wait_words
@@ -67,8 +66,26 @@ def client_for(token: str, purpose: str = "portal") -> Client:
 
 def page(template: str, token: str, client: Client, **context: Any) -> str:
     return render_template(
-        f"portal/{template}", token=token, client=client, active=template, **context
+        f"portal/{template}",
+        token=token,
+        client=client,
+        active=template,
+        click=email_tag(),
+        **context,
     )
+
+
+def email_tag() -> str | None:
+    """The email id an email's link carries (`?e=`), when its signature holds: the page then
+    has its script post the click. The GET itself records nothing (scanners fetch links)."""
+    tag = request.args.get("e", "")
+    if not tag:
+        return None
+    try:
+        current_app.extensions["journey"].links.email_of(tag)
+    except BadLink:
+        return None
+    return tag
 
 
 @bp.errorhandler(403)
@@ -125,14 +142,32 @@ def opened(token: str, month: int) -> Any:
     client = client_for(token)
     ctx = journey_context()
     try:
-        portal.deliverable(ctx, client, month)  # only a month the client can read
-        open_deliverable(ctx, client, month)
+        portal.read(ctx, client, month)
     except JourneyError as exc:
         abort(404, description=exc.message)
     ctx.commit()
     if request.headers.get("X-Requested-With") == "fetch":
         return "", 204
     return redirect(url_for("portal.month", token=token, month=month), 303)
+
+
+@bp.post("/<token>/clicked")
+def clicked(token: str) -> Any:
+    """A person opened the portal from one of their email's links: the page's script posts
+    the email's id (`e`), and the email's first click is recorded (a reload, or another click,
+    keeps it). A forged, damaged or another client's id records nothing: 403."""
+    client = client_for(token)
+    tag = request.form.get("e", "")
+    if not tag:
+        abort(400, description="e: the email's id is missing")
+    links = current_app.extensions["journey"].links
+    ctx = journey_context()
+    try:
+        portal.click(ctx, client, links.email_of(tag))
+    except (BadLink, NotFound):
+        abort(403, description="this link is not valid")
+    ctx.commit()
+    return "", 204
 
 
 @bp.get("/<token>/notifications")

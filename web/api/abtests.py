@@ -14,11 +14,6 @@ from web.api import serialize as out
 
 
 def described(test: AbTest) -> dict[str, Any]:
-    r = abtests.result(ctx(), test)
-
-    def arm(a: abtests.Arm) -> dict[str, Any]:
-        return {"sends": a.sends, "conversions": a.conversions, "rate": a.rate}
-
     return {
         "id": test.id,
         "template": test.template,
@@ -27,20 +22,14 @@ def described(test: AbTest) -> dict[str, Any]:
         "text": test.text_body,
         "html": test.html_body,
         "split": test.split,
+        "goal": test.goal,
         "goal_days": test.goal_days,
         "started_at": out.instant(test.started_at),
         "started_by": test.started_by,
         "ended_at": out.instant(test.ended_at),
         "ended_by": test.ended_by,
         "kept": test.kept,
-        "a": arm(r.a),
-        "b": arm(r.b),
-        "pending": r.pending,
-        "difference": r.difference,
-        "low": r.low,
-        "high": r.high,
-        "verdict": r.verdict,
-        "says": r.says,
+        **out.ab_result(abtests.result(ctx(), test)),
     }
 
 
@@ -67,6 +56,7 @@ def ab_start() -> Response:
         text=data.get("text"),
         html=data.get("html"),
         split=data.get("split", 50),
+        goal=data.get("goal", "open"),
         goal_days=data.get("goal_days", 7),
         actor=actor(),
     )

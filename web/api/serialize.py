@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from scheduler import timeline
+from scheduler import abtests, timeline
 from scheduler.communications import Communication
 from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
 from scheduler.outcomes import Expected
@@ -213,4 +213,24 @@ def communication(c: Communication) -> dict[str, Any]:
         "text": c.text,
         "email_id": c.email_id,
         "subject": c.subject,
+        "clicked_at": instant(c.clicked_at),
+    }
+
+
+def ab_result(r: abtests.Result) -> dict[str, Any]:
+    """An A/B test's result: each variant's sends and conversions, the difference B - A with
+    its confidence interval, the verdict."""
+
+    def arm(a: abtests.Arm) -> dict[str, Any]:
+        return {"sends": a.sends, "conversions": a.conversions, "rate": a.rate}
+
+    return {
+        "a": arm(r.a),
+        "b": arm(r.b),
+        "pending": r.pending,
+        "difference": r.difference,
+        "low": r.low,
+        "high": r.high,
+        "verdict": r.verdict,
+        "says": r.says,
     }

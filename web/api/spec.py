@@ -8,7 +8,7 @@ import zoneinfo
 from functools import cache
 from typing import Any
 
-from scheduler.abtests import TESTABLE
+from scheduler.abtests import GOALS, TESTABLE
 from scheduler.inputs import YEARS
 from scheduler.metrics import METRICS, WINDOWS
 from scheduler.models import MAX_ID
@@ -349,6 +349,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "text": {"type": "string"},
                 "email_id": nullable(ID),
                 "subject": {"type": "string"},
+                "clicked_at": nullable(INSTANT),
             }
         ),
         "Subscription": obj(
@@ -628,6 +629,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "text": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
                 "html": {"type": "string", "maxLength": 100_000, "pattern": TEXT},
                 "split": {"type": "integer", "minimum": 1, "maximum": 99},
+                "goal": {"type": "string", "enum": list(GOALS)},
                 "goal_days": {"type": "integer", "minimum": 1, "maximum": 60},
             },
             required=["template"],
@@ -642,6 +644,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 "text": nullable({"type": "string"}),
                 "html": nullable({"type": "string"}),
                 "split": {"type": "integer"},
+                "goal": {"type": "string", "enum": list(GOALS)},
                 "goal_days": {"type": "integer"},
                 "started_at": INSTANT,
                 "started_by": {"type": "string"},
@@ -1173,8 +1176,9 @@ def paths(program: Program) -> dict[str, Any]:
                 "Clients",
                 responses("200", "Communications"),
                 description="Every email meant for the client, the latest first: sent (with "
-                "its outbox id), pending, held by the hold, deferred by the frequency cap, "
-                "skipped (and why), cancelled or failed; and the client's subscription.",
+                "its outbox id, and when the client first clicked a portal link in it), "
+                "pending, held by the hold, deferred by the frequency cap, skipped (and why), "
+                "cancelled or failed; and the client's subscription.",
             ),
         },
         "/api/clients/{client_id}/subscription": {
@@ -1550,8 +1554,10 @@ def paths(program: Program) -> dict[str, Any]:
                 params=[IDEMPOTENCY],
                 description="Variant B overrides the subject and/or the bodies (Jinja, with the "
                 "email's variables); `split` percent of clients (by a stable hash) get it. "
-                "Goal: the month's deliverable opened within `goal_days` of the email. 409 "
-                "when the template is already being tested.",
+                "Goal, within `goal_days` of the email: `open` (default), the client opens the "
+                "month's deliverable; `click`, the client clicks a portal link in the email "
+                "(the variant's own bodies must keep `{{ portal_url }}` or "
+                "`{{ deliverable_url }}`). 409 when the template is already being tested.",
             ),
         },
         "/api/admin/ab-tests/{test_id}": {

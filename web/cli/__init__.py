@@ -1,7 +1,8 @@
 """The `journey` command: every operator command, over the app factory. One module per group
 of commands, each a thin shell over the engine's operations: `clients` (enroll, list, timeline),
 `review`, `controls`, `automations`, `admins` (and API tokens), `program` (and emails),
-`operations` (sweep, serve, demo, simulate)."""
+`operations` (sweep, serve, demo, simulate), `insight` (metrics, risk), `abtests` (A/B tests
+simulated on synthetic clients)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 
 from scheduler.program import ProgramError
 from web import ACTOR_KEY, create_app
-from web.cli import admins, automations, clients, controls, insight, operations, program, review
+from web.cli import (
+    abtests,
+    admins,
+    automations,
+    clients,
+    controls,
+    insight,
+    operations,
+    program,
+    review,
+)
 from web.config import ConfigError
 
 
@@ -57,7 +68,17 @@ cli = FlaskGroup(
 )
 cli.add_command(shell_command)
 cli.add_command(routes_command)
-for module in (clients, review, controls, automations, admins, operations, program, insight):
+for module in (
+    clients,
+    review,
+    controls,
+    automations,
+    admins,
+    operations,
+    program,
+    insight,
+    abtests,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 
