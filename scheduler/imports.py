@@ -20,7 +20,7 @@ from scheduler.enrollment import Enrollment, enroll_many
 from scheduler.errors import Invalid, JourneyError
 from scheduler.inputs import clean_email, clean_name, clean_zone, parse_date
 from scheduler.models import Admin, AutomationLog, Client
-from scheduler.overview import LogFilter, client_query, log_query
+from scheduler.overview import LogFilter, client_query, log_query, named
 from scheduler.vocab import STATUS_LABELS, ClientStatus, automation_name
 
 COLUMNS = ("name", "email", "timezone", "start_date", "coach")
@@ -286,11 +286,12 @@ LOG_EXPORT_CAP = 100_000
 
 def log_csv(ctx: Context, where: LogFilter) -> Iterator[str]:
     """The log rows `where` names, newest first, as CSV (at most LOG_EXPORT_CAP rows)."""
-    query, table, when = log_query(where)
+    query, table, when = log_query(ctx, where)
     query = query.order_by(when.desc(), table.id.desc()).limit(LOG_EXPORT_CAP)
 
     def rows() -> Iterator[list[Any]]:
-        for row, name in ctx.session.execute(query.execution_options(yield_per=1000)):
+        found = ctx.session.scalars(query.execution_options(yield_per=1000))
+        for row, name in (pair for part in found.partitions() for pair in named(ctx, part)):
             at = row.at if isinstance(row, AutomationLog) else row.trigger_at
             yield [
                 at.astimezone(UTC).isoformat(),

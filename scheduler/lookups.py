@@ -117,11 +117,16 @@ class Journey:
 
 
 def journeys(
-    ctx: Context, clients: Sequence[Client], *, scored: Collection[int] | None = None
+    ctx: Context,
+    clients: Sequence[Client],
+    *,
+    scored: Collection[int] | None = None,
+    deliverables: bool = True,
 ) -> dict[int, Journey]:
     """The journeys of these clients, in three queries however many they are; and, for those
     whose program plans at-risk check-ins (among `scored`, when given: the clients whose
-    check-in is being judged), their risk score now, in a few more."""
+    check-in is being judged), their risk score now, in a few more. Without `deliverables`,
+    what dates need only (the holds and the planned generations)."""
     found = {c.id: Journey(c) for c in clients}
     ids = list(found)
     judged = [
@@ -136,10 +141,14 @@ def journeys(
     ]
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        for d in ctx.session.scalars(
-            select(Deliverable)
-            .where(Deliverable.client_id.in_(chunk))
-            .order_by(Deliverable.client_id, Deliverable.month, Deliverable.version)
+        for d in (
+            ctx.session.scalars(
+                select(Deliverable)
+                .where(Deliverable.client_id.in_(chunk))
+                .order_by(Deliverable.client_id, Deliverable.month, Deliverable.version)
+            )
+            if deliverables
+            else ()
         ):
             found[d.client_id].deliverables.append(d)
         for h in ctx.session.scalars(

@@ -239,6 +239,7 @@ def refresh_progress(ctx: Context, client: Client) -> None:
     views = month_views(ctx, client)
     _, current, _ = rules.progress(views, ctx.program_of(client))
     client.current_month = current
+    client.current_month_done = views.get(current, rules.MonthView()).done
     if rules.complete(views, ctx.program_of(client)):
         client.completed_at = client.completed_at or ctx.now()
     elif client.offboarded_at is None:  # a journey ended early stays ended

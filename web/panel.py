@@ -45,7 +45,7 @@ from scheduler import (
     timeline,
 )
 from scheduler.engine import Context
-from scheduler.models import Admin, Automation, Client
+from scheduler.models import Admin, Automation, Client, fits_id
 from scheduler.vocab import (
     LOG_STATUS_LABELS,
     STATUS_LABELS,
@@ -129,6 +129,16 @@ def parse_int(value: str | None, field: str) -> int | None:
     return inputs.parse_int(value, field) if value not in (None, "") else None
 
 
+def cursor(args: Any) -> dict[str, int | None]:
+    """Where a long list's page starts: after the row `after`, or before the row `before` (the
+    ids its Next and Previous links carry). An id no row can have starts nowhere."""
+    found = {}
+    for name in ("after", "before"):
+        value = parse_int(args.get(name), name)
+        found[name] = value if value is not None and fits_id(value) else None
+    return found
+
+
 # -- clients ---------------------------------------------------------------------------------------
 
 
@@ -146,6 +156,7 @@ def clients() -> Any:
         sort=sort,
         page=parse_int(request.args.get("page"), "page") or 1,
         only=risk.at_risk_ids() if at_risk else None,
+        **cursor(request.args),
     )
     context = {
         "risks": risk.risks_of(ctx, [row.id for row in page.rows]),
@@ -787,6 +798,14 @@ def deliverable(client_id: int, month: int) -> Any:
     )
 
 
+@bp.get("/clients/<int:client_id>/months/<int:month>/text")
+def deliverable_text(client_id: int, month: int) -> Any:
+    """A month's latest deliverable as the client reads it, alone: what the review queue shows
+    when a reviewer opens one (the queue lists titles, not 50 documents)."""
+    d = deliverable_or_404(client_or_404(client_id), month)
+    return render_template("panel/_deliverable_text.html", d=d)
+
+
 @bp.get("/clients/<int:client_id>/months/<int:month>/edit")
 def edit_deliverable(client_id: int, month: int) -> Any:
     """Correct the text in the browser, then approve it: the generated text is kept."""
@@ -919,6 +938,7 @@ def log() -> Any:
     try:
         where = log_where(args)
         page_number = parse_int(args.get("page"), "page") or 1
+        start = cursor(args)
     except errors.JourneyError as exc:
         template = (
             "panel/_log_rows.html" if htmx and htmx.target == "log-rows" else "panel/log.html"
@@ -926,7 +946,7 @@ def log() -> Any:
         return render_template(
             template, error=exc.message, page=None, args=args, **log_choices()
         ), 422
-    page = overview.logs(journey_context(), where, page_number)
+    page = overview.logs(journey_context(), where, page_number, **start)
     template = "panel/_log_rows.html" if htmx and htmx.target == "log-rows" else "panel/log.html"
     return render_template(template, page=page, args=args, **log_choices())
 

@@ -127,15 +127,16 @@ HISTORY = [
         '{"status": "DELIVERED", "edited": false}'
     FROM deliverables WHERE status = 'DELIVERED'
     """,
-    # Where each client stands: the latest month with a deliverable, completed when all eight
-    # are delivered; coaches (1 client in 6 without).
+    # Where each client stands: the latest month with a deliverable (done when its newest
+    # version is delivered), completed when all eight are delivered; coaches (1 in 6 without).
     """
-    UPDATE clients c SET current_month = m.current,
+    UPDATE clients c SET current_month = m.current, current_month_done = m.done,
         completed_at = CASE WHEN m.delivered = 8 THEN m.last END,
         coach_id = CASE WHEN c.id % 6 > 0 THEN (CAST(:coaches AS bigint[]))[c.id % 4 + 1] END,
         business_plan_approved_at = c.created_at
     FROM (SELECT client_id, max(month) AS current, max(delivered_at) AS last,
-            count(*) FILTER (WHERE status = 'DELIVERED') AS delivered
+            count(*) FILTER (WHERE status = 'DELIVERED') AS delivered,
+            (array_agg(status ORDER BY month DESC, version DESC))[1] = 'DELIVERED' AS done
         FROM deliverables GROUP BY client_id) AS m
     WHERE m.client_id = c.id
     """,
@@ -143,7 +144,8 @@ HISTORY = [
     """
     INSERT INTO holds (client_id, reason, started_at, start_date, until)
     SELECT id, 'Family leave', :now - (id % 20) * interval '1 day',
-        CAST(:now AS date) - CAST(id % 20 AS integer), CASE WHEN id % 2 = 0 THEN CAST(:now AS date) + 14 END
+        CAST(:now AS date) - CAST(id % 20 AS integer),
+        CASE WHEN id % 2 = 0 THEN CAST(:now AS date) + 14 END
     FROM clients WHERE id % 97 = 0 AND completed_at IS NULL
     """,
     """
@@ -256,7 +258,10 @@ PAGES = [
     ("automation log, by who", "/log?actor=coach"),
     ("automation log, failed", "/log?status=FAILED"),
     ("automation log, one day", "/log?from={day}&to={day}"),
-    ("automation log, generations due this week", "/log?status=SCHEDULED&type=GENERATE_DELIVERABLE&from={day}&to={week}"),
+    (
+        "automation log, generations due this week",
+        "/log?status=SCHEDULED&type=GENERATE_DELIVERABLE&from={day}&to={week}",
+    ),
     ("automation log, page 100", "/log?page=100"),
     ("sessions", "/sessions"),
     ("program editor", "/program/"),
