@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from scheduler import plan, risk, rules
 from scheduler.engine import Context
@@ -145,6 +146,8 @@ def journeys(
             ctx.session.scalars(
                 select(Deliverable)
                 .where(Deliverable.client_id.in_(chunk))
+                # What the rules and emails read of them: not their texts (read when used).
+                .options(defer(Deliverable.content), defer(Deliverable.generated_content))
                 .order_by(Deliverable.client_id, Deliverable.month, Deliverable.version)
             )
             if deliverables

@@ -153,7 +153,9 @@ class Client(Base):
     start_date: Mapped[date] = mapped_column(Date)
     current_month: Mapped[int] = mapped_column(Integer, default=1)
     # Whether the current month's newest deliverable is delivered or skipped: kept with
-    # `current_month` (`schedule.refresh_progress`); the status rule reads both.
+    # `current_month` (`schedule.refresh_progress`). The status rule finds the overdue clients
+    # through it (`ix_clients_overdue_from`); true only when the month is done, so a client
+    # written without it set is found too, and the rule decides from the deliverables.
     current_month_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Set while the client is on hold (the open hold is the one with no `ended_at`).
     paused_at: Mapped[datetime | None]
@@ -197,13 +199,16 @@ class Client(Base):
 OVERDUE_AFTER_DAYS = 7
 
 
-def overdue_days() -> ColumnElement[int]:
-    """SQL, from the client's row alone: days from the start date to the first day the client
-    counts as overdue: the month being worked on (the current one, or the next when the
-    current is done) is OVERDUE_AFTER_DAYS past its milestone (30 days a month, moved by the
-    days held). Constants are written in, so that PostgreSQL matches the index below; the
-    status rule is `scheduler.overview.status_sql`."""
-    month = Client.current_month + cast(Client.current_month_done, Integer)
+def overdue_days(done: ColumnElement[int] | None = None) -> ColumnElement[int]:
+    """SQL, from the client's row: days from the start date to the first day the client counts
+    as overdue: the month being worked on (the current one, or the next when the current is
+    done: `done` is 1) is OVERDUE_AFTER_DAYS past its milestone (30 days a month, moved by the
+    days held). By default `done` is the row's `current_month_done`, as the index below reads
+    it (constants are written in, so that PostgreSQL matches the index); the status rule is
+    `scheduler.overview.status_sql`."""
+    if done is None:
+        done = cast(Client.current_month_done, Integer)
+    month = Client.current_month + done
     days = Client.held_days + literal_column("30") * (month - literal_column("1"))
     return days + literal_column(str(OVERDUE_AFTER_DAYS + 1))
 
@@ -225,6 +230,13 @@ Index(
     _table=Client.__table__,
     postgresql_where=active_client(),
 ).ddl_if(dialect="postgresql")
+# The clients on hold (few): their pending automations wait, and lists leave them out.
+Index(
+    "ix_clients_paused",
+    Client.id,
+    postgresql_where=Client.paused_at.is_not(None),
+    sqlite_where=Client.paused_at.is_not(None),
+)
 # The clients list in its default order, one page at a time (PostgreSQL, as above).
 Index("ix_clients_name", func.lower(Client.name), Client.id).ddl_if(dialect="postgresql")
 
@@ -299,10 +311,13 @@ class Automation(Base):
     __table_args__ = (
         # Also serves every per-client lookup (client_id leads).
         UniqueConstraint("client_id", "key"),
-        # The sweep: due automations (partial: only the pending ones are indexed).
+        # The sweep: due automations (partial: only the pending ones are indexed). On
+        # PostgreSQL it carries what the panel counts pending ones by (the dashboard's week
+        # ahead, the log's pending rows), so that they are counted from the index alone.
         Index(
             "ix_automations_due",
             "trigger_at",
+            postgresql_include=["type", "client_id", "hold_id"],
             postgresql_where=text("status = 'SCHEDULED'"),
             sqlite_where=text("status = 'SCHEDULED'"),
         ),
@@ -622,6 +637,22 @@ class MetricDay(Base):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.day}"
+
+
+class DashboardCount(Base):
+    """The automation health dashboard's numbers for readers in one time zone, as last counted
+    (`scheduler.overview.keep_dashboard`): counting them takes a second or two at 100,000
+    clients, so they are counted every minute, not for each page."""
+
+    __tablename__ = "dashboard_counts"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)  # the zone's today when counted
+    counted_at: Mapped[datetime]
+    numbers: Mapped[dict[str, Any]]
+
+    def __str__(self) -> str:
+        return f"dashboard in {self.zone} counted {self.counted_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class RiskModel(Base):

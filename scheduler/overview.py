@@ -8,27 +8,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, case, false, func, or_, select, tuple_
+from sqlalchemy import Select, and_, case, delete, false, func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, defer
 
-from scheduler import lookups, outcomes, rules
+from scheduler import lookups, outcomes, plan, rules
 from scheduler.engine import Context
 from scheduler.errors import Invalid
 from scheduler.models import (
     OVERDUE_AFTER_DAYS,
+    Admin,
     Automation,
     AutomationLog,
     Client,
+    DashboardCount,
     Deliverable,
+    Hold,
     active_client,
     fits_id,
     looks_like_id,
     overdue_days,
 )
 from scheduler.outcomes import Expected
-from scheduler.timeline import MonthDate, month_dates, projected_dates
+from scheduler.timeline import MonthDate, hold_shift, projected, projected_dates
 from scheduler.vocab import (
     AutomationStatus,
     AutomationType,
@@ -63,25 +67,42 @@ class Page:
     pages: int
 
 
-def overdue_from(dialect: str) -> Any:
+def current_month_done() -> Any:
+    """SQL: the client's current month is delivered or skipped."""
+    return (
+        select(Deliverable.id)
+        .where(
+            Deliverable.client_id == Client.id,
+            Deliverable.month == Client.current_month,
+            Deliverable.status.in_([DeliverableStatus.DELIVERED, DeliverableStatus.SKIPPED]),
+        )
+        .exists()
+    )
+
+
+def overdue_from(dialect: str, done: Any = None) -> Any:
     """SQL for the first day a client counts as overdue (`models.overdue_days` after the start
-    date; on PostgreSQL the expression `ix_clients_overdue_from` indexes)."""
-    days = overdue_days()
+    date), the current month being done when `done` is 1 (by default as the row says: the
+    expression `ix_clients_overdue_from` indexes on PostgreSQL)."""
+    days = overdue_days(done)
     if dialect == "sqlite":  # dates are ISO text there
         return func.date(Client.start_date, func.printf("+%d days", days))
     return Client.start_date + days  # PostgreSQL: date + integer is a date
 
 
 def status_is(dialect: str, today: date, status: ClientStatus) -> Any:
-    """SQL: the client's status is `status`, by the rule below, written so that an index can
-    find the clients (the overdue ones through `ix_clients_overdue_from`)."""
+    """SQL: the client's status is `status`, by the rule below, written so that an index finds
+    the clients. Whether the current month is done is read from its deliverables; the row's
+    `current_month_done` (set only once it is) finds the candidates through the index: a
+    client the rule finds overdue is overdue by the row's account too."""
     limit = today.isoformat() if dialect == "sqlite" else today
-    due = overdue_from(dialect) <= limit
+    maybe = overdue_from(dialect) <= limit
+    due = overdue_from(dialect, case((current_month_done(), 1), else_=0)) <= limit
     return {
         ClientStatus.COMPLETED: Client.completed_at.is_not(None),
         ClientStatus.ON_HOLD: and_(Client.completed_at.is_(None), Client.paused_at.is_not(None)),
-        ClientStatus.OVERDUE: and_(active_client(), due),
-        ClientStatus.ON_TRACK: and_(active_client(), ~due),
+        ClientStatus.OVERDUE: and_(active_client(), maybe, due),
+        ClientStatus.ON_TRACK: and_(active_client(), or_(~maybe, ~due)),
     }[status]
 
 
@@ -515,8 +536,11 @@ def log_query(ctx: Context, where: LogFilter) -> tuple[Select[Any], Any, Any]:
     table: Any = Automation if pending else AutomationLog
     when = Automation.trigger_at if pending else AutomationLog.at
     conditions: list[Any] = []
-    if pending:
-        conditions.append(or_(Client.paused_at.is_(None), Automation.hold_id.is_not(None)))
+    if pending:  # not those a hold keeps back (the clients on hold are few: `ix_clients_paused`)
+        on_hold = select(Client.id).where(Client.paused_at.is_not(None))
+        conditions.append(
+            or_(Automation.hold_id.is_not(None), Automation.client_id.not_in(on_hold))
+        )
     named: list[int] | None = None
     if where.client:
         text = where.client
@@ -552,12 +576,13 @@ def log_query(ctx: Context, where: LogFilter) -> tuple[Select[Any], Any, Any]:
     if named is not None and not pending:
         # The named clients' rows are read client by client (the (client_id, at) index), then
         # put in order: walking the log in time order for them takes seconds when they acted
-        # long ago (OFFSET 0 keeps PostgreSQL from merging the two steps).
+        # long ago (OFFSET 0 keeps PostgreSQL from merging the two steps). What is to come is
+        # spread over the months ahead: found soon in time order.
         rows = aliased(table, select(table).where(*conditions).offset(0).subquery())
         return select(rows), rows, rows.at
     query = select(table)
-    if pending or (where.client and named is None and not looks_like_id(where.client)):
-        query = query.join(Client, Client.id == table.client_id)  # a condition reads the client
+    if where.client and named is None and not looks_like_id(where.client):
+        query = query.join(Client, Client.id == table.client_id)  # matched by name
     return query.where(*conditions), table, when
 
 
@@ -645,6 +670,13 @@ class Dashboard:
     ahead: list[Count]
     daily: list[tuple[date, int, LogFilter]]  # the last 14 days: automations completed
     zone: str
+    counted_at: datetime  # when the numbers were counted
+    numbers: dict[str, Any]  # as counted (JSON), what `dashboard` shows again without counting
+
+
+# The dashboard's numbers are counted again every minute (`keep_dashboards`, from the workers'
+# scheduler) and kept; a page finds them at most DASHBOARD_SECONDS old, or counts them itself.
+DASHBOARD_SECONDS = 120
 
 
 def local_today(ctx: Context, zone: str) -> date:
@@ -657,49 +689,125 @@ def on_time_days(ctx: Context) -> int:
 
 def on_time(ctx: Context, where: LogFilter) -> tuple[int, int]:
     """Of the deliveries `where` names (DELIVERABLE_READY emails sent), how many reached the
-    client by their month's milestone + the program's `on_time_days`, in the client's zone."""
+    client by their month's milestone + the program's `on_time_days`, in the client's zone.
+    The milestone is `projected_dates`': the local date of the month's planned generation
+    (moved by an open hold while it is still to come), read for every delivery in one query;
+    a month with no planned generation is projected from its client's journey."""
     query, _, _ = log_query(ctx, where)
-    rows = ctx.session.scalars(query).all()
-    late_by: dict[int, dict[int, date]] = {}
+    sent = query.subquery()
+    planned = aliased(Automation)
+    key = case(
+        {
+            m: plan.step_key(AutomationType.GENERATE_DELIVERABLE, m)
+            for m in range(1, max(ctx.program.length, 12) + 1)
+        },
+        value=sent.c.month,
+    )
+    rows = ctx.session.execute(
+        select(
+            sent.c.client_id, sent.c.month, sent.c.at, Client.timezone, Client.paused_at,
+            planned.trigger_at, planned.status,
+        )
+        .join(Client, Client.id == sent.c.client_id)
+        .outerjoin(planned, and_(planned.client_id == sent.c.client_id, planned.key == key))
+    ).all()  # fmt: skip
+    paused = {r.client_id for r in rows if r.paused_at is not None}
+    shifts = {
+        h.client_id: hold_shift(h)
+        for h in ctx.session.scalars(
+            select(Hold).where(Hold.client_id.in_(paused), Hold.ended_at.is_(None))
+        )
+    }
+    unplanned = {r.client_id for r in rows if r.trigger_at is None}
+    journeys = {
+        c.id: projected_dates(ctx, c)
+        for c in ctx.session.scalars(select(Client).where(Client.id.in_(unplanned)))
+    }
+    late = timedelta(days=on_time_days(ctx))
     timely = 0
-    for row in rows:
-        client = ctx.session.get(Client, row.client_id)
-        assert client is not None
-        if client.id not in late_by:
-            late_by[client.id] = month_dates(ctx, client)
-        due = late_by[client.id][row.month] + timedelta(days=on_time_days(ctx))
-        if row.at.astimezone(ZoneInfo(client.timezone)).date() <= due:
+    for client_id, month, at, zone, _, trigger_at, status in rows:
+        tz = plan.zone(zone)
+        if trigger_at is None:
+            milestone = journeys[client_id][month]
+        else:
+            milestone = projected(plan.local_date(trigger_at, tz), status, shifts.get(client_id, 0))
+        if plan.local_date(at, tz) <= milestone.date + late:
             timely += 1
     return timely, len(rows)
 
 
-def dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
-    """Today, the last 7 days and the next 7 (whole days in the reader's `zone`)."""
-    today = local_today(ctx, zone)
+def exact(ctx: Context, where: LogFilter) -> int:
+    """How many rows the log shows for `where`, every one counted (a dashboard's number)."""
+    query, _, _ = log_query(ctx, where)
+    return int(ctx.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def dashboard(ctx: Context, zone: str = "UTC", kept: dict[str, Any] | None = None) -> Dashboard:
+    """Today, the last 7 days and the next 7 (whole days in the reader's `zone`): each number
+    counted now, or, given `kept` (a dashboard's `numbers`), as counted then. A number is the
+    count of the rows its link lists (`exact`, or `tally` for several kinds of the same rows)."""
+    today = date.fromisoformat(kept["day"]) if kept else local_today(ctx, zone)
     week_start = today - timedelta(days=6)
     ahead_end = today + timedelta(days=6)
 
     def rows(start: date, end: date, **what: str) -> LogFilter:
         return LogFilter(start=start, end=end, zone=zone, **what)
 
-    def number(label: str, where: LogFilter, hint: str = "") -> Count:
-        return Count(label, count(ctx, where), where, hint=hint)
-
     done = LogStatus.COMPLETED.value
-    today_counts = [
-        number("generated", rows(today, today, type="GENERATE_DELIVERABLE", status=done)),
-        number("reminders sent", rows(today, today, type="SEND_REMINDER", status=done)),
-        number("escalations", rows(today, today, type="ESCALATE_TO_ADMIN", status=done)),
-        number("failures", rows(today, today, status=LogStatus.FAILED.value)),
-    ]
+    scheduled = AutomationStatus.SCHEDULED.value
+    # The numbers that count one kind of the day's completed, or the week's pending, rows.
+    done_kinds = {
+        "generated": "GENERATE_DELIVERABLE",
+        "reminders sent": "SEND_REMINDER",
+        "escalations": "ESCALATE_TO_ADMIN",
+    }
+    coming_kinds = {
+        "to generate": "GENERATE_DELIVERABLE",
+        "reminders": "SEND_REMINDER",
+        "celebrations": "SEND_CELEBRATION",
+    }
+    kinds = done_kinds | coming_kinds
+    failures = rows(today, today, status=LogStatus.FAILED.value)
     delivered = rows(week_start, today, template="DELIVERABLE_READY", status=done)
-    timely, total = on_time(ctx, delivered)
-    rate = f"{round(100 * timely / total)}%" if total else "n/a"
+    days = [today - timedelta(days=i) for i in range(13, -1, -1)]
+    if kept is None:
+        did = dict(tally(ctx, rows(today, today, status=done), "type"))
+        coming = dict(tally(ctx, rows(today, ahead_end, status=scheduled), "type"))
+        timely, total = on_time(ctx, delivered)
+        overdue = status_is(
+            ctx.session.get_bind().dialect.name, ctx.now().date(), ClientStatus.OVERDUE
+        )
+        found = {label: did.get(kind, 0) for label, kind in done_kinds.items()}
+        found |= {label: coming.get(kind, 0) for label, kind in coming_kinds.items()}
+        found["failures"] = exact(ctx, failures)
+        found["months delivered"] = total
+        found["clients overdue"] = int(
+            ctx.session.scalar(select(func.count()).select_from(Client).where(overdue)) or 0
+        )
+        kept = {
+            "day": today.isoformat(),
+            "at": ctx.now().isoformat(),
+            "numbers": found,
+            "on_time": [timely, total],
+            "daily": [exact(ctx, rows(day, day, status=done)) for day in days],
+        }
+    found = kept["numbers"]
+    timely, total = kept["on_time"]
+
+    def number(label: str, where: LogFilter, hint: str = "") -> Count:
+        return Count(label, found[label], where, hint=hint)
+
+    today_counts = [
+        number("generated", rows(today, today, type=kinds["generated"], status=done)),
+        number("reminders sent", rows(today, today, type=kinds["reminders sent"], status=done)),
+        number("escalations", rows(today, today, type=kinds["escalations"], status=done)),
+        number("failures", failures),
+    ]
     n = on_time_days(ctx)
     week_counts = [
         Count(
             "on-time delivery",
-            rate,
+            f"{round(100 * timely / total)}%" if total else "n/a",
             delivered,
             hint=(
                 f"Deliveries in the last 7 days that reached the client by their month's "
@@ -708,7 +816,7 @@ def dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
         ),
         Count(
             "clients overdue",
-            clients(ctx, status=ClientStatus.OVERDUE).total,
+            found["clients overdue"],
             clients=ClientStatus.OVERDUE.value,
             hint="Clients whose month in progress is more than 7 days past its milestone",
         ),
@@ -718,22 +826,69 @@ def dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
             "Deliverable-ready emails sent in the last 7 days (one per month delivered)",
         ),
     ]
-    scheduled = AutomationStatus.SCHEDULED.value
     ahead_counts = [
         number(
             "to generate",
-            rows(today, ahead_end, type="GENERATE_DELIVERABLE", status=scheduled),
+            rows(today, ahead_end, type=kinds["to generate"], status=scheduled),
             "Pending generations due by the end of the 7th day (clients on hold not counted)",
         ),
-        number("reminders", rows(today, ahead_end, type="SEND_REMINDER", status=scheduled)),
-        number("celebrations", rows(today, ahead_end, type="SEND_CELEBRATION", status=scheduled)),
+        number("reminders", rows(today, ahead_end, type=kinds["reminders"], status=scheduled)),
+        number(
+            "celebrations", rows(today, ahead_end, type=kinds["celebrations"], status=scheduled)
+        ),
     ]
-    daily = []
-    for i in range(13, -1, -1):
-        day = today - timedelta(days=i)
-        where = rows(day, day, status=done)
-        daily.append((day, count(ctx, where), where))
-    return Dashboard(today_counts, week_counts, ahead_counts, daily, zone)
+    daily = [
+        (day, n, rows(day, day, status=done)) for day, n in zip(days, kept["daily"], strict=True)
+    ]
+    at = datetime.fromisoformat(kept["at"])
+    return Dashboard(today_counts, week_counts, ahead_counts, daily, zone, at, kept)
+
+
+def kept_dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
+    """The dashboard for `zone` as counted at most DASHBOARD_SECONDS ago (and today there), or
+    counted now and kept. At 100,000 clients its numbers take a second or two to count (a day
+    holds some 10,000 completed automations, the week ahead 80,000 pending ones)."""
+    kept = ctx.session.get(DashboardCount, zone)
+    fresh = kept is not None and kept.day == local_today(ctx, zone)
+    if fresh and timedelta(0) <= ctx.now() - kept.counted_at <= timedelta(
+        seconds=DASHBOARD_SECONDS
+    ):
+        return dashboard(ctx, zone, kept.numbers)
+    return keep_dashboard(ctx, zone)
+
+
+def keep_dashboard(ctx: Context, zone: str) -> Dashboard:
+    """Count the dashboard for `zone` now and keep its numbers (for the caller to commit)."""
+    board = dashboard(ctx, zone)
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.execute(delete(DashboardCount).where(DashboardCount.zone == zone))
+            ctx.session.add(
+                DashboardCount(
+                    zone=zone,
+                    day=board.daily[-1][0],
+                    counted_at=board.counted_at,
+                    numbers=board.numbers,
+                )
+            )
+    except IntegrityError:
+        pass  # another process counted it at the same time
+    return board
+
+
+def keep_dashboards(ctx: Context) -> list[str]:
+    """Count the dashboard again for each time zone an active admin reads it in (every minute,
+    from the workers' scheduler), so that a page finds its numbers counted."""
+    zones = set(ctx.session.scalars(select(Admin.timezone).where(Admin.active.is_(True))))
+    kept = []
+    for zone in sorted(zones or {"UTC"}):
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            continue
+        keep_dashboard(ctx, zone)
+        kept.append(zone)
+    return kept
 
 
 def failed_automation(row: Any) -> bool:

@@ -45,7 +45,7 @@ def activity(ctx: Context, where: LogFilter) -> dict[str, int]:
         kind = KINDS.get(AutomationType(type_))
         if kind:
             counts[kind] += n
-    counts["failed"] = overview.count(ctx, replace(where, status=LogStatus.FAILED.value))
+    counts["failed"] = overview.exact(ctx, replace(where, status=LogStatus.FAILED.value))
     return counts
 
 

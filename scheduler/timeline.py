@@ -98,23 +98,25 @@ def projected_dates(
         for step in plan.journey_steps(program)
         if step.type is AutomationType.GENERATE_DELIVERABLE
     }
-    pending: set[int] = set()
+    statuses: dict[int, str] = {}
     for month, trigger_at, status in journey.generations:
         dates[month] = plan.local_date(trigger_at, tz)
-        if status == AutomationStatus.SCHEDULED:
-            pending.add(month)
+        statuses[month] = status
     if hold is None and client.paused_at is not None:
         hold = journey.open_hold
     shift = hold_shift(hold)
-    out: dict[int, MonthDate] = {}
-    for month, day in dates.items():
-        if month not in pending or shift == 0:
-            out[month] = MonthDate(day)
-        elif shift is None:
-            out[month] = MonthDate(day, waiting=True)
-        else:
-            out[month] = MonthDate(day + timedelta(days=shift), moved_by=shift)
-    return out
+    return {month: projected(day, statuses.get(month), shift) for month, day in dates.items()}
+
+
+def projected(day: date, generation: str | None, shift: int | None) -> MonthDate:
+    """A month's milestone as the journey stands: `day` (the local date of its planned
+    generation, whose status is `generation`, or the plan's date when it has none), moved by
+    an open hold's `shift` (`hold_shift`) while that generation is still to come."""
+    if generation != AutomationStatus.SCHEDULED or shift == 0:
+        return MonthDate(day)
+    if shift is None:
+        return MonthDate(day, waiting=True)
+    return MonthDate(day + timedelta(days=shift), moved_by=shift)
 
 
 def month_dates(ctx: Context, client: Client, hold: Hold | None = None) -> dict[int, date]:

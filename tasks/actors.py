@@ -18,7 +18,7 @@ from dramatiq import Message
 from periodiq import cron
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from scheduler import execute
+from scheduler import execute, overview
 from scheduler import sweep as sweeping
 from scheduler.vocab import Lane
 from tasks import runtime, watch
@@ -153,3 +153,13 @@ def sweep() -> None:
             report.overdue,
         )
         return
+
+
+@dramatiq.actor(queue_name="counts", max_retries=0, periodic=cron("* * * * *"), time_limit=90_000)
+def count_dashboards() -> None:
+    """Count the dashboard's numbers again for each admin's time zone (every minute, from
+    periodiq), so that the page reads them counted."""
+    with runtime.context() as ctx:
+        zones = overview.keep_dashboards(ctx)
+        ctx.commit()
+    log.info("dashboard counted for %s", ", ".join(zones))

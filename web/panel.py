@@ -906,9 +906,12 @@ def decide(client_id: int, month: int, verb: str) -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    board = overview.dashboard(journey_context(), admin_zone())
+    board = overview.kept_dashboard(journey_context(), admin_zone())
+    db.session.commit()  # numbers counted here are kept for the next pages
     top = max([n for _, n, _ in board.daily] + [1])
-    return render_template("panel/dashboard.html", board=board, top=top)
+    return render_template(
+        "panel/dashboard.html", board=board, top=top, every=overview.DASHBOARD_SECONDS
+    )
 
 
 def log_where(args: Any) -> Any:

@@ -1,20 +1,24 @@
-"""Admin pages at 100,000 clients: whether each client's current month is done (the status rule
-reads it from the row), the overdue clients and the clients list's order indexed, the log's rows
-by a person indexed
+"""Admin pages at 100,000 clients: whether each client's current month is done (the status
+rule finds the overdue clients through it), the overdue clients, the clients on hold and the
+clients list's order indexed, the log's indexes in its order and its rows by a person indexed,
+the due index carrying what pending automations are counted by, the dashboard's numbers kept
 
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-11-30 09:00:00
 
-Expand only: a column with a server default (the previous release's inserts leave it out; a
-month the previous release's processes approve during the deploy reads as not done until that
-client's next change), and indexes: the log's two in time order gain the id (ties in order), built before the old ones go
-and without blocking the log's writes; PostgreSQL's sample for the clients' rows in
-automations and the log, ten times larger.
+Expand only: a new table; a column with a server default (the previous release's inserts leave
+it out; a month its processes approve during the deploy is not marked done, which only makes
+that client a candidate the status rule checks against the deliverables); indexes, those of the
+big tables built without blocking their writes: the log's two in time order gain the id (ties
+in order), built before the old ones go; the due index carries what pending automations are
+counted by (built beside the old one, which then gives it its name); PostgreSQL's sample for
+the clients' rows in automations and the log, ten times larger.
 """
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0013"
 down_revision = "0012"
@@ -37,6 +41,7 @@ OVERDUE_FROM = (
     "(start_date + held_days + 30 * (current_month + current_month_done::integer - 1) + 8)"
 )
 
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 LOG_INDEXES = [
     ("ix_automation_logs_at_id", ["at", "id"], None),
     ("ix_automation_logs_status_at_id", ["status", "at", "id"], None),
@@ -45,6 +50,14 @@ LOG_INDEXES = [
 
 
 def upgrade():
+    op.create_table(
+        "dashboard_counts",
+        sa.Column("zone", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("numbers", JSON, nullable=False),
+        sa.PrimaryKeyConstraint("zone", name="pk_dashboard_counts"),
+    )
     with op.batch_alter_table("clients") as batch:
         batch.add_column(
             sa.Column("current_month_done", sa.Boolean(), server_default="0", nullable=False)
@@ -58,6 +71,13 @@ def upgrade():
             [sa.text(OVERDUE_FROM)],
             postgresql_where=sa.text("completed_at IS NULL AND paused_at IS NULL"),
         )
+    op.create_index(
+        "ix_clients_paused",
+        "clients",
+        ["id"],
+        postgresql_where=sa.text("paused_at IS NOT NULL"),
+        sqlite_where=sa.text("paused_at IS NOT NULL"),
+    )
     if op.get_bind().dialect.name == "postgresql":  # how many clients rows belong to
         for table in ("automations", "automation_logs"):
             op.execute(f"ALTER TABLE {table} ALTER COLUMN client_id SET STATISTICS 1000")
@@ -75,14 +95,35 @@ def upgrade():
             )
         for name in ("ix_automation_logs_at", "ix_automation_logs_status_at"):
             op.drop_index(name, "automation_logs", postgresql_concurrently=True)
+        if op.get_bind().dialect.name == "postgresql":
+            # The due index carries what pending automations are counted by: built beside the
+            # old one, which then gives it its name (the sweep always has one to read).
+            due(include=["type", "client_id", "hold_id"])
+
+
+def due(include):
+    """The due index again, with `include` (PostgreSQL, outside a transaction)."""
+    op.create_index(
+        "ix_automations_due_next",
+        "automations",
+        ["trigger_at"],
+        postgresql_include=include,
+        postgresql_where=sa.text("status = 'SCHEDULED'"),
+        postgresql_concurrently=True,
+    )
+    op.drop_index("ix_automations_due", "automations", postgresql_concurrently=True)
+    op.execute("ALTER INDEX ix_automations_due_next RENAME TO ix_automations_due")
 
 
 def downgrade():
     with op.get_context().autocommit_block():
+        if op.get_bind().dialect.name == "postgresql":
+            due(include=[])
         op.create_index("ix_automation_logs_at", "automation_logs", ["at"])
         op.create_index("ix_automation_logs_status_at", "automation_logs", ["status", "at"])
         for name, _, _ in LOG_INDEXES:
             op.drop_index(name, "automation_logs")
+    op.drop_index("ix_clients_paused", "clients")
     if op.get_bind().dialect.name == "postgresql":
         for table in ("automations", "automation_logs"):
             op.execute(f"ALTER TABLE {table} ALTER COLUMN client_id SET STATISTICS -1")
@@ -90,3 +131,4 @@ def downgrade():
         op.drop_index("ix_clients_name", "clients")
     with op.batch_alter_table("clients") as batch:
         batch.drop_column("current_month_done")
+    op.drop_table("dashboard_counts")
