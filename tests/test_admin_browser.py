@@ -31,8 +31,14 @@ def test_reject_regenerate_correct_and_approve(harness, site, page):
     violations = csp_violations(page)
     log_in(page, site)
 
-    # Reject from the queue: the month stays in it, as waiting for a revision.
+    # Read the month in the queue: its text is loaded when it is opened.
     page.get_by_role("link", name="Review", exact=True).click()
+    text = page.locator(".review-item .deliverable")
+    assert "Foundation" not in text.inner_text()
+    page.locator(".review-item summary").click()
+    text.locator("h1").wait_for()
+    assert "Business Plan" in text.locator("h1").inner_text()
+    # Reject from the queue: the month stays in it, as waiting for a revision.
     page.get_by_label("Notes for Sarah Johnson M1").fill("Add a pricing section")
     page.get_by_role("button", name="Reject").click()
     page.get_by_role("status").filter(has_text="is rejected").wait_for()
