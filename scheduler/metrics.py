@@ -541,29 +541,32 @@ def _span(keys: Any) -> Span | None:
     return start, start + timedelta(hours=1)
 
 
-def _grouped(ctx: Context, query: Select[Any], bucket: str | None = None) -> dict[Group, Tally]:
-    """The rows of `query` added up by cohort, coach and month, and by UTC day or hour when
-    `bucket` says so."""
-    rows = query.subquery()
-    keys = _buckets(ctx, rows.c.at, bucket)
-    cohort = cohort_of(ctx, rows.c.start_date)
-    coach = func.coalesce(rows.c.coach_id, 0)
-    month = func.coalesce(rows.c.month, 0)
-    found: dict[Group, Tally] = {}
-    for row in ctx.session.execute(
-        select(
-            *keys,
-            cohort,
-            coach,
-            month,
-            func.count(),
-            func.coalesce(func.sum(rows.c.met), 0),
-            func.coalesce(func.sum(rows.c.amount), 0.0),
-        ).group_by(*keys, cohort, coach, month)
+def _grouped_all(
+    ctx: Context, queries: dict[str, Select[Any]], bucket: str | None = None
+) -> dict[str, dict[Group, Tally]]:
+    """Each metric's rows (`queries` by code) added up by cohort, coach and month, and by UTC
+    day or hour when `bucket` says so; in one statement."""
+    parts = []
+    for code, query in queries.items():
+        rows = query.subquery()
+        keys = _buckets(ctx, rows.c.at, bucket)
+        groups = [*keys, cohort_of(ctx, rows.c.start_date)]
+        groups += [func.coalesce(rows.c.coach_id, 0), func.coalesce(rows.c.month, 0)]
+        parts.append(
+            select(literal(code), *groups)
+            .add_columns(
+                func.count(),
+                func.coalesce(func.sum(rows.c.met), 0),
+                func.coalesce(func.sum(rows.c.amount), 0.0),
+            )
+            .group_by(*groups)
+        )
+    found: dict[str, dict[Group, Tally]] = {code: {} for code in queries}
+    for code, *when, c, k, mo, n, met, minutes in ctx.session.execute(
+        parts[0] if len(parts) == 1 else union_all(*parts)
     ):
-        *when, c, k, mo, n, met, minutes = row
         key = (_span(when), as_date(c), int(k), int(mo))
-        found.setdefault(key, Tally()).add(int(n), int(met), float(minutes))
+        found[code].setdefault(key, Tally()).add(int(n), int(met), float(minutes))
     return found
 
 
@@ -764,14 +767,10 @@ def keep_spans(
             # The rows' number first: a row committed while the numbers are counted makes it
             # differ from the log's later, and `recheck` counts the span again.
             held = _log_counts(ctx, lo, hi, bucket)
-            numbers = {
-                m.code: _grouped(
-                    ctx,
-                    _log_rows(ctx, m.code).where(AutomationLog.at >= lo, AutomationLog.at < hi),
-                    bucket,
-                )
-                for m in windowed()
-            }
+            within = [AutomationLog.at >= lo, AutomationLog.at < hi]
+            numbers = _grouped_all(
+                ctx, {m.code: _log_rows(ctx, m.code).where(*within) for m in windowed()}, bucket
+            )
             step = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
             starts = [lo + i * step for i in range((hi - lo) // step)]
             periods = [
@@ -943,24 +942,26 @@ def _windowed(ctx: Context, chosen: list[Metric], where: Scope) -> dict[str, Sum
     if not chosen:
         return {}
     until = settled(ctx)
+    first = first_log_day(ctx)  # no day before it has rows to count
+    since = until if first is None else at_start(first)
     if where.cohort is None:
-        since = at_start(window_start(ctx, where))
-    else:
-        first = first_log_day(ctx)
-        since = at_start(first) if first is not None else until
+        since = max(since, at_start(window_start(ctx, where)))
     found = coverage(ctx, min(since, until), until)
     missing = sum((hi - lo for lo, hi in found.gaps), timedelta())
     if where.cohort is not None and missing > timedelta(days=COHORT_FILL_DAYS):
+        # The history is not counted yet: the cohort's rows, counted now.
         result = {m.code: Sums() for m in chosen}
-        for m in chosen:  # the history is not counted yet: the cohort's rows, counted now
-            result[m.code].add(_grouped(ctx, rows_query(ctx, m, where)))
+        counted = _grouped_all(ctx, {m.code: rows_query(ctx, m, where) for m in chosen})
+        for code, groups in counted.items():
+            result[code].add(groups)
         return result
     fresh = keep_spans(ctx, found.gaps, found.stale) if found.gaps else {}
     result = _kept_sums(ctx, found.used, [m.code for m in chosen], where)
-    for m in chosen:
-        result[m.code].add(_only(fresh.get(m.code, {}), where))
-        live = rows_query(ctx, m, where).where(AutomationLog.at >= until)
-        result[m.code].add(_grouped(ctx, live, "hour"))
+    since_kept = AutomationLog.at >= until
+    live = {m.code: rows_query(ctx, m, where).where(since_kept) for m in chosen}
+    for code, groups in _grouped_all(ctx, live, "hour").items():
+        result[code].add(_only(fresh.get(code, {}), where))
+        result[code].add(groups)
     return result
 
 
@@ -1000,7 +1001,7 @@ def keep_state(ctx: Context, kind: str, body: dict[str, Any]) -> datetime:
 def keep_states(ctx: Context) -> tuple[dict[str, dict[Group, Tally]], datetime]:
     """Count the clients' states now (the status rule over every active client: the page's one
     costly query) and keep them."""
-    found = {m.code: _grouped(ctx, _client_rows(ctx, m.code)) for m in METRICS if m.snapshot}
+    found = _grouped_all(ctx, {m.code: _client_rows(ctx, m.code) for m in METRICS if m.snapshot})
     body = {
         "counts": [
             [code, cohort.isoformat(), coach, month, t.rows, t.met]
