@@ -7,6 +7,7 @@ scenario of tests/test_metrics.py."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
@@ -16,6 +17,7 @@ from scheduler import controls, editing, funnel, metrics, precount
 from scheduler.metrics import Scope
 from scheduler.models import AutomationLog, Deliverable, MetricPeriod
 from tests.test_metrics import at, scenario, values, write  # noqa: F401  (scenario: a fixture)
+from web.cli import cli
 from web.extensions import db
 
 
@@ -33,22 +35,26 @@ def agree(ctx, *scopes):
                 assert (measure.total.rows, measure.total.met) == counted, (where, code)
 
 
-def spans(kind=metrics.LOG):
+def spans():
+    """How many spans of the log are kept."""
     return db.session.scalar(
-        select(func.count()).select_from(MetricPeriod).where(MetricPeriod.kind == kind)
+        select(func.count()).select_from(MetricPeriod).where(MetricPeriod.kind == metrics.LOG)
     )
 
 
 def test_counted_ahead_pages_count_nothing_and_agree_with_the_rows(world):
     harness, coach, _ = world
     ctx = harness.ctx
-    kept = precount.keep(ctx)
+    # Before the worker ran, a cohort's page (more than a week of log to count) counts the
+    # cohort's rows directly, and keeps nothing.
+    agree(ctx, Scope(cohort=date(2026, 1, 1)))
+    assert spans() == 0
     # The log's whole days from its first row (12 Jan) to 19 Jan, and today's hours that ended
-    # at least SETTLE ago (00:00 to 11:00; the rows since 11:00 are counted live).
-    assert kept.complete and kept.spans == 8 + 11 and not kept.rechecked
-    assert kept.states == 5  # the clients' states, three windows' funnels, every cohort's
-    assert precount.keep(ctx).spans == precount.keep(ctx).states == 0
-    before = spans()
+    # at least SETTLE ago (00:00 to 11:00; the rows since 11:00 are counted live); the states:
+    # the three windows' funnels and every cohort's (the page counted the clients' states).
+    done = harness.app.test_cli_runner().invoke(cli, ["metrics", "--keep"])
+    assert "19 spans of the log counted (0 again), 4 states" in done.output, done.output
+    assert precount.keep(ctx) == precount.Kept(complete=True, seconds=ANY)
     agree(
         ctx,
         Scope(days=7),
@@ -58,11 +64,18 @@ def test_counted_ahead_pages_count_nothing_and_agree_with_the_rows(world):
         Scope(cohort=date(2026, 1, 1)),
         Scope(cohort=date(2025, 12, 1)),
     )
-    assert spans() == before  # the pages only read what was kept
+    assert spans() == 8 + 11  # the pages only read what was kept
     # The hand-computed numbers, from kept spans (tests/test_metrics.py computes them live).
     week = values(ctx, Scope(days=7))
     assert (week["execution_success"].total.rows, week["execution_success"].total.met) == (9, 5)
     assert [p.tally.rows for p in week["execution_success"].trend] == [2, 2, 3, 0, 0, 1, 1]
+    # Kept under another program setting (`on_time_days`): counted again.
+    log = MetricPeriod.kind == metrics.LOG
+    db.session.execute(update(MetricPeriod).where(log).values(basis="on_time_days=0"))
+    db.session.commit()
+    assert metrics.measure(ctx, metrics.BY_CODE["months_on_time"], Scope(days=30)).value == 0.5
+    bases = db.session.scalars(select(MetricPeriod.basis).where(log).distinct()).all()
+    assert bases == [metrics.basis(ctx)] and spans() == 8 + 11
 
 
 def test_a_row_committed_after_its_span_was_kept_is_counted_again(world):
@@ -101,18 +114,6 @@ def test_a_new_coach_a_new_start_month_and_an_erasure_move_the_kept_numbers(worl
     assert values(ctx, Scope(days=90))["execution_success"].total.rows == before - 7
 
 
-def test_numbers_kept_under_another_program_setting_are_counted_again(world):
-    ctx = world[0].ctx
-    precount.keep(ctx)
-    months_on_time = metrics.BY_CODE["months_on_time"]
-    log = MetricPeriod.kind == metrics.LOG
-    db.session.execute(update(MetricPeriod).where(log).values(basis="on_time_days=0"))
-    db.session.commit()
-    assert metrics.measure(ctx, months_on_time, Scope(days=30)).value == 0.5
-    bases = db.session.scalars(select(MetricPeriod.basis).where(log).distinct()).all()
-    assert bases == [metrics.basis(ctx)] and spans() == 8 + 11
-
-
 def test_a_day_kept_as_hours_is_counted_whole_when_it_is_over(world):
     harness = world[0]
     ctx = harness.ctx
@@ -123,12 +124,6 @@ def test_a_day_kept_as_hours_is_counted_whole_when_it_is_over(world):
     kept = db.session.execute(select(MetricPeriod.starts_at, MetricPeriod.ends_at).where(*today))
     assert kept.all() == [(at(2026, 1, 20), at(2026, 1, 21))]
     agree(ctx, Scope(days=7), Scope(cohort=date(2026, 1, 1)))
-
-
-def test_a_cohort_whose_history_is_not_counted_yet_is_counted_from_its_rows(world):
-    ctx = world[0].ctx
-    agree(ctx, Scope(cohort=date(2026, 1, 1)))
-    assert spans() == 0  # more than a week of log: the page does not count it itself
 
 
 def test_pages_of_rows_come_newest_first_from_the_spans_that_hold_them(world):
@@ -183,11 +178,3 @@ def test_dropping_a_clients_spans_waits_for_spans_being_counted(world, database_
         ctx.rollback()
     other.dispose()
     metrics.forget_client(ctx, a.id)  # free again
-
-
-def test_the_command_counts_ahead(world):
-    from web.cli import cli
-
-    done = world[0].app.test_cli_runner().invoke(cli, ["metrics", "--keep"])
-    assert done.exit_code == 0, done.output
-    assert "19 spans of the log counted (0 again), 5 states" in done.output
