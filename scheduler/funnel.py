@@ -19,6 +19,7 @@ from sqlalchemy import Select, and_, case, func, select, tuple_
 
 from scheduler.engine import Context
 from scheduler.metrics import (
+    WINDOWS,
     Scope,
     as_date,
     at_start,
@@ -93,7 +94,7 @@ def keep_windows_and_cohorts(ctx: Context, older_than: float) -> int:
     """Count again the windows' funnels and every cohort's whose kept ones were counted more
     than `older_than` seconds ago; returns how many were counted."""
     counted = 0
-    for days in (7, 30, 90):
+    for days in WINDOWS:
         where = Scope(days=days)
         if not is_fresh(ctx, latest_state(ctx, kind(where)), older_than):
             keep_state(ctx, kind(where), count(ctx, where)[None])

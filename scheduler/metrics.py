@@ -29,6 +29,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -653,7 +654,7 @@ def settled(ctx: Context) -> datetime:
 
 def basis(ctx: Context) -> str:
     """The program settings the kept numbers depend on."""
-    return f"on_time_days={ctx.program.schedule.on_time_days}"
+    return f"on_time_days={overview.on_time_days(ctx)}"
 
 
 def first_log_day(ctx: Context) -> date | None:
@@ -1147,7 +1148,7 @@ def _within(query: Select[Any], spans: dict[Span, Tally], skip: int, limit: int)
             if seen >= skip + limit:
                 break
     if newest is None or oldest is None:
-        return query, skip  # past the last row
+        return query.where(false()), 0  # past the last row
     return query.where(AutomationLog.at >= oldest, AutomationLog.at < newest), inner
 
 

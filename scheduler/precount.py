@@ -6,7 +6,7 @@ Each run, each step in a transaction of its own:
 1. yesterday's and today's kept spans whose log holds another number of rows than when they
    were counted (a row committed late, rows erased) are dropped (`metrics.recheck`);
 2. the hours kept of days that are over are dropped, so that those days are counted whole;
-3. the log is counted up to the last settled hour: the last 90 days (the windows) first, then
+3. the log is counted up to the last settled hour: the widest window (90 days) first, then
    the rest of the history, newest first, CHUNK_DAYS a transaction, within `budget` seconds (a
    new installation's history takes a few runs; cohort pages count their rows directly until
    it is done);
@@ -72,7 +72,8 @@ def keep(ctx: Context, budget: float = BUDGET_SECONDS) -> Kept:
         kept.complete = True
     else:
         floor = metrics.at_start(first)
-        window = metrics.at_start(metrics.window_start(ctx, metrics.Scope(days=90)))
+        widest = metrics.Scope(days=max(metrics.WINDOWS))
+        window = metrics.at_start(metrics.window_start(ctx, widest))
         lo, hi = max(floor, window), until
         while True:
             kept.spans += metrics.keep_range(ctx, lo, hi)
