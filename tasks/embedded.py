@@ -1,10 +1,12 @@
 """Embedded mode (no REDIS_URL): a Dramatiq worker on the in-process broker and a timer thread
-running the sweep, inside the web process, so that one command runs everything."""
+running the sweep (and, every minute, the success metrics' counting ahead), inside the web
+process, so that one command runs everything."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 from dramatiq import Worker
@@ -12,6 +14,9 @@ from dramatiq import Worker
 from tasks import runtime
 
 log = logging.getLogger(__name__)
+# The success metrics are counted ahead this often (`scheduler.precount`), as the periodic
+# actor does beside a Redis broker.
+KEEP_EVERY_SECONDS = 60
 
 
 class Embedded:
@@ -40,14 +45,23 @@ class Embedded:
         log.info("embedded worker and sweep started")
 
     def _sweep_loop(self) -> None:
+        from scheduler.precount import keep
         from scheduler.sweep import sweep
 
+        kept_at = 0.0
         while not self.stopping.is_set():
             try:
                 with runtime.context() as ctx:
                     sweep(ctx)
             except Exception:
                 log.exception("sweep failed; trying again in %.0f s", self.sweep_interval)
+            if time.monotonic() - kept_at >= KEEP_EVERY_SECONDS:
+                kept_at = time.monotonic()
+                try:
+                    with runtime.context() as ctx:
+                        keep(ctx)
+                except Exception:
+                    log.exception("counting the metrics ahead failed; trying again in a minute")
             self.stopping.wait(self.sweep_interval)
 
     def stop(self) -> None:

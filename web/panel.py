@@ -32,6 +32,7 @@ from scheduler import (
     emails,
     enrollment,
     errors,
+    funnel,
     imports,
     inputs,
     lookups,
@@ -969,7 +970,7 @@ def metrics_page() -> Any:
     ctx = journey_context()
     where = metrics_scope()
     measures = metrics.measure_all(ctx, where)
-    db.session.commit()  # the whole days counted for the first time are kept
+    db.session.commit()  # what was counted here (spans of the log, states) is kept
     groups: dict[str, list[metrics.Measure]] = {}
     for measure in measures:  # in the specification's order
         groups.setdefault(measure.metric.group, []).append(measure)
@@ -991,9 +992,12 @@ def metrics_funnel() -> Any:
     """Each month's funnel: generated, approved, delivered, opened, with the median times."""
     ctx = journey_context()
     where = metrics_scope()
+    found = funnel.funnel(ctx, where)
+    db.session.commit()  # a funnel counted here is kept for the next pages
     return render_template(
         "panel/metrics_funnel.html",
-        funnel=metrics.funnel(ctx, where),
+        funnel=found,
+        snapshot_seconds=metrics.SNAPSHOT_SECONDS,
         where=where,
         coaches=metrics.coach_names(ctx),
         windows=metrics.WINDOWS,
@@ -1010,6 +1014,7 @@ def metric_rows(code: str) -> Any:
     chosen = metrics.BY_CODE[code]
     where = metrics_scope()
     page = metrics.rows(ctx, chosen, where, parse_int(request.args.get("page"), "page") or 1)
+    db.session.commit()  # what was counted here is kept
     return render_template(
         "panel/metric_rows.html",
         metric=chosen,

@@ -492,6 +492,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 ),
                 "metrics": {"type": "array", "items": ref("Metric")},
                 "funnel": {"type": "array", "items": ref("FunnelMonth")},
+                "funnel_counted_at": INSTANT,
             }
         ),
         "Metric": obj(
@@ -1488,7 +1489,8 @@ def paths(program: Program) -> dict[str, Any]:
                 params=metric_scope,
                 description="Each success metric of the specification with its definition, "
                 "target, value, trend, and values per coach and per program month; and the "
-                "funnel of each month. Window: the last 7, 30 or 90 UTC days (default 30), "
+                "funnel of each month (a state counted at most 5 minutes before: "
+                "`funnel_counted_at`). Window: the last 7, 30 or 90 UTC days (default 30), "
                 "or a cohort: clients who started in one month.",
             ),
         },
