@@ -4,13 +4,12 @@ follows from their deliverables. Every operation is built from these."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select, text
 
 from scheduler import plan, rules
 from scheduler.engine import Context
@@ -265,20 +264,35 @@ def bulk_insert(ctx: Context, table: Table, rows: Iterable[dict[str, Any]]) -> i
     names = ", ".join(f'"{c}"' for c in columns)
     raw = connection.connection.driver_connection
     copying = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+    types = copy_types(connection, table, columns)
     count = 0
     with raw.cursor() as cursor, cursor.copy(copying) as copy:
-        copy.set_types(copy_types(connection.dialect, table, columns))
+        copy.set_types(types)
         for row in itertools.chain((first,), rows):
             copy.write_row([row[c] for c in columns])
             count += 1
     return count
 
 
-@functools.lru_cache(maxsize=64)
-def copy_types(dialect: Any, table: Table, columns: tuple[str, ...]) -> list[str]:
-    """PostgreSQL's names of the columns' types ("varchar", "timestamp with time zone"), as a
-    binary COPY must be told them."""
-    return [table.c[c].type.compile(dialect=dialect).lower().split("(")[0].strip() for c in columns]
+COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def copy_types(connection: Connection, table: Table, columns: tuple[str, ...]) -> list[int]:
+    """The columns' types as PostgreSQL knows them (their oids, read from its catalogue once per
+    process: a binary COPY must be told them)."""
+    key = (table.name, columns)
+    if key not in COPY_TYPES:
+        found = dict(
+            connection.execute(
+                text(
+                    "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = "
+                    "CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
+                ),
+                {"table": table.name},
+            ).all()
+        )
+        COPY_TYPES[key] = [int(found[c]) for c in columns]
+    return COPY_TYPES[key]
 
 
 def insert_numbered(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> list[int]:

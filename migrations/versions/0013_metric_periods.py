@@ -1,8 +1,8 @@
 """success metrics counted ahead: kept spans of the log per cohort, coach and month, and kept
 states (the clients', the funnels)
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-29 23:00:00
 
 Expand only: two new tables. `metric_days` is no longer written; the previous release's
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0012"
-down_revision = "0009"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
