@@ -43,6 +43,7 @@ from scheduler import (
     progress,
     review,
     risk,
+    rules,
     timeline,
 )
 from scheduler.engine import Context
@@ -106,6 +107,13 @@ def when(instant: datetime | None, zone: str | ZoneInfo, style: str = "%a %d %b 
     )
 
 
+@bp.app_template_filter("percent")
+def percent(share: float) -> int:
+    """A probability as the engine words it (`rules.percent`: never rounded up across the
+    at-risk threshold), so that the panel says what the log says."""
+    return rules.percent(share)
+
+
 @bp.app_context_processor
 def vocabulary() -> dict[str, Any]:
     """The words people read, the same on every page (codes stay in URLs and the API)."""
@@ -149,7 +157,7 @@ def clients() -> Any:
         only=risk.at_risk_ids() if at_risk else None,
     )
     context = {
-        "risks": risk.risks_of(ctx, [row.id for row in page.rows]),
+        "risks": risk.kept_scores(ctx, [row.id for row in page.rows]),
         "at_risk": at_risk,
         "page": page,
         "q": q,
@@ -289,7 +297,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
-        "risk": risk.risk_of(ctx, client.id),
+        "risk": line.risk,
         "coaches": coaches(),
         "changes": audit.changes(ctx, client, 50),
         "shown": audit.shown,

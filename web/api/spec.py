@@ -96,6 +96,16 @@ def listing(item: str) -> dict[str, Any]:
 
 def schemas(program: Program) -> dict[str, Any]:
     month = {"type": "integer", "minimum": 1, "maximum": program.length}
+    # A client's kept risk score (`scheduler.risk.kept_scores`), as `serialize.risk` writes it.
+    share = {"type": "number", "minimum": 0, "maximum": 1}
+    score = {
+        "probability": share,
+        "at_risk": {"type": "boolean"},
+        "threshold": share,
+        "month": month,
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "scored_at": INSTANT,
+    }
     templates = [t.value for t in Template]
     onboarding = {
         "type": "object",
@@ -467,7 +477,16 @@ def schemas(program: Program) -> dict[str, Any]:
                 },
                 "holds": {"type": "array", "items": ref("Hold")},
                 "history": {"type": "array", "items": ref("LogEntry")},
+                "risk": nullable(ref("RiskScore")),
             }
+        ),
+        "RiskScore": obj(
+            score,
+            description="The client's kept risk score: how likely the latest risk model found "
+            "them, when `scored_at`, to be more than 7 days late at the milestone of `month`; "
+            "at risk from `threshold` on. Refreshed for every client daily, after each "
+            "training, and for a client when their at-risk check-in runs (which decides on "
+            "it). Null: not scored (no model yet, or not an active client with a month ahead).",
         ),
         "Counts": obj(
             {
@@ -610,15 +629,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 ),
                 "at_risk": {
                     "type": "array",
-                    "items": obj(
-                        {
-                            "client_id": ID,
-                            "name": {"type": "string"},
-                            "month": month,
-                            "probability": {"type": "number", "minimum": 0, "maximum": 1},
-                            "reasons": {"type": "array", "items": {"type": "string"}},
-                        }
-                    ),
+                    "items": obj({"client_id": ID, "name": {"type": "string"}, **score}),
                 },
             }
         ),

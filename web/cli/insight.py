@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 
 from scheduler import metrics, precount
 from web import journey_context
-from web.cli.common import friendly
+from web.cli.common import friendly, risk_words
 from web.extensions import db
 
 
@@ -122,8 +122,7 @@ def risk_print(kept: object) -> None:
     at = risk.at_risk(journey_context())
     click.echo(f"{len(at)} clients at risk")
     for r, c in at:
-        reasons = "; ".join(r.reasons)
-        click.echo(f"  {c.name} <{c.email}>  M{r.month}  {r.probability:.0%}  {reasons}")
+        click.echo(f"  {c.name} <{c.email}>  {risk_words(r)}")
 
 
 @risk_group.command("show")
