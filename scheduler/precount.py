@@ -1,6 +1,6 @@
 """Counting the success metrics ahead of the people who read them: `keep` runs every minute (a
-periodic actor beside the sweep; the sweep thread of `journey serve`; `journey metrics --keep`
-by hand), so that a metrics page only adds up kept numbers.
+periodic actor beside the sweep, which `journey serve`'s timer sends to its own worker;
+`journey metrics --keep` by hand), so that a metrics page only adds up kept numbers.
 
 Each run, each step in a transaction of its own:
 1. yesterday's and today's kept spans whose log holds another number of rows than when they

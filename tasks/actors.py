@@ -18,7 +18,7 @@ from dramatiq import Message
 from periodiq import cron
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from scheduler import execute, precount
+from scheduler import execute, precount, risk
 from scheduler import sweep as sweeping
 from scheduler.vocab import Lane
 from tasks import runtime, watch
@@ -170,3 +170,23 @@ def keep_metrics() -> None:
             kept.seconds,
             "" if kept.complete else " (history not all counted yet)",
         )
+
+
+# Every active client's risk score, scored again once a day at a quiet hour: 03:30 in the
+# scheduler process's local time (periodiq's; the embedded default keeps the same schedule).
+RISK_REFRESH = cron("30 3 * * *")
+
+
+@dramatiq.actor(
+    queue_name="insight", periodic=RISK_REFRESH, **(DELIVERY | {"time_limit": 1_800_000})
+)
+def refresh_risk() -> None:
+    """Score every active client again with the latest risk model, so that the kept scores
+    (the clients list, the journey page, the API) are at most a day old (daily, from periodiq;
+    nothing without a model)."""
+    began = time.monotonic()
+    with outage.watched(), runtime.context() as ctx:
+        scored = risk.refresh(ctx)
+        ctx.commit()
+    if scored:
+        log.info("risk: %d clients scored in %.1f s", scored, time.monotonic() - began)
