@@ -157,6 +157,8 @@ def test_api_and_command_line(history):
     shown = runner.invoke(cli, ["risk", "show"])
     assert shown.exit_code == 0 and f"{len(late)} clients at risk" in shown.output
     assert "Past months overdue" in shown.output
+    refreshed = runner.invoke(cli, ["risk", "refresh"])
+    assert refreshed.exit_code == 0 and refreshed.output == "24 clients scored\n"
 
 
 def test_training_without_history_is_a_clear_refusal(harness):
@@ -167,6 +169,8 @@ def test_training_without_history_is_a_clear_refusal(harness):
     assert api.post("/api/admin/risk/train").status_code == 409
     refused = harness.app.test_cli_runner().invoke(cli, ["risk", "train"])
     assert refused.exit_code == 1 and "not enough history" in refused.output
+    nothing = harness.app.test_cli_runner().invoke(cli, ["risk", "refresh"])
+    assert nothing.exit_code == 0 and nothing.output == "no model yet: journey risk train\n"
 
 
 def test_every_client_is_scored_again_daily_by_the_embedded_schedule(history, monkeypatch):

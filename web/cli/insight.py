@@ -125,6 +125,21 @@ def risk_print(kept: object) -> None:
         click.echo(f"  {c.name} <{c.email}>  {risk_words(r)}")
 
 
+@risk_group.command("refresh")
+@with_appcontext
+@friendly
+def risk_refresh() -> None:
+    """Score every active client again with the latest model (what the daily job does)."""
+    from scheduler import risk
+
+    ctx = journey_context()
+    scored = risk.refresh(ctx)
+    ctx.commit()
+    click.echo(
+        f"{scored} clients scored" if risk.latest(ctx) else "no model yet: journey risk train"
+    )
+
+
 @risk_group.command("show")
 @with_appcontext
 @friendly
