@@ -1532,9 +1532,10 @@ def paths(program: Program) -> dict[str, Any]:
                 "Admin",
                 responses("200", "Risk"),
                 description="The clients-at-risk model (a logistic regression fitted on the "
-                "account's history: each feature with its weight) and the active clients it "
-                "found at risk of being more than 7 days late at their next milestone, with "
-                "their reasons. `model` is null until it has been trained.",
+                "account's history: each feature with its weight) and the active clients whose "
+                "kept score (see `RiskScore`) finds them at risk of being more than 7 days late "
+                "at their next milestone, with their reasons and when they were scored. `model` "
+                "is null until it has been trained.",
             ),
         },
         "/api/admin/risk/train": {
