@@ -1,8 +1,10 @@
 """The at-risk check-in: a program setting (`at_risk_checkin_days`, off by default) that plans
 an earlier check-in email N days before each milestone from M2. It is decided on the client's
-risk score when it runs: sent to a client at risk (received here by a real SMTP server),
-skipped otherwise, the log row saying why in the words the journey page foretold; once, like
-every automation. SQLite and PostgreSQL."""
+kept risk score, refreshed as it runs: sent to a client at risk (received here by a real SMTP
+server), skipped otherwise, the log row saying why in the words the journey page foretold; once,
+like every automation. Every surface that states a client's risk (the clients list's badge and
+filter, the journey page's card and foretelling, the API, the command line) shows that one kept
+score, before the check-in and after it. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
