@@ -14,7 +14,6 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from scheduler import (
@@ -35,10 +34,9 @@ from scheduler.models import Admin, AutomationLog, Client, Deliverable
 from scheduler.program import ProgramError, load_program, parse_program, parse_toml, to_toml
 from scheduler.program import program_data as data_of
 from scheduler.vocab import AutomationType, DeliverableStatus, Template
-from tests.harness import Harness, ScriptedGenerator, Transport
+from tests.harness import Harness
+from tests.mailbox import mailed
 from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
-from tests.test_mail import Inbox, free_port
-from web import create_app
 from web.api.inputs import contract
 from web.api.tokens import issue
 from web.cli import cli
@@ -154,46 +152,11 @@ def test_turned_on_the_preview_knows_it_and_publishing_plans_it(harness):
 
 
 @pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def mailed(database_url, smtp):
+def mailed_world(database_url, smtp):
     """The engine with a real SMTP server, on 3 January 2026."""
     port, inbox = smtp
-    clock = ManualClock(at(2026, 1, 3, 12))
-    transport = Transport()
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": None,
-            "SEND_HOUR": 9,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": port,
-            "MAIL_SUPPRESS_SEND": False,
-            "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
-            "MAIL_TIMEOUT_SECONDS": 5,
-            **LONG_SESSIONS,
-        },
-        clock=clock,
-        dispatcher=transport,
-        generator=ScriptedGenerator(),
-    )
-    app.extensions["journey"].horizon = timedelta(days=3650)
-    with app.app_context():
-        if database_url.startswith("sqlite"):
-            db.create_all()
-        generator = app.extensions["journey"].generator
-        h = Harness(app, clock, transport, None, generator)  # type: ignore[arg-type]
-        h.add_admin("coach@example.com")
+    with mailed(database_url, port, ManualClock(at(2026, 1, 3, 12))) as h:
         yield h, inbox
-        db.session.remove()
-        db.engine.dispose()
 
 
 def four_months_of_history(h: Harness) -> tuple[list[Client], set[int]]:
@@ -221,8 +184,8 @@ def four_months_of_history(h: Harness) -> tuple[list[Client], set[int]]:
     return clients, slow
 
 
-def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_saying_why(mailed):
-    h, inbox = mailed
+def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_saying_why(mailed_world):
+    h, inbox = mailed_world
     draft_checkins(h.ctx, 4)  # M5's milestone is 8 January: its check-in on the 4th
     h.do(programs.publish, "coach@example.com", replan.NEW_ONLY)
     clients, slow = four_months_of_history(h)
@@ -408,8 +371,10 @@ class RiskSurfaces:
         return score
 
 
-def test_every_surface_shows_the_kept_score_and_the_checkin_refreshes_it_as_it_decides(mailed):
-    h, inbox = mailed
+def test_every_surface_shows_the_kept_score_and_the_checkin_refreshes_it_as_it_decides(
+    mailed_world,
+):
+    h, inbox = mailed_world
     draft_checkins(h.ctx, 4)  # M5's check-ins on 4 January
     h.do(programs.publish, "coach@example.com", replan.NEW_ONLY)
     clients, _ = four_months_of_history(h)
