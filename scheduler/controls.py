@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from scheduler import audit, emails, plan, rules
+from scheduler import audit, emails, metrics, plan, rules
 from scheduler.engine import Context
 from scheduler.errors import Conflict, Invalid
 from scheduler.inputs import check_date, check_month
@@ -166,6 +166,8 @@ def adjust(ctx: Context, client: Client, start_date: date) -> int:
         {"start_date": client.start_date.isoformat()},
         {"start_date": start_date.isoformat()},
     )
+    if (start_date.year, start_date.month) != (client.start_date.year, client.start_date.month):
+        metrics.forget_client(ctx, client.id)  # their kept metrics move to another cohort
     client.start_date = start_date
     client.updated_at = ctx.now()
     steps = plan.step_by_key(ctx.program_of(client))

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, or_, select
 
-from scheduler import audit
+from scheduler import audit, metrics
 from scheduler.engine import Context
 from scheduler.enrollment import update_client
 from scheduler.errors import Conflict, Invalid, NotFound
@@ -110,6 +110,7 @@ def change_coach(ctx: Context, client: Client, coach_id: int | None) -> None:
     if coach_id is not None and ctx.session.get(Admin, coach_id) is None:
         raise NotFound(f"coach: no admin {coach_id}", "coach_id")
     before = {"coach": coach_email(ctx, client.coach_id)}
+    metrics.forget_client(ctx, client.id)  # their kept metrics are counted again under the coach
     client.coach_id = coach_id
     client.updated_at = ctx.now()
     audit.record(ctx, client, "coach", before, {"coach": coach_email(ctx, coach_id)})
@@ -209,6 +210,7 @@ def erase(ctx: Context, client: Client) -> dict[str, int]:
     automations, the log, outbox emails, holds, recorded changes and stored API answers.
     Returns what was removed, by kind."""
     found = erasure(ctx, client)
+    metrics.forget_client(ctx, client.id)  # the kept metrics are counted again without them
     ids = select(Automation.id).where(Automation.client_id == client.id)
     ctx.session.execute(delete(IdempotencyKey).where(mentions_answer(client)))
     ctx.session.execute(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 
 from scheduler import audit, plan
 from scheduler.controls import adjust
@@ -19,7 +19,7 @@ from scheduler.errors import Conflict, Invalid, JourneyError
 from scheduler.inputs import check_date, clean_email, clean_name, clean_zone
 from scheduler.lookups import client_zone
 from scheduler.models import Automation, AutomationLog, Client, Deliverable
-from scheduler.schedule import bulk_insert
+from scheduler.schedule import bulk_insert, insert_numbered
 from scheduler.vocab import (
     AutomationStatus,
     LogStatus,
@@ -112,19 +112,15 @@ def enroll_many(ctx: Context, people: Sequence[Enrollment]) -> list[Client]:
         }
         for p in cleaned
     ]
-    # Core executemany: one multi-row INSERT per batch on every backend.
-    connection = ctx.session.connection()
-    made = {
-        email: client_id
-        for email, client_id in connection.execute(
-            insert(Client.__table__).returning(Client.email, Client.id), rows
-        ).all()
-    }
-    ids = [made[p.email] for p in cleaned]
+    ids = insert_numbered(ctx, Client.__table__, rows)
+    # Read back as the engine's objects: the ids come from one block of the sequence, so a
+    # range finds them (ids another enrollment took meanwhile are left out).
+    wanted = set(ids)
     loaded: dict[int, Client] = {}
     for i in range(0, len(ids), 1000):
-        chunk = select(Client).where(Client.id.in_(ids[i : i + 1000]))
-        loaded |= {c.id: c for c in ctx.session.scalars(chunk)}
+        chunk = ids[i : i + 1000]
+        found = select(Client).where(Client.id >= min(chunk), Client.id <= max(chunk))
+        loaded |= {c.id: c for c in ctx.session.scalars(found) if c.id in wanted}
     clients = [loaded[i] for i in ids]
     plan_journey(ctx, clients, fresh=True)
     return clients
@@ -153,8 +149,9 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
     versions: dict[int, tuple[list[tuple[Any, ...]], int, int]] = {}
     instant = functools.lru_cache(maxsize=4096)(plan.send_instant)
     dispatches = ctx.engine.dispatches
-    rows: list[dict[str, Any]] = []
-    for client in clients:
+    wanted: list[dict[str, Any]] = []  # rows whose ids are needed: skipped now, or sent now
+
+    for client in clients:  # read before the copy begins: the connection is busy during it
         number = client.program_version or 1
         if number not in versions:
             program = ctx.program_of(client)
@@ -173,17 +170,20 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                 ctx.send_hour_of(client),
                 program.schedule.max_retries,
             )
-        steps, hour, max_retries = versions[number]
-        tz = client_zone(client)
-        held = client.paused_at is not None
-        base = client.start_date + timedelta(days=client.held_days)
-        for key, type_, month, template, offset, time_bound in steps:
-            if (client.id, key) in have:
-                continue
-            at = instant(base + offset, tz, hour)
-            late = time_bound and at < now
-            rows.append(
-                {
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for client in clients:
+            number = client.program_version or 1
+            steps, hour, max_retries = versions[number]
+            tz = client_zone(client)
+            held = client.paused_at is not None
+            base = client.start_date + timedelta(days=client.held_days)
+            for key, type_, month, template, offset, time_bound in steps:
+                if (client.id, key) in have:
+                    continue
+                at = instant(base + offset, tz, hour)
+                late = time_bound and at < now
+                row = {
                     "client_id": client.id,
                     "type": type_,
                     "month": month,
@@ -204,13 +204,15 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
                     "created_at": now,
                     "updated_at": now,
                 }
-            )
-    if not rows:
+                if late or row["dispatched_at"] is not None:
+                    wanted.append(row)
+                yield row
+
+    # Made as they are copied in (the database stores rows while the next are made); no
+    # RETURNING: the ids are read back only for the few rows that need them.
+    planned = bulk_insert(ctx, Automation.__table__, rows())
+    if not planned:
         return 0
-    # A plain executemany (no RETURNING) is the fast path on every driver; the ids are read
-    # back only for the few rows that need them (skipped now, or dispatched now).
-    bulk_insert(ctx, Automation.__table__, rows)
-    wanted = [r for r in rows if r["status"] == AutomationStatus.SKIPPED or r["dispatched_at"]]
     ids: dict[tuple[int, str], int] = {}
     clients_wanted = sorted({r["client_id"] for r in wanted})
     for i in range(0, len(clients_wanted), 1000):
@@ -247,7 +249,7 @@ def plan_journey(ctx: Context, clients: Sequence[Client], *, fresh: bool = False
             ctx.dispatch_after_commit(automation_id, 1, row["trigger_at"], lane(row["type"]))
     if logs:
         bulk_insert(ctx, AutomationLog.__table__, logs)
-    return len(rows)
+    return planned
 
 
 LATE = "its moment had passed when it was planned"

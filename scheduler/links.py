@@ -44,7 +44,8 @@ def derived_key(secret: str, purpose: str) -> bytes:
     """itsdangerous's default key derivation ("django-concat") for the purpose's salt."""
     salt = f"journey.{purpose}".encode()
     # The format `Links.client_id` verifies: SHA-1 is what itsdangerous derives and signs with.
-    return hashlib.sha1(salt + b"signer" + secret.encode()).digest()  # nosec B324 # see above
+    derived = hashlib.sha1(salt + b"signer" + secret.encode())  # nosec B324 # itsdangerous's KDF
+    return derived.digest()
 
 
 @lru_cache(maxsize=8192)

@@ -101,7 +101,7 @@ class Journey:
     holds: list[Hold] = field(default_factory=list)  # oldest first
     # The plan's generation of each month: (month, trigger_at, status).
     generations: list[tuple[int, datetime, str]] = field(default_factory=list)
-    # The client's risk score now (`risk.live`), when their program plans at-risk check-ins.
+    # The client's kept risk score (`risk.kept_scores`), when their program plans at-risk check-ins.
     risk: rules.Risk | None = None
 
     @property
@@ -126,7 +126,7 @@ def journeys(
 ) -> dict[int, Journey]:
     """The journeys of these clients, in three queries however many they are; and, for those
     whose program plans at-risk check-ins (among `scored`, when given: the clients whose
-    check-in is being judged), their risk score now, in a few more. Without `deliverables`,
+    check-in is being judged), their kept risk score, in two more. Without `deliverables`,
     what dates need only (the holds and the planned generations)."""
     found = {c.id: Journey(c) for c in clients}
     ids = list(found)
@@ -167,9 +167,11 @@ def journeys(
             )
         ):
             found[client_id].generations.append((month, at, status))
-    for start in range(0, len(judged), 1000):
-        for client_id, score in risk.live(ctx, judged[start : start + 1000]).items():
-            found[client_id].risk = score
+    if judged:
+        trained = risk.latest(ctx) is not None
+        scores = risk.kept_scores(ctx, judged) if trained else {}
+        for client_id in judged:
+            found[client_id].risk = scores.get(client_id, rules.Risk(None, unscored=trained))
     return found
 
 

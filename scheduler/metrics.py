@@ -7,18 +7,21 @@ aggregate of exactly those rows, and the rows page lists exactly those rows, so 
 its rows cannot disagree (the dashboard's rule).
 
 Windowed metrics count log rows by the UTC day they were written. A log row is written once and
-never changes, so the aggregate of a whole past day never changes either: it is kept in
-`metric_days` the first time it is asked for (per coach and program month), and only today is
-counted live. That keeps the page fast with a year of history."""
+never changes, so the numbers of a span of the log that is over never change either: whole past
+days and today's past hours are counted once, per cohort, coach and program month, and kept
+("kept counts" below says what could still change one and how that is handled). The worker
+counts them ahead every minute (`scheduler.precount`); a page only adds kept numbers up and
+counts the rows written since the last kept hour. The clients' states (a snapshot of now) are
+counted at most SNAPSHOT_SECONDS before they are shown."""
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     Float,
     Integer,
     Select,
@@ -26,11 +29,17 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
+    insert,
     literal,
+    literal_column,
+    null,
     or_,
     select,
     text,
+    tuple_,
+    union_all,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -38,11 +47,18 @@ from sqlalchemy.orm import aliased
 from scheduler import overview
 from scheduler.engine import Context
 from scheduler.errors import Invalid
-from scheduler.models import Admin, Automation, AutomationLog, Client, Deliverable, MetricDay
+from scheduler.models import (
+    Admin,
+    Automation,
+    AutomationLog,
+    Client,
+    MetricCount,
+    MetricPeriod,
+)
+from scheduler.schedule import bulk_insert
 from scheduler.vocab import (
     AutomationType,
     ClientStatus,
-    DeliverableStatus,
     LogStatus,
     Source,
     Template,
@@ -54,10 +70,8 @@ ON_SCHEDULE_MINUTES = 60
 PER_PAGE = 50
 NO_AMOUNT = cast(None, Float)
 NO_MET = cast(None, Integer)
-# A state of the clients (a snapshot metric) is counted again after this long.
+# A state (the clients' states, a funnel) is shown as counted at most this long ago.
 SNAPSHOT_SECONDS = 300
-# The marker row saying a day's aggregate is complete (a day may have no rows at all).
-DONE = -1
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,26 @@ def at_start(day: date) -> datetime:
     return datetime.combine(day, time(0), UTC)
 
 
+def in_cohort(cohort: date) -> list[Any]:
+    """SQL: the client started in the month beginning on `cohort`."""
+    after = (cohort.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return [Client.start_date >= cohort, Client.start_date < after]
+
+
+def cohort_of(ctx: Context, start_date: Any) -> Any:
+    """SQL: the first day of the month of a start date (the client's cohort)."""
+    if dialect(ctx) == "sqlite":
+        return func.date(start_date, "start of month")
+    return cast(func.date_trunc("month", start_date), Date)
+
+
+def as_date(value: Any) -> date:
+    """A date as a database gives it back (SQLite: text)."""
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value.date() if isinstance(value, datetime) else value
+
+
 def _log_rows(ctx: Context, code: str) -> Select[Any]:
     """The log rows of a windowed metric, with `met` (0/1) or `amount` (minutes)."""
     log = AutomationLog
@@ -260,6 +294,7 @@ def _log_rows(ctx: Context, code: str) -> Select[Any]:
         log.client_id.label("client_id"),
         Client.name.label("client"),
         Client.coach_id.label("coach_id"),
+        Client.start_date.label("start_date"),
         log.month.label("month"),
         log.at.label("at"),
         log.type.label("type"),
@@ -345,6 +380,7 @@ def _client_rows(ctx: Context, code: str) -> Select[Any]:
         Client.id.label("client_id"),
         Client.name.label("client"),
         Client.coach_id.label("coach_id"),
+        Client.start_date.label("start_date"),
         Client.current_month.label("month"),
         Client.updated_at.label("at"),
         literal(None).label("type"),
@@ -381,8 +417,7 @@ def rows_query(ctx: Context, m: Metric, where: Scope) -> Select[Any]:
     these rows, and its rows page lists them."""
     query = _client_rows(ctx, m.code) if m.snapshot else _log_rows(ctx, m.code)
     if where.cohort is not None:
-        after = (where.cohort.replace(day=28) + timedelta(days=4)).replace(day=1)
-        query = query.where(Client.start_date >= where.cohort, Client.start_date < after)
+        query = query.where(*in_cohort(where.cohort))
     elif not m.snapshot:
         query = query.where(AutomationLog.at >= at_start(window_start(ctx, where)))
     if where.coach is not None:
@@ -474,92 +509,11 @@ class Bar:
     height: float | None  # None: no rows that day
 
 
-Group = tuple[date | None, int, int]  # (UTC day, coach id or 0, month or 0)
-
-
-def _grouped(ctx: Context, query: Select[Any], by_day: bool) -> dict[Group, Tally]:
-    """The rows of `query` added up by (day, coach, month)."""
-    rows = query.subquery()
-    day = utc_day(ctx, rows.c.at) if by_day else literal(None)
-    coach = func.coalesce(rows.c.coach_id, 0)
-    month = func.coalesce(rows.c.month, 0)
-    found: dict[Group, Tally] = {}
-    for d, c, mo, n, met, minutes in ctx.session.execute(
-        select(
-            day,
-            coach,
-            month,
-            func.count(),
-            func.coalesce(func.sum(rows.c.met), 0),
-            func.coalesce(func.sum(rows.c.amount), 0.0),
-        ).group_by(day, coach, month)
-    ):
-        when = date.fromisoformat(d) if isinstance(d, str) else d
-        found.setdefault((when, int(c), int(mo)), Tally()).add(int(n), int(met), float(minutes))
-    return found
-
-
-def _cached_days(ctx: Context, m: Metric, first: date, last: date) -> dict[Group, Tally]:
-    """The whole-day aggregates from `first` to `last` (past days), from `metric_days`, filling
-    the days not yet kept with one query."""
-    kept = ctx.session.execute(
-        select(
-            MetricDay.day, MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
-            MetricDay.minutes,
-        ).where(MetricDay.metric == m.code, MetricDay.day >= first, MetricDay.day <= last)
-    )  # fmt: skip
-    found: dict[Group, Tally] = {}
-    have: set[date] = set()
-    for day, coach, month, n, met, minutes in kept:
-        if coach == DONE:
-            have.add(day)
-        else:
-            found.setdefault((day, coach, month), Tally()).add(n, met, minutes)
-    missing = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    missing = [d for d in missing if d not in have]
-    if not missing:
-        return found
-    lo, hi = missing[0], missing[-1]
-    query = _log_rows(ctx, m.code).where(
-        AutomationLog.at >= at_start(lo), AutomationLog.at < at_start(hi + timedelta(days=1))
-    )
-    fresh = {k: t for k, t in _grouped(ctx, query, by_day=True).items() if k[0] in missing}
-    for key, tally in fresh.items():
-        found.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
-    now = ctx.now()
-    rows = [
-        MetricDay(
-            metric=m.code,
-            day=d,
-            coach_id=c,
-            month=mo,
-            rows=t.rows,
-            met=t.met,
-            minutes=t.minutes,
-            computed_at=now,
-        )
-        for (d, c, mo), t in fresh.items()
-        if d is not None
-    ]
-    rows += [
-        MetricDay(
-            metric=m.code,
-            day=d,
-            coach_id=DONE,
-            month=DONE,
-            rows=0,
-            met=0,
-            minutes=0.0,
-            computed_at=now,
-        )
-        for d in missing
-    ]
-    try:
-        with ctx.session.begin_nested():
-            ctx.session.add_all(rows)
-    except IntegrityError:
-        pass  # another reader kept the same days at the same time: the same numbers
-    return found
+# A span of time: from its start to its end, excluded.
+Span = tuple[datetime, datetime]
+# A group of rows: their UTC day or hour (None: not by time), their clients' cohort (the first
+# day of the start month), coach (0: none) and program month (0: none).
+Group = tuple[Span | None, date, int, int]
 
 
 def utc_hour(ctx: Context, instant: Any) -> Any:
@@ -569,143 +523,509 @@ def utc_hour(ctx: Context, instant: Any) -> Any:
     return func.cast(func.extract("hour", func.timezone("UTC", instant)), Integer)
 
 
-def _cached_hours(ctx: Context, m: Metric, today: date, hours: int) -> dict[Group, Tally]:
-    """Today's complete hours (0 to `hours` - 1), kept like whole days under the metric's code
-    with the hour (`execution_success@09`), so that only the current hour is counted live."""
-    if hours <= 0:
-        return {}
-    codes = {f"{m.code}@{h:02d}": h for h in range(hours)}
-    kept = ctx.session.execute(
-        select(
-            MetricDay.metric, MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
-            MetricDay.minutes,
-        ).where(MetricDay.metric.in_(list(codes)), MetricDay.day == today)
-    )  # fmt: skip
-    found: dict[Group, Tally] = {}
-    have: set[int] = set()
-    for code, coach, month, n, met, minutes in kept:
-        if coach == DONE:
-            have.add(codes[code])
-        else:
-            found.setdefault((today, coach, month), Tally()).add(n, met, minutes)
-    missing = [h for h in range(hours) if h not in have]
-    if not missing:
-        return found
-    lo = at_start(today) + timedelta(hours=missing[0])
-    hi = at_start(today) + timedelta(hours=missing[-1] + 1)
-    rows = _log_rows(ctx, m.code).where(AutomationLog.at >= lo, AutomationLog.at < hi).subquery()
-    hour = utc_hour(ctx, rows.c.at)
-    coach = func.coalesce(rows.c.coach_id, 0)
-    month = func.coalesce(rows.c.month, 0)
-    now = ctx.now()
-    fresh = []
-    for h, c, mo, n, met, minutes in ctx.session.execute(
-        select(
-            hour,
-            coach,
-            month,
-            func.count(),
-            func.coalesce(func.sum(rows.c.met), 0),
-            func.coalesce(func.sum(rows.c.amount), 0.0),
-        ).group_by(hour, coach, month)
-    ):
-        if int(h) not in missing:
-            continue
-        found.setdefault((today, int(c), int(mo)), Tally()).add(int(n), int(met), float(minutes))
-        fresh.append(
-            MetricDay(
-                metric=f"{m.code}@{int(h):02d}", day=today, coach_id=int(c), month=int(mo),
-                rows=int(n), met=int(met), minutes=float(minutes), computed_at=now,
+def _buckets(ctx: Context, instant: Any, bucket: str | None) -> list[Any]:
+    """SQL: what to group instants by for `bucket` ("day", "hour" or None)."""
+    if bucket is None:
+        return []
+    day = utc_day(ctx, instant)
+    return [day, utc_hour(ctx, instant)] if bucket == "hour" else [day]
+
+
+def _span(keys: Any) -> Span | None:
+    """The day or hour of the values `_buckets` grouped by."""
+    if not keys:
+        return None
+    if len(keys) == 1:
+        start = at_start(as_date(keys[0]))
+        return start, start + timedelta(days=1)
+    start = at_start(as_date(keys[0])) + timedelta(hours=int(keys[1]))
+    return start, start + timedelta(hours=1)
+
+
+def _grouped_all(
+    ctx: Context, queries: dict[str, Select[Any]], bucket: str | None = None
+) -> dict[str, dict[Group, Tally]]:
+    """Each metric's rows (`queries` by code) added up by cohort, coach and month, and by UTC
+    day or hour when `bucket` says so; in one statement."""
+    parts = []
+    for code, query in queries.items():
+        rows = query.subquery()
+        keys = _buckets(ctx, rows.c.at, bucket)
+        groups = [*keys, cohort_of(ctx, rows.c.start_date)]
+        groups += [func.coalesce(rows.c.coach_id, 0), func.coalesce(rows.c.month, 0)]
+        parts.append(
+            select(literal(code), *groups)
+            .add_columns(
+                func.count(),
+                func.coalesce(func.sum(rows.c.met), 0),
+                func.coalesce(func.sum(rows.c.amount), 0.0),
             )
-        )  # fmt: skip
-    fresh += [
-        MetricDay(
-            metric=f"{m.code}@{h:02d}", day=today, coach_id=DONE, month=DONE, rows=0, met=0,
-            minutes=0.0, computed_at=now,
+            .group_by(*groups)
         )
-        for h in missing
-    ]  # fmt: skip
-    try:
-        with ctx.session.begin_nested():
-            ctx.session.add_all(fresh)
-    except IntegrityError:
-        pass  # another reader kept the same hours at the same time: the same numbers
+    found: dict[str, dict[Group, Tally]] = {code: {} for code in queries}
+    for code, *when, c, k, mo, n, met, minutes in ctx.session.execute(
+        parts[0] if len(parts) == 1 else union_all(*parts)
+    ):
+        key = (_span(when), as_date(c), int(k), int(mo))
+        found[code].setdefault(key, Tally()).add(int(n), int(met), float(minutes))
     return found
 
 
-def _days(ctx: Context, m: Metric, where: Scope) -> dict[Group, Tally]:
-    """A windowed metric's aggregates by day, coach and month: past days and today's past
-    hours kept, the current hour counted live."""
-    now = ctx.now().astimezone(UTC)
-    today = now.date()
-    start = window_start(ctx, where)
-    found = _cached_days(ctx, m, start, today - timedelta(days=1))
-    # An hour is kept once it ended a minute ago (a row written at 09:59:59.9 is committed).
-    settled = now - timedelta(minutes=1)
-    hours = settled.hour if settled.date() == today else 0
-    for key, tally in _cached_hours(ctx, m, today, hours).items():
-        found.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
-    live = _log_rows(ctx, m.code).where(
-        AutomationLog.at >= at_start(today) + timedelta(hours=hours)
-    )
-    for key, tally in _grouped(ctx, live, by_day=True).items():
-        found.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
-    return _only(found, where)
-
-
-def _snapshot(ctx: Context, m: Metric, where: Scope) -> tuple[dict[Group, Tally], datetime]:
-    """A state of the clients, by coach and month, as counted at most SNAPSHOT_SECONDS ago
-    (kept under today's date; the status rule over every active client is the page's one
-    costly query). Returns the groups and when they were counted."""
-    now = ctx.now()
-    today = now.astimezone(UTC).date()
-    kept = list(
-        ctx.session.execute(
-            select(
-                MetricDay.coach_id, MetricDay.month, MetricDay.rows, MetricDay.met,
-                MetricDay.computed_at,
-            ).where(MetricDay.metric == m.code, MetricDay.day == today)
-        )
-    )  # fmt: skip
-    marker = next((r for r in kept if r[0] == DONE), None)
-    if marker is not None and now - marker[4] < timedelta(seconds=SNAPSHOT_SECONDS):
-        found: dict[Group, Tally] = {}
-        for coach, month, n, met, _ in kept:
-            if coach != DONE:
-                found.setdefault((None, coach, month), Tally()).add(n, met, 0.0)
-        return _only(found, where), marker[4]
-    found = _grouped(ctx, _client_rows(ctx, m.code), by_day=False)
-    rows = [
-        MetricDay(
-            metric=m.code, day=today, coach_id=c, month=mo, rows=t.rows, met=t.met, minutes=0.0,
-            computed_at=now,
-        )
-        for (_, c, mo), t in found.items()
-    ]  # fmt: skip
-    rows.append(
-        MetricDay(
-            metric=m.code, day=today, coach_id=DONE, month=DONE, rows=0, met=0, minutes=0.0,
-            computed_at=now,
-        )
-    )  # fmt: skip
-    try:
-        with ctx.session.begin_nested():
-            ctx.session.execute(
-                delete(MetricDay).where(MetricDay.metric == m.code, MetricDay.day == today)
-            )
-            ctx.session.add_all(rows)
-    except IntegrityError:
-        pass  # another reader counted at the same time
-    return _only(found, where), now
-
-
 def _only(groups: dict[Group, Tally], where: Scope) -> dict[Group, Tally]:
+    """The groups within `where`'s cohort, coach and month."""
     return {
         k: t
         for k, t in groups.items()
-        if (where.coach is None or k[1] == where.coach)
-        and (where.month is None or k[2] == where.month)
+        if (where.cohort is None or k[1] == where.cohort)
+        and (where.coach is None or k[2] == where.coach)
+        and (where.month is None or k[3] == where.month)
     }
+
+
+@dataclass
+class Sums:
+    """One metric's rows added up three ways: per span of time (UTC days and hours), per
+    coach, per program month."""
+
+    by_span: dict[Span, Tally] = field(default_factory=dict)
+    by_coach: dict[int, Tally] = field(default_factory=dict)
+    by_month: dict[int, Tally] = field(default_factory=dict)
+
+    def put(self, axis: dict[Any, Tally], key: Any, tally: Tally) -> None:
+        axis.setdefault(key, Tally()).add(tally.rows, tally.met, tally.minutes)
+
+    def add(self, groups: dict[Group, Tally]) -> None:
+        for (span, _, coach, month), tally in groups.items():
+            if span is not None:
+                self.put(self.by_span, span, tally)
+            self.put(self.by_coach, coach, tally)
+            self.put(self.by_month, month, tally)
+
+    @property
+    def by_day(self) -> dict[date, Tally]:
+        days: dict[date, Tally] = {}
+        for (start, _), tally in self.by_span.items():
+            self.put(days, start.date(), tally)
+        return days
+
+
+# -- kept counts -----------------------------------------------------------------------------------
+#
+# A log row is written once and never changes, so the numbers of a span of the log that is over
+# do not change either: whole past UTC days, and today's hours once they ended SETTLE ago, are
+# counted once (by the worker every minute, `scheduler.precount`, or else by the first page that
+# needs them) and kept in `metric_periods` / `metric_counts`, per metric, cohort, coach and
+# month. A page adds up the kept spans of its scope and counts only the log rows written since
+# the last kept hour. What could change a kept span, and how it is handled:
+# - a row committed long after the instant it carries (a long transaction: a program published
+#   to many clients, a large import): each span records how many log rows it held when counted,
+#   read before its numbers; the worker compares that with the log for yesterday and today every
+#   minute and counts again the spans that differ (`recheck`);
+# - a change to a client that moves their rows to another coach or cohort, or erases them:
+#   `forget_client` drops the spans holding their rows, under a lock that no span is being
+#   counted under meanwhile (PostgreSQL), so they are counted again from the rows as they are;
+# - a program setting the definitions depend on (`basis`): spans kept under another are counted
+#   again.
+
+LOG = "log"
+CLIENTS = "clients"
+# An hour of the log is kept once it ended this long ago (its rows are committed by then; one
+# committed later is found by `recheck`).
+SETTLE = timedelta(minutes=1)
+# A cohort's page counts missing days itself up to this many; beyond (a new installation whose
+# history the worker has not counted yet), it counts the cohort's rows directly.
+COHORT_FILL_DAYS = 7
+# PostgreSQL advisory locks: spans are counted under COUNTING shared, `forget_client` takes it
+# exclusively; KEEPING lets one worker at a time count ahead.
+COUNTING_LOCK = 0x6A6D6574
+KEEPING_LOCK = COUNTING_LOCK + 1
+
+
+def windowed() -> list[Metric]:
+    return [m for m in METRICS if not m.snapshot]
+
+
+def settled(ctx: Context) -> datetime:
+    """The log is kept counted up to this instant (the start of the last hour that ended at
+    least SETTLE ago); the rows after it are counted live."""
+    instant = ctx.now().astimezone(UTC) - SETTLE
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+def basis(ctx: Context) -> str:
+    """The program settings the kept numbers depend on."""
+    return f"on_time_days={overview.on_time_days(ctx)}"
+
+
+def first_log_day(ctx: Context) -> date | None:
+    first = ctx.session.scalar(select(func.min(AutomationLog.at)))
+    return None if first is None else first.astimezone(UTC).date()
+
+
+def _lock(ctx: Context, how: str) -> bool:
+    """A PostgreSQL advisory lock held until the transaction ends (elsewhere: always True)."""
+    if dialect(ctx) != "postgresql":
+        return True
+    name, key = {
+        "share": ("pg_advisory_xact_lock_shared", COUNTING_LOCK),
+        "exclusive": ("pg_advisory_xact_lock", COUNTING_LOCK),
+        "keeper": ("pg_try_advisory_xact_lock", KEEPING_LOCK),
+    }[how]
+    return ctx.session.scalar(select(getattr(func, name)(key))) is not False
+
+
+def claim_keeping(ctx: Context) -> bool:
+    """Whether this transaction may count ahead (another worker is not doing it)."""
+    return _lock(ctx, "keeper")
+
+
+@dataclass
+class Coverage:
+    used: list[int] = field(default_factory=list)  # the kept spans that cover it
+    gaps: list[tuple[datetime, datetime]] = field(default_factory=list)  # what is not kept
+    stale: list[int] = field(default_factory=list)  # spans kept under another basis
+
+
+def coverage(ctx: Context, since: datetime, until: datetime) -> Coverage:
+    """Which kept spans cover the log from `since` (a day's start) to `until` (an hour's
+    start), and the gaps between them. A day kept whole and as hours is read whole."""
+    found = Coverage()
+    current = basis(ctx)
+    cursor = since
+    P = MetricPeriod
+    for period_id, start, end, kept_basis in ctx.session.execute(
+        select(P.id, P.starts_at, P.ends_at, P.basis)
+        .where(P.kind == LOG, P.ends_at > since, P.starts_at < until)
+        .order_by(P.starts_at, P.ends_at.desc())
+    ):
+        if end > until or start < cursor:
+            continue  # beyond the span asked for, or within what is covered already
+        if kept_basis != current:
+            found.stale.append(period_id)
+            continue
+        if start > cursor:
+            found.gaps.append((cursor, start))
+        found.used.append(period_id)
+        cursor = end
+    if cursor < until:
+        found.gaps.append((cursor, until))
+    return found
+
+
+def pieces(since: datetime, until: datetime) -> list[tuple[datetime, datetime, str]]:
+    """[since, until) (whole hours) cut into runs of whole UTC days and runs of hours."""
+    found = []
+    cursor = since
+    while cursor < until:
+        midnight = at_start(cursor.date())
+        if cursor == midnight and midnight + timedelta(days=1) <= until:
+            end = at_start(until.date())
+            found.append((cursor, end, "day"))
+        else:
+            end = min(midnight + timedelta(days=1), until)
+            found.append((cursor, end, "hour"))
+        cursor = end
+    return found
+
+
+def _log_counts(ctx: Context, since: datetime, until: datetime, bucket: str) -> dict[datetime, int]:
+    """How many log rows (of any status) each UTC day or hour from `since` to `until` holds:
+    what a kept span is checked against."""
+    keys = _buckets(ctx, AutomationLog.at, bucket)
+    query = (
+        select(*keys, func.count())
+        .where(AutomationLog.at >= since, AutomationLog.at < until)
+        .group_by(*keys)
+    )
+    found = {}
+    for *keys, n in ctx.session.execute(query):
+        span = _span(keys)
+        if span is not None:
+            found[span[0]] = int(n)
+    return found
+
+
+def drop(ctx: Context, period_ids: list[int]) -> None:
+    """Forget kept spans or states (they are counted again when needed)."""
+    for i in range(0, len(period_ids), 1000):
+        chunk = period_ids[i : i + 1000]
+        ctx.session.execute(delete(MetricCount).where(MetricCount.period_id.in_(chunk)))
+        ctx.session.execute(delete(MetricPeriod).where(MetricPeriod.id.in_(chunk)))
+
+
+def keep_spans(
+    ctx: Context, gaps: list[tuple[datetime, datetime]], stale: list[int] | None = None
+) -> dict[str, dict[Group, Tally]]:
+    """Count every windowed metric over the log's `gaps` (whole hours) and keep the numbers:
+    whole UTC days as days, the rest hour by hour. Returns what was counted, per metric."""
+    _lock(ctx, "share")
+    if stale:
+        drop(ctx, stale)
+    now, kept_basis = ctx.now(), basis(ctx)
+    found: dict[str, dict[Group, Tally]] = {m.code: {} for m in windowed()}
+    for since, until in gaps:
+        for lo, hi, bucket in pieces(since, until):
+            # The rows' number first: a row committed while the numbers are counted makes it
+            # differ from the log's later, and `recheck` counts the span again.
+            held = _log_counts(ctx, lo, hi, bucket)
+            within = [AutomationLog.at >= lo, AutomationLog.at < hi]
+            numbers = _grouped_all(
+                ctx, {m.code: _log_rows(ctx, m.code).where(*within) for m in windowed()}, bucket
+            )
+            step = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+            starts = [lo + i * step for i in range((hi - lo) // step)]
+            periods = [
+                {
+                    "kind": LOG, "starts_at": s, "ends_at": s + step, "counted_at": now,
+                    "basis": kept_basis, "log_rows": held.get(s, 0), "body": None,
+                }
+                for s in starts
+            ]  # fmt: skip
+            _store(ctx, periods, numbers)
+            for code, groups in numbers.items():
+                found[code].update(groups)
+    return found
+
+
+def _store(
+    ctx: Context, periods: list[dict[str, Any]], numbers: dict[str, dict[Group, Tally]]
+) -> None:
+    """Insert kept spans and their numbers; the spans' unique key lets one process in."""
+    P = MetricPeriod
+    try:
+        with ctx.session.begin_nested():
+            inserted = ctx.session.execute(
+                insert(P).returning(P.starts_at, P.id, sort_by_parameter_order=True), periods
+            )
+            ids = dict(inserted.all())
+            counts = [
+                {
+                    "period_id": ids[start], "metric": code, "cohort": cohort, "coach_id": coach,
+                    "month": month, "rows": t.rows, "met": t.met, "minutes": t.minutes,
+                }
+                for code, groups in numbers.items()
+                for ((start, _), cohort, coach, month), t in groups.items()
+            ]  # fmt: skip
+            if counts:
+                bulk_insert(ctx, MetricCount.__table__, counts)
+    except IntegrityError:
+        pass  # another process kept the same spans at the same time: the same numbers
+
+
+def keep_range(ctx: Context, since: datetime, until: datetime) -> int:
+    """Keep the log counted from `since` to `until`; returns how many spans were counted."""
+    found = coverage(ctx, since, until)
+    if found.gaps:
+        keep_spans(ctx, found.gaps, found.stale)
+    return sum(
+        (hi - lo) // (timedelta(days=1) if bucket == "day" else timedelta(hours=1))
+        for gap in found.gaps
+        for lo, hi, bucket in pieces(*gap)
+    )
+
+
+def recheck(ctx: Context, since: datetime, until: datetime) -> int:
+    """Drop the spans kept between `since` and `until` whose log no longer holds the number of
+    rows it held when they were counted (a row committed late, rows erased), so that they are
+    counted again. Returns how many were dropped."""
+    held = _log_counts(ctx, since, until, "hour")
+    P = MetricPeriod
+    changed = [
+        period_id
+        for period_id, start, end, rows in ctx.session.execute(
+            select(P.id, P.starts_at, P.ends_at, P.log_rows).where(
+                P.kind == LOG, P.starts_at >= since, P.ends_at <= until
+            )
+        )
+        if sum(n for hour, n in held.items() if start <= hour < end) != rows
+    ]
+    drop(ctx, changed)
+    return len(changed)
+
+
+def drop_past_hours(ctx: Context, before: datetime) -> None:
+    """Hours kept of days that ended by `before` are dropped: those days are counted whole."""
+    P = MetricPeriod
+    spans = ctx.session.execute(
+        select(P.id, P.starts_at, P.ends_at).where(P.kind == LOG, P.ends_at <= before)
+    )
+    drop(ctx, [i for i, start, end in spans if end - start < timedelta(days=1)])
+
+
+def forget_client(ctx: Context, client_id: int) -> None:
+    """Before a change that moves a client's log rows to another coach or cohort, or erases
+    them: the kept spans holding their rows are dropped, to be counted again from the rows as
+    they will be."""
+    _lock(ctx, "exclusive")
+    days = {
+        as_date(d)
+        for d in ctx.session.scalars(
+            select(utc_day(ctx, AutomationLog.at))
+            .where(AutomationLog.client_id == client_id)
+            .distinct()
+        )
+    }
+    if not days:
+        return
+    P = MetricPeriod
+    spans = ctx.session.execute(
+        select(P.id, P.starts_at).where(P.kind == LOG, P.starts_at >= at_start(min(days)))
+    )
+    drop(ctx, [period_id for period_id, start in spans if start.date() in days])
+
+
+def _kept_sums(
+    ctx: Context, period_ids: list[int], codes: list[str], where: Scope
+) -> dict[str, Sums]:
+    """The kept numbers of `period_ids` within `where`, added up per span, coach and month by
+    the database (a 90-day window is some 20,000 kept rows at 100,000 clients)."""
+    found = {code: Sums() for code in codes}
+    if not period_ids:
+        return found
+    C, P = MetricCount, MetricPeriod
+    filters = [C.period_id.in_(period_ids)]
+    if set(codes) != {m.code for m in windowed()}:
+        filters.append(C.metric.in_(codes))
+    if where.cohort is not None:
+        filters.append(C.cohort == where.cohort)
+    if where.coach is not None:
+        filters.append(C.coach_id == where.coach)
+    if where.month is not None:
+        filters.append(C.month == where.month)
+    sums = [func.sum(C.rows), func.sum(C.met), func.sum(C.minutes)]
+    if dialect(ctx) == "postgresql":  # one scan: grouping sets
+        axis = case(
+            (func.grouping(C.coach_id) == 0, "coach"),
+            (func.grouping(C.month) == 0, "month"),
+            else_="span",
+        )
+        query: Any = (
+            select(axis, C.metric, P.starts_at, P.ends_at, func.coalesce(C.coach_id, C.month, 0))
+            .add_columns(*sums)
+            .join(P, P.id == C.period_id)
+            .where(*filters)
+            .group_by(
+                func.grouping_sets(
+                    tuple_(C.metric, C.coach_id),
+                    tuple_(C.metric, C.month),
+                    tuple_(C.metric, P.starts_at, P.ends_at),
+                )
+            )
+        )
+    else:
+        query = union_all(
+            select(literal_column("'span'"), C.metric, P.starts_at, P.ends_at, literal_column("0"))
+            .add_columns(*sums)
+            .join(P, P.id == C.period_id)
+            .where(*filters)
+            .group_by(C.metric, P.starts_at, P.ends_at),
+            select(literal_column("'coach'"), C.metric, null(), null(), C.coach_id)
+            .add_columns(*sums)
+            .where(*filters)
+            .group_by(C.metric, C.coach_id),
+            select(literal_column("'month'"), C.metric, null(), null(), C.month)
+            .add_columns(*sums)
+            .where(*filters)
+            .group_by(C.metric, C.month),
+        )
+    for axis, code, start, end, key, n, met, minutes in ctx.session.execute(query):
+        sums_of, tally = found[code], Tally(int(n), int(met), float(minutes or 0.0))
+        if axis == "span":
+            sums_of.put(sums_of.by_span, (start, end), tally)
+        else:
+            sums_of.put(sums_of.by_coach if axis == "coach" else sums_of.by_month, int(key), tally)
+    return found
+
+
+def _windowed(ctx: Context, chosen: list[Metric], where: Scope) -> dict[str, Sums]:
+    """The windowed metrics' rows within `where`: the kept spans (those missing counted and
+    kept now), and the rows written since the last kept hour."""
+    if not chosen:
+        return {}
+    until = settled(ctx)
+    first = first_log_day(ctx)  # no day before it has rows to count
+    since = until if first is None else at_start(first)
+    if where.cohort is None:
+        since = max(since, at_start(window_start(ctx, where)))
+    found = coverage(ctx, min(since, until), until)
+    missing = sum((hi - lo for lo, hi in found.gaps), timedelta())
+    if where.cohort is not None and missing > timedelta(days=COHORT_FILL_DAYS):
+        # The history is not counted yet: the cohort's rows, counted now.
+        result = {m.code: Sums() for m in chosen}
+        counted = _grouped_all(ctx, {m.code: rows_query(ctx, m, where) for m in chosen})
+        for code, groups in counted.items():
+            result[code].add(groups)
+        return result
+    fresh = keep_spans(ctx, found.gaps, found.stale) if found.gaps else {}
+    result = _kept_sums(ctx, found.used, [m.code for m in chosen], where)
+    since_kept = AutomationLog.at >= until
+    live = {m.code: rows_query(ctx, m, where).where(since_kept) for m in chosen}
+    for code, groups in _grouped_all(ctx, live, "hour").items():
+        result[code].add(_only(fresh.get(code, {}), where))
+        result[code].add(groups)
+    return result
+
+
+# -- states counted at an instant ------------------------------------------------------------------
+
+
+def latest_state(ctx: Context, *kinds: str) -> MetricPeriod | None:
+    """The state of one of `kinds` counted last."""
+    P = MetricPeriod
+    return ctx.session.scalars(
+        select(P).where(P.kind.in_(kinds)).order_by(P.counted_at.desc(), P.id.desc()).limit(1)
+    ).first()
+
+
+def is_fresh(ctx: Context, state: MetricPeriod | None, seconds: float = SNAPSHOT_SECONDS) -> bool:
+    return state is not None and ctx.now() - state.counted_at < timedelta(seconds=seconds)
+
+
+def keep_state(ctx: Context, kind: str, body: dict[str, Any]) -> datetime:
+    """Keep a state counted now (replacing the earlier ones of its kind); returns when."""
+    now = ctx.now()
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.execute(delete(MetricPeriod).where(MetricPeriod.kind == kind))
+            ctx.session.add(
+                MetricPeriod(
+                    kind=kind, starts_at=now, ends_at=now, counted_at=now, basis=basis(ctx),
+                    body=body,
+                )
+            )  # fmt: skip
+            ctx.session.flush()
+    except IntegrityError:
+        pass  # another process counted it at the same instant
+    return now
+
+
+def keep_states(ctx: Context) -> tuple[dict[str, dict[Group, Tally]], datetime]:
+    """Count the clients' states now (the status rule over every active client: the page's one
+    costly query) and keep them."""
+    found = _grouped_all(ctx, {m.code: _client_rows(ctx, m.code) for m in METRICS if m.snapshot})
+    body = {
+        "counts": [
+            [code, cohort.isoformat(), coach, month, t.rows, t.met]
+            for code, groups in found.items()
+            for (_, cohort, coach, month), t in groups.items()
+        ]
+    }
+    return found, keep_state(ctx, CLIENTS, body)
+
+
+def _states(ctx: Context) -> tuple[dict[str, dict[Group, Tally]], datetime]:
+    """The clients' states as counted at most SNAPSHOT_SECONDS ago, and when."""
+    kept = latest_state(ctx, CLIENTS)
+    if kept is None or not is_fresh(ctx, kept) or kept.body is None:
+        return keep_states(ctx)
+    found: dict[str, dict[Group, Tally]] = {}
+    for code, cohort, coach, month, n, met in kept.body["counts"]:
+        key = (None, date.fromisoformat(cohort), coach, month)
+        found.setdefault(code, {})[key] = Tally(n, met)
+    return found, kept.counted_at
+
+
+# -- the measures ----------------------------------------------------------------------------------
 
 
 def quiet(ctx: Context) -> None:
@@ -715,43 +1035,56 @@ def quiet(ctx: Context) -> None:
         ctx.session.execute(text("SET LOCAL jit = off"))
 
 
+def measures(ctx: Context, chosen: list[Metric], where: Scope) -> list[Measure]:
+    """Metrics `chosen` over `where`: each one's value, trend, and per coach and program
+    month."""
+    quiet(ctx)
+    sums = _windowed(ctx, [m for m in chosen if not m.snapshot], where)
+    counted_at = None
+    if any(m.snapshot for m in chosen):
+        states, counted_at = _states(ctx)
+        for code, groups in states.items():
+            sums[code] = Sums()
+            sums[code].add(_only(groups, where))
+    found = []
+    for m in chosen:
+        got = sums.get(m.code, Sums())
+        result = Measure(
+            m, where, Tally(), by_coach=got.by_coach, by_month=got.by_month,
+            counted_at=counted_at if m.snapshot else None,
+        )  # fmt: skip
+        for tally in got.by_month.values():
+            result.total.add(tally.rows, tally.met, tally.minutes)
+        if not m.snapshot and where.cohort is None:
+            result.trend = _trend(ctx, where, got.by_day)
+        found.append(result)
+    return found
+
+
+def _trend(ctx: Context, where: Scope, by_day: dict[date, Tally]) -> list[Point]:
+    """One point a day (a week for windows over 30 days)."""
+    start = window_start(ctx, where)
+    step = 7 if where.days > 30 else 1
+    points = []
+    for i in range(-(-where.days // step)):
+        lo = start + timedelta(days=i * step)
+        hi = min(lo + timedelta(days=step - 1), start + timedelta(days=where.days - 1))
+        tally = Tally()
+        for offset in range((hi - lo).days + 1):
+            t = by_day.get(lo + timedelta(days=offset))
+            if t is not None:
+                tally.add(t.rows, t.met, t.minutes)
+        points.append(Point(lo, hi, tally))
+    return points
+
+
 def measure(ctx: Context, m: Metric, where: Scope) -> Measure:
     """Metric `m` over `where`: its value, its trend, and per coach and per program month."""
-    counted_at = None
-    if m.snapshot and where.cohort is None:
-        groups, counted_at = _snapshot(ctx, m, where)
-    elif m.snapshot or where.cohort is not None:
-        groups = _grouped(ctx, rows_query(ctx, m, where), by_day=False)
-    else:
-        groups = _days(ctx, m, where)
-    result = Measure(m, where, Tally(), counted_at=counted_at)
-    for (_, coach, month), tally in groups.items():
-        result.total.add(tally.rows, tally.met, tally.minutes)
-        result.by_coach.setdefault(coach, Tally()).add(tally.rows, tally.met, tally.minutes)
-        result.by_month.setdefault(month, Tally()).add(tally.rows, tally.met, tally.minutes)
-    if not m.snapshot and where.cohort is None:
-        start = window_start(ctx, where)
-        step = 7 if where.days > 30 else 1
-        buckets = -(-where.days // step)
-        by_day: dict[date, Tally] = {}
-        for (day, _, _), t in groups.items():
-            if day is not None:
-                by_day.setdefault(day, Tally()).add(t.rows, t.met, t.minutes)
-        for i in range(buckets):
-            lo = start + timedelta(days=i * step)
-            hi = min(lo + timedelta(days=step - 1), start + timedelta(days=where.days - 1))
-            tally = Tally()
-            for offset in range((hi - lo).days + 1):
-                t = by_day.get(lo + timedelta(days=offset))
-                if t is not None:
-                    tally.add(t.rows, t.met, t.minutes)
-            result.trend.append(Point(lo, hi, tally))
-    return result
+    return measures(ctx, [m], where)[0]
 
 
 def measure_all(ctx: Context, where: Scope) -> list[Measure]:
-    quiet(ctx)
-    return [measure(ctx, m, where) for m in METRICS]
+    return measures(ctx, list(METRICS), where)
 
 
 @dataclass(frozen=True)
@@ -774,32 +1107,54 @@ def rows(
 ) -> RowsPage:
     """One page of the rows behind metric `m` (newest first), with how many there are and how
     many meet the definition: the same query the number comes from. `offset` (the API's)
-    overrides `page` (the panel's). For a window, the counts are the kept days' (the page's
-    number itself), so that the window's rows are not counted again."""
+    overrides `page` (the panel's). For a windowed metric the counts are the page's number
+    itself (kept spans and the rows since), so that its rows are not counted again."""
     quiet(ctx)
     query = rows_query(ctx, m, where)
-    if m.snapshot or where.cohort is not None:
+    spans: dict[Span, Tally] = {}
+    if m.snapshot:
         total, met = count_rows(ctx, m, where)
     else:
-        kept = Tally()
-        for tally in _days(ctx, m, where).values():
-            kept.add(tally.rows, tally.met, tally.minutes)
-        total, met = kept.rows, kept.met
+        sums = _windowed(ctx, [m], where)[m.code]
+        total = sum(t.rows for t in sums.by_month.values())
+        met = sum(t.met for t in sums.by_month.values())
+        spans = sums.by_span
     pages = max(1, -(-int(total) // limit))
     page = min(max(page, 1), pages)
     skip = (page - 1) * limit if offset is None else offset
-    ordered = (
-        query.order_by(Client.name, Client.id)
-        if m.snapshot
-        else query.order_by(AutomationLog.at.desc(), AutomationLog.id.desc())
-    )
-    found = ctx.session.execute(ordered.offset(skip).limit(limit)).all()
+    if m.snapshot:
+        query = query.order_by(Client.name, Client.id)
+    else:
+        query = query.order_by(AutomationLog.at.desc(), AutomationLog.id.desc())
+        if spans:  # the kept numbers say which spans of time hold the rows of this page
+            query, skip = _within(query, spans, skip, limit)
+    found = ctx.session.execute(query.offset(skip).limit(limit)).all()
     return RowsPage(list(found), int(total), int(met), page, pages)
+
+
+def _within(query: Select[Any], spans: dict[Span, Tally], skip: int, limit: int) -> Any:
+    """Narrow a page of rows (newest first, after `skip` rows) to the spans of time that hold
+    it, from how many rows each span holds: the database reads those spans only, however few
+    of their rows are in the scope. Returns the query and the rows to skip within it."""
+    seen, newest, oldest, inner = 0, None, None, skip
+    for (start, end), tally in sorted(spans.items(), reverse=True):
+        if not tally.rows:
+            continue
+        if newest is None and seen + tally.rows > skip:
+            newest, inner = end, skip - seen
+        seen += tally.rows
+        if newest is not None:
+            oldest = start
+            if seen >= skip + limit:
+                break
+    if newest is None or oldest is None:
+        return query.where(false()), 0  # past the last row
+    return query.where(AutomationLog.at >= oldest, AutomationLog.at < newest), inner
 
 
 def count_rows(ctx: Context, m: Metric, where: Scope) -> tuple[int, int]:
     """How many rows `rows_query` gives, and how many of them meet the definition, counted
-    now (the kept days are checked against this)."""
+    now (the kept numbers are checked against this)."""
     sub = rows_query(ctx, m, where).subquery()
     total, met = ctx.session.execute(
         select(func.count(), func.coalesce(func.sum(sub.c.met), 0))
@@ -812,133 +1167,3 @@ def coach_names(ctx: Context) -> dict[int, str]:
     for admin_id, name, email in ctx.session.execute(select(Admin.id, Admin.name, Admin.email)):
         names[admin_id] = name or email
     return names
-
-
-# -- the monthly funnel ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stage:
-    count: int
-    median_hours: float | None  # from the stage before
-
-
-@dataclass(frozen=True)
-class FunnelMonth:
-    month: int
-    generated: Stage
-    approved: Stage
-    delivered: Stage
-    opened: Stage
-
-
-def funnel(ctx: Context, where: Scope) -> list[FunnelMonth]:
-    """For the deliverables generated in the window (or of the cohort's clients), per month of
-    the program: how many were generated, approved, delivered (deliverable-ready email sent) and
-    opened, with the median time from each stage to the next."""
-    quiet(ctx)
-    first_sent = (
-        select(
-            AutomationLog.client_id,
-            AutomationLog.month,
-            func.min(AutomationLog.at).label("at"),
-        )
-        .where(
-            AutomationLog.template == Template.DELIVERABLE_READY,
-            AutomationLog.status == LogStatus.COMPLETED,
-        )
-        .group_by(AutomationLog.client_id, AutomationLog.month)
-    )
-    if where.cohort is None:
-        first_sent = first_sent.where(AutomationLog.at >= at_start(window_start(ctx, where)))
-    sent_at = first_sent.subquery()
-    approved = case(
-        (Deliverable.status == DeliverableStatus.DELIVERED, Deliverable.reviewed_at), else_=None
-    )
-    query = (
-        select(
-            Deliverable.month.label("month"),
-            Deliverable.generated_at.label("generated"),
-            approved.label("approved"),
-            sent_at.c.at.label("sent"),
-            Deliverable.opened_at.label("opened"),
-        )
-        .join(Client, Client.id == Deliverable.client_id)
-        .outerjoin(
-            sent_at,
-            and_(
-                sent_at.c.client_id == Deliverable.client_id,
-                sent_at.c.month == Deliverable.month,
-                Deliverable.status == DeliverableStatus.DELIVERED,
-            ),
-        )
-        .where(Deliverable.generated_at.is_not(None))
-    )
-    if where.cohort is not None:
-        after = (where.cohort.replace(day=28) + timedelta(days=4)).replace(day=1)
-        query = query.where(Client.start_date >= where.cohort, Client.start_date < after)
-    else:
-        query = query.where(Deliverable.generated_at >= at_start(window_start(ctx, where)))
-    if where.coach is not None:
-        query = query.where(
-            Client.coach_id.is_(None) if where.coach == 0 else Client.coach_id == where.coach
-        )
-    if where.month is not None:
-        query = query.where(Deliverable.month == where.month)
-    sub = query.subquery()
-    steps = [
-        ("approved", sub.c.generated, sub.c.approved),
-        ("sent", sub.c.approved, sub.c.sent),
-        ("opened", sub.c.sent, sub.c.opened),
-    ]
-    months: dict[int, dict[str, Any]] = {}
-    if dialect(ctx) == "postgresql":
-        columns: list[Any] = [sub.c.month, func.count()]
-        for name, _, _ in steps:
-            columns.append(func.count(sub.c[name]))
-        for _, first, last in steps:
-            columns.append(
-                func.percentile_cont(0.5).within_group(minutes_between(ctx, first, last) / 60.0)
-            )
-        for month, n, a, s, o, ma, ms, mo in ctx.session.execute(
-            select(*columns).group_by(sub.c.month).order_by(sub.c.month)
-        ):
-            months[int(month)] = {"n": n, "counts": (a, s, o), "medians": (ma, ms, mo)}
-    else:
-        gathered: dict[int, list[Any]] = {}
-        for month, generated, approved_at, sent_at, opened in ctx.session.execute(select(sub)):
-            gathered.setdefault(int(month), []).append((generated, approved_at, sent_at, opened))
-        for month, items in sorted(gathered.items()):
-            counts = tuple(sum(1 for it in items if it[i] is not None) for i in (1, 2, 3))
-            medians = []
-            for i in (1, 2, 3):
-                spans = [
-                    (_aware(it[i]) - _aware(it[i - 1])).total_seconds() / 3600
-                    for it in items
-                    if it[i] is not None and it[i - 1] is not None
-                ]
-                medians.append(statistics.median(spans) if spans else None)
-            months[month] = {"n": len(items), "counts": counts, "medians": tuple(medians)}
-    result = []
-    for month, found in sorted(months.items()):
-        (a, s, o), (ma, ms, mo) = found["counts"], found["medians"]
-
-        def hours(value: Any) -> float | None:
-            return None if value is None else round(float(value), 1)
-
-        result.append(
-            FunnelMonth(
-                month,
-                Stage(int(found["n"]), None),
-                Stage(int(a), hours(ma)),
-                Stage(int(s), hours(ms)),
-                Stage(int(o), hours(mo)),
-            )
-        )
-    return result
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -618,9 +618,9 @@ class ProgramPublication(Base):
 
 
 class MetricDay(Base):
-    """One whole UTC day of a success metric, added up per coach and program month
-    (`scheduler.metrics`): a log row never changes once written, so a past day's numbers never
-    do either. A row with coach_id = month = -1 marks the day as counted (it may have no rows)."""
+    """No longer written: the previous release's kept days of the success metrics, left for
+    its processes during a rolling deploy (`metric_periods` and `metric_counts` replace it); a
+    later release drops it."""
 
     __tablename__ = "metric_days"
     __table_args__ = (UniqueConstraint("metric", "day", "coach_id", "month"),)
@@ -639,20 +639,51 @@ class MetricDay(Base):
         return f"{self.metric} {self.day}"
 
 
-class DashboardCount(Base):
-    """The automation health dashboard's numbers for readers in one time zone, as last counted
-    (`scheduler.overview.keep_dashboard`): counting them takes a second or two at 100,000
-    clients, so they are counted every minute, not for each page."""
+class MetricPeriod(Base):
+    """What the success metrics (`scheduler.metrics`) keep counted. Kind "log": a whole UTC day
+    or hour of the log, its numbers in `metric_counts`, with how many log rows it held when
+    counted (a row committed later changes that number, and the span is counted again) and the
+    program setting its numbers depend on (`basis`). Any other kind is a state counted at one
+    instant (it starts and ends then): the clients' states, or a funnel, its numbers in `body`."""
 
-    __tablename__ = "dashboard_counts"
+    __tablename__ = "metric_periods"
+    __table_args__ = (UniqueConstraint("kind", "starts_at", "ends_at"),)
 
-    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day: Mapped[date] = mapped_column(Date)  # the zone's today when counted
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
     counted_at: Mapped[datetime]
-    numbers: Mapped[dict[str, Any]]
+    basis: Mapped[str] = mapped_column(String(100), default="")
+    log_rows: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[dict[str, Any] | None]
 
     def __str__(self) -> str:
-        return f"dashboard in {self.zone} counted {self.counted_at:%Y-%m-%d %H:%M:%S} UTC"
+        return f"{self.kind} {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class MetricCount(Base):
+    """One success metric's rows in one kept span of the log, added up per cohort (the first
+    day of the clients' start month), coach (0: none) and program month (0: none)."""
+
+    __tablename__ = "metric_counts"
+    __table_args__ = (
+        UniqueConstraint("period_id", "metric", "cohort", "coach_id", "month"),
+        Index("ix_metric_counts_cohort", "cohort"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("metric_periods.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(40))
+    cohort: Mapped[date] = mapped_column(Date)
+    coach_id: Mapped[int] = mapped_column(BigInteger)
+    month: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    met: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float] = mapped_column(Float)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.cohort:%Y-%m}"
 
 
 class RiskModel(Base):

@@ -124,12 +124,14 @@ def expect(
     this = journey.views.get(month, rules.MonthView()) if month else rules.MonthView()
     if rules.settled(verdict, template, this) or (not verdict.run and at <= now):
         return said("skipped", f"will be skipped because {verdict.reason}", at)
-    # A check-in is decided on the client's risk score when it runs: said as it stands now.
+    # A check-in is decided on the client's risk score, refreshed when it runs: foretold on
+    # the kept score, the one the journey page's risk card shows.
     standing = ""
     if template is Template.AT_RISK_CHECKIN:
         if not verdict.run:
-            return said("skipped", f"as things stand, will be skipped because {verdict.reason}", at)
-        standing = f"; as things stand it goes, because {verdict.reason}"
+            text = f"on the latest risk score, will be skipped because {verdict.reason}"
+            return said("skipped", text, at)
+        standing = f"; on the latest risk score it goes, because {verdict.reason}"
     if client.paused_at is not None and automation.hold_id is None:
         shift = timeline.hold_shift(hold)
         if hold is None or shift is None:

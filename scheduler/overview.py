@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, delete, false, func, or_, select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.orm import aliased, defer
 
 from scheduler import lookups, outcomes, plan, rules
@@ -19,11 +18,9 @@ from scheduler.engine import Context
 from scheduler.errors import Invalid
 from scheduler.models import (
     OVERDUE_AFTER_DAYS,
-    Admin,
     Automation,
     AutomationLog,
     Client,
-    DashboardCount,
     Deliverable,
     Hold,
     active_client,
@@ -674,11 +671,6 @@ class Dashboard:
     numbers: dict[str, Any]  # as counted (JSON), what `dashboard` shows again without counting
 
 
-# The dashboard's numbers are counted again every minute (`keep_dashboards`, from the workers'
-# scheduler) and kept; a page finds them at most DASHBOARD_SECONDS old, or counts them itself.
-DASHBOARD_SECONDS = 120
-
-
 def local_today(ctx: Context, zone: str) -> date:
     return ctx.now().astimezone(ZoneInfo(zone)).date()
 
@@ -842,53 +834,6 @@ def dashboard(ctx: Context, zone: str = "UTC", kept: dict[str, Any] | None = Non
     ]
     at = datetime.fromisoformat(kept["at"])
     return Dashboard(today_counts, week_counts, ahead_counts, daily, zone, at, kept)
-
-
-def kept_dashboard(ctx: Context, zone: str = "UTC") -> Dashboard:
-    """The dashboard for `zone` as counted at most DASHBOARD_SECONDS ago (and today there), or
-    counted now and kept. At 100,000 clients its numbers take a second or two to count (a day
-    holds some 10,000 completed automations, the week ahead 80,000 pending ones)."""
-    kept = ctx.session.get(DashboardCount, zone)
-    fresh = kept is not None and kept.day == local_today(ctx, zone)
-    if fresh and timedelta(0) <= ctx.now() - kept.counted_at <= timedelta(
-        seconds=DASHBOARD_SECONDS
-    ):
-        return dashboard(ctx, zone, kept.numbers)
-    return keep_dashboard(ctx, zone)
-
-
-def keep_dashboard(ctx: Context, zone: str) -> Dashboard:
-    """Count the dashboard for `zone` now and keep its numbers (for the caller to commit)."""
-    board = dashboard(ctx, zone)
-    try:
-        with ctx.session.begin_nested():
-            ctx.session.execute(delete(DashboardCount).where(DashboardCount.zone == zone))
-            ctx.session.add(
-                DashboardCount(
-                    zone=zone,
-                    day=board.daily[-1][0],
-                    counted_at=board.counted_at,
-                    numbers=board.numbers,
-                )
-            )
-    except IntegrityError:
-        pass  # another process counted it at the same time
-    return board
-
-
-def keep_dashboards(ctx: Context) -> list[str]:
-    """Count the dashboard again for each time zone an active admin reads it in (every minute,
-    from the workers' scheduler), so that a page finds its numbers counted."""
-    zones = set(ctx.session.scalars(select(Admin.timezone).where(Admin.active.is_(True))))
-    kept = []
-    for zone in sorted(zones or {"UTC"}):
-        try:
-            ZoneInfo(zone)
-        except (ValueError, ZoneInfoNotFoundError):
-            continue
-        keep_dashboard(ctx, zone)
-        kept.append(zone)
-    return kept
 
 
 def failed_automation(row: Any) -> bool:

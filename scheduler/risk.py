@@ -13,6 +13,10 @@ The model is a logistic regression, fitted on the account's own history and show
   training rows (at least `MIN_THRESHOLD`).
 - A client's reasons are the features that push their score up the most (weight x
   standardised value), in words.
+- Each active client's score is kept (`client_risks`), and that kept score is the one fact
+  every surface shows and the at-risk check-in decides on: `refresh` writes it (after each
+  training, for everyone daily, and for a client just before their check-in is decided),
+  `kept_scores` reads it.
 
 No library is needed: seven weights, a few thousand rows (a larger history is sampled down to
 `MAX_ROWS`, with a fixed seed)."""
@@ -27,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler import rules
 from scheduler.engine import Context
@@ -239,9 +244,10 @@ class Model:
         return sigmoid(z)
 
     def score(self, x: Sequence[float]) -> rules.Risk:
-        """The score of a client with features `x`: the probability, "at risk" from the
-        threshold on, and the reasons of a client at risk."""
-        p = self.probability(x)
+        """The score of a client with features `x`: the probability (to 4 places, as it is
+        kept, so that "at risk" is decided on the very number every surface shows), "at risk"
+        from the threshold on, and the reasons of a client at risk."""
+        p = round(self.probability(x), 4)
         found = rules.Risk(p, self.threshold)
         return rules.Risk(p, self.threshold, tuple(self.reasons(x))) if found.at_risk else found
 
@@ -364,7 +370,8 @@ def quality(scored: list[tuple[float, bool]], threshold: float) -> tuple[float, 
 
 
 def train(ctx: Context, actor: str) -> RiskModel:
-    """Fit the model on the account's history, keep it, and score every active client with it."""
+    """Fit the model on the account's history, keep it, and score every active client with it
+    (`refresh`)."""
     now = ctx.now()
     known = facts(ctx)
     rows = training_rows(known, now)
@@ -377,7 +384,7 @@ def train(ctx: Context, actor: str) -> RiskModel:
     kept = RiskModel(trained_at=now, actor=actor, body=model.as_dict())
     ctx.session.add(kept)
     ctx.session.flush()
-    score_all(ctx, kept, known)
+    write_scores(ctx, kept, known, None)
     return kept
 
 
@@ -394,76 +401,154 @@ def next_month(client: ClientFacts, now: datetime) -> int | None:
     return None
 
 
-def score_all(ctx: Context, kept: RiskModel, known: dict[int, ClientFacts]) -> int:
-    """Score every active client with the kept model (their rows replace the previous ones)."""
+# -- the kept scores: the one risk every surface shows and the check-in decides on ---------------
+
+
+def refresh(ctx: Context, ids: Sequence[int] | None = None) -> int:
+    """Score these clients (None: every client) again: the latest model applied to what is
+    known now, kept in `client_risks` (scored now); a client no longer active, or with no month
+    ahead, loses their row. Nothing without a model. Returns how many clients were scored.
+
+    Run for every client daily (`tasks.actors.refresh_risk`) and after each training, and for
+    a batch's clients when their at-risk check-ins run, just before they are decided."""
+    kept = latest(ctx)
+    if kept is None:
+        return 0
+    if ids is None:
+        return write_scores(ctx, kept, facts(ctx), None)
+    wanted = sorted(set(ids))
+    known: dict[int, ClientFacts] = {}
+    for chunk in chunks(wanted):
+        known |= facts(ctx, chunk)
+    return write_scores(ctx, kept, known, wanted)
+
+
+def chunks(ids: Sequence[int], size: int = 1000) -> list[list[int]]:
+    """`ids` in chunks of at most `size`, so that a query's bound parameters stay few."""
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+def write_scores(
+    ctx: Context, kept: RiskModel, known: dict[int, ClientFacts], ids: list[int] | None
+) -> int:
+    """Score the clients of `known` with the kept model and upsert their rows (in client order,
+    so that two refreshes at once wait for each other rather than deadlock); delete the rows of
+    the clients among `ids` (None: all) who are no longer scored."""
     model = Model.from_dict(kept.body)
     now = ctx.now()
-    ctx.session.execute(delete(ClientRisk))
     rows = []
-    for client in known.values():
-        if not client.active:
-            continue
-        month = next_month(client, now)
+    for client in sorted(known.values(), key=lambda c: c.id):
+        month = next_month(client, now) if client.active else None
         if month is None:
             continue
         x = features(client, now)
         scored = model.score(x)
         rows.append(
-            ClientRisk(
-                client_id=client.id,
-                model_id=kept.id,
-                scored_at=now,
-                month=month,
-                probability=round(scored.probability or 0.0, 4),
-                at_risk=scored.at_risk,
-                features=x,
-                reasons=list(scored.reasons),
-            )
+            {
+                "client_id": client.id,
+                "model_id": kept.id,
+                "scored_at": now,
+                "month": month,
+                "probability": scored.probability,
+                "at_risk": scored.at_risk,
+                "features": x,
+                "reasons": list(scored.reasons),
+            }
         )
-    ctx.session.add_all(rows)
-    ctx.session.flush()
+    held = select(ClientRisk.client_id)
+    if ids is None:
+        kept_ids = set(ctx.session.scalars(held))
+    else:
+        kept_ids = set()
+        for chunk in chunks(ids):
+            kept_ids |= set(ctx.session.scalars(held.where(ClientRisk.client_id.in_(chunk))))
+    for gone in chunks(sorted(kept_ids - {r["client_id"] for r in rows})):
+        ctx.session.execute(delete(ClientRisk).where(ClientRisk.client_id.in_(gone)))
+    if rows:
+        ctx.session.execute(upsert(ctx), rows)
     return len(rows)
 
 
-def live(ctx: Context, ids: Sequence[int]) -> dict[int, rules.Risk]:
-    """Each of these clients' risk as it stands now: the latest model applied to what is known
-    now (not the scores kept at the last training). The at-risk check-in is decided on it when
-    it runs, and the pages foretell that decision with it."""
-    kept = latest(ctx)
-    if kept is None:
-        return {i: rules.Risk(None) for i in ids}
-    model = Model.from_dict(kept.body)
-    now = ctx.now()
-    known = facts(ctx, list(ids))
-    return {i: model.score(features(known[i], now)) for i in ids if i in known}
+def upsert(ctx: Context) -> Any:
+    """INSERT … ON CONFLICT (client_id) DO UPDATE for `client_risks` (PostgreSQL and SQLite
+    alike)."""
+    dialect = ctx.session.get_bind().dialect.name
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(ClientRisk)
+    changed = ("model_id", "scored_at", "month", "probability", "at_risk", "features", "reasons")
+    return statement.on_conflict_do_update(
+        index_elements=[ClientRisk.client_id],
+        set_={name: statement.excluded[name] for name in changed},
+    )
 
 
-def risk_of(ctx: Context, client_id: int) -> ClientRisk | None:
-    return ctx.session.get(ClientRisk, client_id)
+def kept_scores(ctx: Context, ids: Sequence[int]) -> dict[int, rules.Risk]:
+    """Each of these clients' kept score (those who have one): what the clients list, the
+    journey page, the API and the check-in all show and decide on."""
+    found: dict[int, rules.Risk] = {}
+    for chunk in chunks(sorted(set(ids))):
+        found |= dict(read_scores(ctx, ClientRisk.client_id.in_(chunk)))
+    return found
 
 
-def risks_of(ctx: Context, ids: Sequence[int]) -> dict[int, ClientRisk]:
-    if not ids:
-        return {}
-    found = ctx.session.scalars(select(ClientRisk).where(ClientRisk.client_id.in_(list(ids))))
-    return {r.client_id: r for r in found}
+def at_risk(ctx: Context, limit: int = 200) -> list[tuple[rules.Risk, Client]]:
+    """The clients whose kept score is at risk, most likely first."""
+    found = read_scores(
+        ctx,
+        ClientRisk.at_risk.is_(True),
+        order=(ClientRisk.probability.desc(), ClientRisk.client_id),
+        limit=limit,
+    )
+    named = select(Client).where(Client.id.in_([cid for cid, _ in found]))
+    clients = {c.id: c for c in ctx.session.scalars(named)}
+    return [(r, clients[cid]) for cid, r in found]
+
+
+def read_scores(
+    ctx: Context, where: Any, *, order: Sequence[Any] = (), limit: int | None = None
+) -> list[tuple[int, rules.Risk]]:
+    """Kept rows as scores, with their model's threshold (read as columns: a refresh writes
+    them with one statement, past any row the session may hold)."""
+    query = (
+        select(
+            ClientRisk.client_id,
+            ClientRisk.model_id,
+            ClientRisk.probability,
+            ClientRisk.reasons,
+            ClientRisk.month,
+            ClientRisk.scored_at,
+        )
+        .where(where)
+        .order_by(*order)
+        .limit(limit)
+    )
+    rows = list(ctx.session.execute(query))
+    thresholds = {
+        model_id: float(body["threshold"])
+        for model_id, body in ctx.session.execute(
+            select(RiskModel.id, RiskModel.body).where(
+                RiskModel.id.in_({row.model_id for row in rows})
+            )
+        )
+    }
+    return [
+        (
+            row.client_id,
+            rules.Risk(
+                row.probability,
+                thresholds[row.model_id],
+                tuple(row.reasons or ()),
+                row.month,
+                row.scored_at,
+            ),
+        )
+        for row in rows
+    ]
 
 
 def at_risk_ids() -> Any:
-    """SQL: the ids of the clients the latest scoring found at risk (the clients list filter)."""
+    """SQL: the ids of the clients whose kept score is at risk (the clients list filter)."""
     return select(ClientRisk.client_id).where(ClientRisk.at_risk.is_(True))
-
-
-def at_risk(ctx: Context, limit: int = 200) -> list[tuple[ClientRisk, Client]]:
-    """The clients at risk, most likely first."""
-    found = ctx.session.execute(
-        select(ClientRisk, Client)
-        .join(Client, Client.id == ClientRisk.client_id)
-        .where(ClientRisk.at_risk.is_(True))
-        .order_by(ClientRisk.probability.desc(), Client.id)
-        .limit(limit)
-    )
-    return [(r, c) for r, c in found]
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,18 @@ class MonthView:
 
 @dataclass(frozen=True)
 class Risk:
-    """A client's risk score as it stands (`scheduler.risk.live`): how likely the latest
-    trained model finds the client to run more than 7 days late, the probability from which it
-    calls a client at risk, and the reasons (the features that raise the score most). No
-    probability: no model is trained yet."""
+    """A client's kept risk score (`scheduler.risk.kept_scores`, written by `risk.refresh`): how
+    likely the model found the client to run more than 7 days late at the milestone of
+    `month`, the probability from which it calls a client at risk, the reasons (the features
+    that raise the score most) and when it was scored. No probability: no model is trained
+    yet, or (`unscored`) the client has no kept score."""
 
     probability: float | None
     threshold: float = 1.0
     reasons: tuple[str, ...] = ()
+    month: int | None = None
+    scored_at: datetime | None = None
+    unscored: bool = False
 
     @property
     def at_risk(self) -> bool:
@@ -84,7 +88,7 @@ def decide(
     risk: Risk | None = None,
 ) -> Verdict:
     """Should this automation act now? `this` is its month, `previous` the month before;
-    `risk` the client's risk score now (None: their program plans no at-risk check-in)."""
+    `risk` the client's kept risk score (None: their program plans no at-risk check-in)."""
     m = f"M{month}" if month else "the journey"
     if type_ is AutomationType.GENERATE_DELIVERABLE:
         if this.status is not None:
@@ -131,9 +135,12 @@ def decide(
 
 
 def checkin(risk: Risk | None) -> Verdict:
-    """The at-risk check-in goes to a client the risk model finds at risk now."""
+    """The at-risk check-in goes to a client whose kept score (refreshed as it runs) is at
+    risk."""
     if risk is None:
         return skip("the client's program version plans no at-risk check-in")
+    if risk.unscored:
+        return skip("the client has no risk score yet (every active client is scored daily)")
     if risk.probability is None:
         return skip("no risk model is trained yet, so no client counts as at risk")
     score = (
@@ -157,8 +164,8 @@ def condition(type_: AutomationType, template: Template | None, month: int | Non
         return f"only if {m} is not delivered or skipped by then"
     if template is Template.AT_RISK_CHECKIN:
         return (
-            f"only if the client is at risk then (the risk model's score at or above its "
-            f"threshold) and {m} is not delivered or skipped"
+            f"only if the client is at risk then (their risk score, refreshed as it runs, at "
+            f"or above the model's threshold) and {m} is not delivered or skipped"
         )
     if template is Template.REMINDER_OVERDUE:
         return f"only if {m} is delivered and not opened by then"

@@ -4,12 +4,12 @@ follows from their deliverables. Every operation is built from these."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select, text
 
 from scheduler import plan, rules
 from scheduler.engine import Context
@@ -247,42 +247,86 @@ def refresh_progress(ctx: Context, client: Client) -> None:
     client.updated_at = ctx.now()
 
 
-EMPTY = {dict: "{}", list: "[]"}
-
-
-def bulk_insert(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows: COPY on PostgreSQL (an order of magnitude faster than any INSERT),
-    one executemany elsewhere."""
+def bulk_insert(ctx: Context, table: Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert many rows (all with the same keys); returns how many. A binary COPY on PostgreSQL
+    (an order of magnitude faster than any INSERT: each value written by the driver's C code
+    for its column's type), streamed as `rows` yields them, so that the database stores one
+    while the next are made; one executemany elsewhere."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return 0
     connection = ctx.session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
+        every = [first, *rows]
+        connection.execute(insert(table), every)
+        return len(every)
+    columns = tuple(first)
     names = ", ".join(f'"{c}"' for c in columns)
     raw = connection.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-        # psycopg formats each value in C; JSON goes as its text, which COPY parses.
-        json_columns = [c for c in columns if isinstance(rows[0][c], dict | list)]
-        for row in rows:
-            if json_columns:  # most payloads are empty: no encoder for those
-                row = row | {
-                    c: json.dumps(row[c]) if row[c] else EMPTY[type(row[c])] for c in json_columns
-                }
+    copying = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+    types = copy_types(connection, table, columns)
+    count = 0
+    with raw.cursor() as cursor, cursor.copy(copying) as copy:
+        copy.set_types(types)
+        for row in itertools.chain((first,), rows):
             copy.write_row([row[c] for c in columns])
+            count += 1
+    return count
+
+
+COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def copy_types(connection: Connection, table: Table, columns: tuple[str, ...]) -> list[int]:
+    """The columns' types as PostgreSQL knows them (their oids, read from its catalogue once per
+    process: a binary COPY must be told them)."""
+    key = (table.name, columns)
+    if key not in COPY_TYPES:
+        found = dict(
+            connection.execute(
+                text(
+                    "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = "
+                    "CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped"
+                ),
+                {"table": table.name},
+            ).all()
+        )
+        COPY_TYPES[key] = [int(found[c]) for c in columns]
+    return COPY_TYPES[key]
+
+
+def insert_numbered(ctx: Context, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new rows and return their ids, in order: on PostgreSQL numbered from the table's
+    sequence first and copied in (`bulk_insert`), elsewhere one INSERT … RETURNING."""
+    ids = new_ids(ctx, table, len(rows))
+    if ids is None:
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(ctx.session.connection().execute(returning, rows).scalars())
+    bulk_insert(ctx, table, [row | {"id": id_} for row, id_ in zip(rows, ids, strict=True)])
+    return ids
+
+
+def new_ids(ctx: Context, table: Table, count: int) -> list[int] | None:
+    """`count` ids from the table's sequence, in one query, on PostgreSQL (None elsewhere:
+    SQLite numbers rows as it inserts them, cheaply)."""
+    connection = ctx.session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    if not count:
+        return []
+    return list(
+        connection.execute(
+            select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+                func.generate_series(1, count)
+            )
+        ).scalars()
+    )
 
 
 def give_ids(ctx: Context, rows: Sequence[Any]) -> None:
-    """Number new rows from their table's sequence in one query, on PostgreSQL: rows that
-    arrive with their ids are inserted by one pipelined statement, without RETURNING (SQLite
-    numbers them as it inserts, cheaply)."""
-    connection = ctx.session.connection()
-    if not rows or connection.dialect.name != "postgresql":
-        return
-    table = type(rows[0]).__table__
-    ids = connection.execute(
-        select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
-            func.generate_series(1, len(rows))
-        )
-    ).scalars()
-    for row, id_ in zip(rows, ids, strict=True):
+    """Number new ORM rows from their table's sequence in one query, on PostgreSQL: rows that
+    arrive with their ids are inserted by one pipelined statement, without RETURNING."""
+    ids = new_ids(ctx, type(rows[0]).__table__, len(rows)) if rows else None
+    for row, id_ in zip(rows, ids or [], strict=False):
         row.id = id_

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import scoped_session
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler import emails, endings, lookups, rules, webhook
+from scheduler import emails, endings, lookups, risk, rules, webhook
 from scheduler.engine import Context
 from scheduler.errors import Changed
 from scheduler.models import Admin, Automation, Email
@@ -99,8 +99,11 @@ def decide(ctx: Context, automations: Sequence[Automation]) -> list[Plan]:
     for those that send, their outbox rows (existing ones kept: a re-run sends only what was
     not sent)."""
     clients = {a.client_id: a.client for a in automations}
-    # A check-in is decided on the client's risk score now: scored for those clients only.
+    # A check-in is decided on the client's kept risk score, refreshed first: the score it
+    # decides on is the one every surface shows from then on.
     checkins = {a.client_id for a in automations if a.template == Template.AT_RISK_CHECKIN}
+    if checkins:
+        risk.refresh(ctx, list(checkins))
     journeys = lookups.journeys(ctx, list(clients.values()), scored=checkins)
     admins = emails.active_admins(ctx)
     ids = [a.id for a in automations]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scheduler import lookups, plan, rules
+from scheduler import lookups, plan, risk, rules
 from scheduler.engine import Context
 from scheduler.lookups import Journey, client_zone, month_views
 from scheduler.models import Automation, AutomationLog, Client, Hold
@@ -61,6 +61,8 @@ class Timeline:
     upcoming: list[Automation]
     holds: list[Hold]
     history: list[AutomationLog]
+    # The client's kept risk score (`risk.kept_scores`; None: not scored), as the check-in decides.
+    risk: rules.Risk | None = None
 
 
 STATE = {
@@ -172,7 +174,8 @@ def build(ctx: Context, client: Client, *, days_ahead: int = 30, history: int = 
             select(Hold).where(Hold.client_id == client.id).order_by(Hold.started_at)
         )
     )
-    return Timeline(client, done, current, percent, lines, upcoming, holds, logs)
+    score = risk.kept_scores(ctx, [client.id]).get(client.id)
+    return Timeline(client, done, current, percent, lines, upcoming, holds, logs, score)
 
 
 # -- the journey drawn as a strip along the calendar -------------------------------------------

@@ -18,7 +18,7 @@ from dramatiq import Message
 from periodiq import cron
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from scheduler import execute, overview
+from scheduler import dashboard, execute, precount, risk
 from scheduler import sweep as sweeping
 from scheduler.vocab import Lane
 from tasks import runtime, watch
@@ -155,11 +155,48 @@ def sweep() -> None:
         return
 
 
-@dramatiq.actor(queue_name="counts", max_retries=0, periodic=cron("* * * * *"), time_limit=90_000)
+@dramatiq.actor(queue_name="metrics", max_retries=0, periodic=cron("* * * * *"), time_limit=120_000)
+def keep_metrics() -> None:
+    """Count the success metrics ahead (every minute, from periodiq), so that their pages only
+    add up kept numbers. Not retried: the next minute's run does what this one could not."""
+    with runtime.context() as ctx:
+        kept = precount.keep(ctx)
+    if kept.spans or kept.rechecked or kept.states:
+        log.info(
+            "metrics: %d spans counted, %d counted again, %d states, %.1f s%s",
+            kept.spans,
+            kept.rechecked,
+            kept.states,
+            kept.seconds,
+            "" if kept.complete else " (history not all counted yet)",
+        )
+
+
+# Every active client's risk score, scored again once a day at a quiet hour: 03:30 in the
+# scheduler process's local time (periodiq's; the embedded default keeps the same schedule).
+RISK_REFRESH = cron("30 3 * * *")
+
+
+@dramatiq.actor(
+    queue_name="insight", periodic=RISK_REFRESH, **(DELIVERY | {"time_limit": 1_800_000})
+)
+def refresh_risk() -> None:
+    """Score every active client again with the latest risk model, so that the kept scores
+    (the clients list, the journey page, the API) are at most a day old (daily, from periodiq;
+    nothing without a model)."""
+    began = time.monotonic()
+    with outage.watched(), runtime.context() as ctx:
+        scored = risk.refresh(ctx)
+        ctx.commit()
+    if scored:
+        log.info("risk: %d clients scored in %.1f s", scored, time.monotonic() - began)
+
+
+@dramatiq.actor(queue_name="metrics", max_retries=0, periodic=cron("* * * * *"), time_limit=90_000)
 def count_dashboards() -> None:
     """Count the dashboard's numbers again for each admin's time zone (every minute, from
     periodiq), so that the page reads them counted."""
     with runtime.context() as ctx:
-        zones = overview.keep_dashboards(ctx)
+        zones = dashboard.keep_all(ctx)
         ctx.commit()
     log.info("dashboard counted for %s", ", ".join(zones))

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from scheduler.clock import ManualClock
 from scheduler.models import Base
 from tests.harness import Harness, RecordingMailer, ScriptedGenerator, Transport
+from tests.mailbox import smtp  # noqa: F401 (a fixture for every test module)
 from web import create_app
 from web.extensions import db
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import email
-import socket
 from datetime import date, timedelta
-from email import policy
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,49 +13,10 @@ from scheduler.clock import ManualClock
 from scheduler.engine import NotSent, OutgoingMessage
 from tests.conftest import START
 from tests.harness import Transport
+from tests.mailbox import Inbox, free_port, mail_config
 from web import create_app, journey_context
 from web.extensions import db
 from web.mailer import FlaskMailer
-
-
-class Inbox:
-    """A mailbox behind a real SMTP server. It offers PIPELINING (RFC 2920) as large providers
-    do, unless told not to."""
-
-    def __init__(self, pipelining: bool = True) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.raw: list[bytes] = []  # exactly what the server received
-        self.pipelining = pipelining
-        self.commands: list[str] = []  # MAIL and RCPT as they came
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        self.commands.append(f"MAIL {address}")
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.raw.append(envelope.content)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
 
 
 def mail_app(tmp_path, port, clock=None, **config):
@@ -66,11 +24,7 @@ def mail_app(tmp_path, port, clock=None, **config):
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.sqlite3'}",
             "REDIS_URL": None,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": port,
-            "MAIL_SUPPRESS_SEND": False,
-            "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
-            "MAIL_TIMEOUT_SECONDS": 5,
+            **mail_config(port),
             **config,
         },
         clock=clock or ManualClock(START),

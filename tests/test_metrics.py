@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from scheduler import metrics
-from scheduler.models import Admin, Automation, AutomationLog, Deliverable, MetricDay
+from scheduler import funnel, metrics
+from scheduler.models import Admin, Automation, AutomationLog, Deliverable, MetricCount
 from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
 from web.extensions import db
 
@@ -140,7 +140,7 @@ def test_every_number_is_the_count_of_its_rows_and_kept_days_agree(scenario):
     ):
         first = values(ctx, where)
         db.session.commit()
-        kept = db.session.scalar(select(func.count()).select_from(MetricDay))
+        kept = db.session.scalar(select(func.count()).select_from(MetricCount))
         assert kept > 0
         again = values(ctx, where)  # now from the kept days
         for code, measure in first.items():
@@ -154,7 +154,7 @@ def test_every_number_is_the_count_of_its_rows_and_kept_days_agree(scenario):
 
 def test_the_monthly_funnel(scenario):
     harness, _, _ = scenario
-    [m1] = metrics.funnel(harness.ctx, metrics.Scope(days=30))
+    [m1] = funnel.funnel(harness.ctx, metrics.Scope(days=30)).months
     assert m1.month == 1
     assert [m1.generated.count, m1.approved.count, m1.delivered.count, m1.opened.count] == [
         2,

@@ -5,18 +5,16 @@ follow are the new version's for the clients it applies to, and the old one's fo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from scheduler.clock import ManualClock
 from tests.browser import csp_violations, serve, shot
-from tests.harness import Harness, ScriptedGenerator, Transport
-from tests.panel_helpers import LONG_SESSIONS, PASSWORD, set_password
-from tests.test_mail import Inbox, free_port
-from web import create_app
-from web.extensions import db
+from tests.harness import Harness
+from tests.mailbox import Inbox, mailed
+from tests.panel_helpers import PASSWORD, set_password
 
 
 def at(*args: int) -> datetime:
@@ -24,44 +22,14 @@ def at(*args: int) -> datetime:
 
 
 @pytest.fixture
-def world(database_url: str) -> Iterator[tuple[Harness, Inbox, str]]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
+def world(database_url: str, smtp: tuple[int, Inbox]) -> Iterator[tuple[Harness, Inbox, str]]:
+    port, inbox = smtp
     clock = ManualClock(at(2026, 1, 20, 12))
-    transport = Transport()
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": None,
-            "SEND_HOUR": 9,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": controller.port,
-            "MAIL_SUPPRESS_SEND": False,
-            "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
-            "MAIL_TIMEOUT_SECONDS": 5,
-            "ACTION_EMAIL_GRACE_SECONDS": 0,
-            **LONG_SESSIONS,
-        },
-        clock=clock,
-        dispatcher=transport,
-        generator=ScriptedGenerator(),
-    )
-    app.extensions["journey"].horizon = timedelta(days=3650)
-    with app.app_context():
-        if database_url.startswith("sqlite"):
-            db.create_all()
-        h = Harness(app, clock, transport, None, app.extensions["journey"].generator)  # type: ignore[arg-type]
-        h.add_admin("coach@example.com")
+    with mailed(database_url, port, clock, ACTION_EMAIL_GRACE_SECONDS=0) as h:
         set_password()
-        base, server = serve(app)
+        base, server = serve(h.app)
         yield h, inbox, base
         server.shutdown()
-        db.session.remove()
-        db.engine.dispose()
-    controller.stop()
 
 
 def received(

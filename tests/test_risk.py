@@ -106,6 +106,7 @@ def test_too_little_history_is_refused(harness):
     harness.enroll(date(2026, 1, 5))
     with pytest.raises(risk.Conflict, match="not enough history"):
         risk.train(harness.ctx, actor="coach@example.com")
+    assert risk.refresh(harness.ctx) == 0  # no model: the daily refresh does nothing
 
 
 def test_the_panel_shows_the_model_the_filter_and_the_reasons(history):
@@ -156,6 +157,8 @@ def test_api_and_command_line(history):
     shown = runner.invoke(cli, ["risk", "show"])
     assert shown.exit_code == 0 and f"{len(late)} clients at risk" in shown.output
     assert "Past months overdue" in shown.output
+    refreshed = runner.invoke(cli, ["risk", "refresh"])
+    assert refreshed.exit_code == 0 and refreshed.output == "24 clients scored\n"
 
 
 def test_training_without_history_is_a_clear_refusal(harness):
@@ -166,3 +169,57 @@ def test_training_without_history_is_a_clear_refusal(harness):
     assert api.post("/api/admin/risk/train").status_code == 409
     refused = harness.app.test_cli_runner().invoke(cli, ["risk", "train"])
     assert refused.exit_code == 1 and "not enough history" in refused.output
+    nothing = harness.app.test_cli_runner().invoke(cli, ["risk", "refresh"])
+    assert nothing.exit_code == 0 and nothing.output == "no model yet: journey risk train\n"
+
+
+def test_every_client_is_scored_again_daily_by_the_embedded_schedule(history, monkeypatch):
+    """The daily refresh, as `journey serve` runs it: at 03:30 (the process's local time, as
+    periodiq reads it) the embedded timer sends the refresh actor to the process's own worker
+    (and, as every minute, the metrics' counting ahead),
+    which scores every active client again with the latest model; a client no longer active
+    loses their score, a new one gets theirs."""
+    import dramatiq
+
+    from scheduler import controls
+    from tasks import actors, runtime
+    from tasks.embedded import Embedded
+    from web import units_of_work
+
+    harness, late = history
+    harness.do(risk.train, actor="coach@example.com")
+    trained = {r.client_id: r.probability for r in db.session.scalars(select(ClientRisk))}
+    paused = db.session.get(Client, late[0])
+    harness.do(controls.pause, paused, reason="Travel")
+    newcomer = harness.enroll(date(2026, 1, 26), email="new@example.com", name="New Client")
+    local = datetime(2026, 1, 21, 3, 29).astimezone()  # 03:29 here
+    embedded = Embedded(1.0)
+    assert embedded.send_periodic(local) == []  # the first look notes the minute
+    harness.clock.set(local + timedelta(minutes=2))
+    sent = embedded.send_periodic(harness.clock.now())
+    assert sent == [actors.keep_metrics.actor_name, actors.refresh_risk.actor_name]
+    later = embedded.send_periodic(harness.clock.now() + timedelta(hours=1))
+    assert later == [actors.keep_metrics.actor_name]  # every minute; the refresh once a day
+    broker = dramatiq.get_broker()
+    broker.flush(actors.keep_metrics.queue_name)  # the metrics have tests of their own
+    db.session.commit()  # the worker writes in a transaction of its own
+    monkeypatch.setattr(runtime, "_units", None)
+    runtime.bind(units_of_work(harness.app))
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join(actors.refresh_risk.queue_name, timeout=30_000)
+        worker.join()
+    finally:
+        worker.stop()
+    db.session.expire_all()
+    now = harness.clock.now()
+    scores = {r.client_id: r for r in db.session.scalars(select(ClientRisk))}
+    assert paused.id not in scores and newcomer.id in scores
+    assert len(scores) == 24  # 23 of the history and the newcomer
+    assert {r.scored_at for r in scores.values()} == {now}
+    model = risk.Model.from_dict(risk.latest(harness.ctx).body)
+    known = risk.facts(harness.ctx)
+    for cid, r in scores.items():
+        assert r.probability == model.score(risk.features(known[cid], now)).probability
+    assert any(scores[cid].probability != p for cid, p in trained.items() if cid in scores)

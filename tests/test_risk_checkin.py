@@ -1,17 +1,19 @@
 """The at-risk check-in: a program setting (`at_risk_checkin_days`, off by default) that plans
 an earlier check-in email N days before each milestone from M2. It is decided on the client's
-risk score when it runs: sent to a client at risk (received here by a real SMTP server),
-skipped otherwise, the log row saying why in the words the journey page foretold; once, like
-every automation. SQLite and PostgreSQL."""
+kept risk score, refreshed as it runs: sent to a client at risk (received here by a real SMTP
+server), skipped otherwise, the log row saying why in the words the journey page foretold; once,
+like every automation. Every surface that states a client's risk (the clients list's badge and
+filter, the journey page's card and foretelling, the API, the command line) shows that one kept
+score, before the check-in and after it. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from scheduler import (
@@ -23,18 +25,21 @@ from scheduler import (
     plan,
     programs,
     replan,
+    review,
     risk,
     rules,
 )
 from scheduler.clock import ManualClock
-from scheduler.models import AutomationLog, Client, Deliverable
+from scheduler.models import Admin, AutomationLog, Client, Deliverable
 from scheduler.program import ProgramError, load_program, parse_program, parse_toml, to_toml
 from scheduler.program import program_data as data_of
 from scheduler.vocab import AutomationType, DeliverableStatus, Template
-from tests.harness import Harness, ScriptedGenerator, Transport
+from tests.harness import Harness
+from tests.mailbox import mailed
 from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
-from tests.test_mail import Inbox, free_port
-from web import create_app
+from web.api.inputs import contract
+from web.api.tokens import issue
+from web.cli import cli
 from web.extensions import db
 
 CHECKIN = Template.AT_RISK_CHECKIN
@@ -147,46 +152,11 @@ def test_turned_on_the_preview_knows_it_and_publishing_plans_it(harness):
 
 
 @pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def mailed(database_url, smtp):
+def mailed_world(database_url, smtp):
     """The engine with a real SMTP server, on 3 January 2026."""
     port, inbox = smtp
-    clock = ManualClock(at(2026, 1, 3, 12))
-    transport = Transport()
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": None,
-            "SEND_HOUR": 9,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": port,
-            "MAIL_SUPPRESS_SEND": False,
-            "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
-            "MAIL_TIMEOUT_SECONDS": 5,
-            **LONG_SESSIONS,
-        },
-        clock=clock,
-        dispatcher=transport,
-        generator=ScriptedGenerator(),
-    )
-    app.extensions["journey"].horizon = timedelta(days=3650)
-    with app.app_context():
-        if database_url.startswith("sqlite"):
-            db.create_all()
-        generator = app.extensions["journey"].generator
-        h = Harness(app, clock, transport, None, generator)  # type: ignore[arg-type]
-        h.add_admin("coach@example.com")
+    with mailed(database_url, port, ManualClock(at(2026, 1, 3, 12))) as h:
         yield h, inbox
-        db.session.remove()
-        db.engine.dispose()
 
 
 def four_months_of_history(h: Harness) -> tuple[list[Client], set[int]]:
@@ -214,8 +184,8 @@ def four_months_of_history(h: Harness) -> tuple[list[Client], set[int]]:
     return clients, slow
 
 
-def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_saying_why(mailed):
-    h, inbox = mailed
+def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_saying_why(mailed_world):
+    h, inbox = mailed_world
     draft_checkins(h.ctx, 4)  # M5's milestone is 8 January: its check-in on the 4th
     h.do(programs.publish, "coach@example.com", replan.NEW_ONLY)
     clients, slow = four_months_of_history(h)
@@ -225,7 +195,7 @@ def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_sayin
     # Before any model, the page foretells a skip, in the engine's words.
     pending = h.automations(clients[1], template=CHECKIN, status="SCHEDULED")
     first = outcomes.upcoming(h.ctx, clients[1], pending)[0]
-    assert first.text.startswith("as things stand, will be skipped because no risk model")
+    assert first.text.startswith("on the latest risk score, will be skipped because no risk model")
     h.do(risk.train, actor="coach@example.com")
     checkins = [h.one(c, template=CHECKIN, month=5) for c in clients]
     assert {a.trigger_at for a in checkins} == {at(2026, 1, 4, 9)}
@@ -238,10 +208,10 @@ def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_sayin
     page = html.unescape(panel.get(f"/clients/{calm.id}").get_data(True))
     assert "At-risk check-in to client (M5)" in page
     assert "only if the client is at risk then" in page
-    foretold = page.split("as things stand, will be skipped because ", 1)[1].split("</td>")[0]
+    foretold = page.split("risk score, will be skipped because ", 1)[1].split("</td>")[0]
     assert foretold.startswith("the client is not at risk: ")
     worried_page = html.unescape(panel.get(f"/clients/{worried.id}").get_data(True))
-    assert "as things stand it goes, because the client is at risk: " in worried_page
+    assert "on the latest risk score it goes, because the client is at risk: " in worried_page
     # The clients list's "next": the check-in for the client at risk only.
     nexts = overview.next_automations(h.ctx, [calm.id, worried.id])
     assert nexts[worried.id].name == "At-risk check-in to client (M5)"
@@ -249,9 +219,10 @@ def test_a_client_at_risk_gets_the_checkin_once_and_the_others_are_skipped_sayin
     # The moment comes: every check-in due then travels in one message, as the sweep sends them.
     h.clock.set(at(2026, 1, 4, 9))
     pairs = [(a.id, a.version) for a in checkins]
-    scores = risk.live(h.ctx, [c.id for c in clients])
     execute.run_batch(h.ctx, pairs)
     execute.run_batch(h.ctx, pairs)  # delivered twice: nothing more happens
+    scores = risk.kept_scores(h.ctx, [c.id for c in clients])  # refreshed by the check-ins
+    assert {s.scored_at for s in scores.values()} == {at(2026, 1, 4, 9)}
     at_risk = {cid for cid, s in scores.items() if s.at_risk}
     assert at_risk == slow  # the model learned who runs late
     received = {m["To"]: m for m in inbox.messages}
@@ -317,3 +288,143 @@ def test_the_program_editor_sets_it_previews_it_and_the_risk_page_says_it(harnes
     said = panel.get("/risk").get_data(True)
     assert "Earlier check-in: <strong>on</strong> in program version 2: 7 days" in said
     assert len(harness.automations(sarah, template=CHECKIN)) == 7
+
+
+# -- one score on every surface: the kept one, refreshed by the check-in that decides on it ------
+
+
+class RiskSurfaces:
+    """Every surface that states one client's risk, read as a person (or a program) reads
+    them: the clients list's badge and its "at risk" filter, the journey page's card and its
+    foretelling of the check-in, the API's timeline, `journey risk show` and `journey
+    timeline`."""
+
+    def __init__(self, h: Harness, panel: Panel, token: str, client: Client) -> None:
+        self.h, self.panel, self.token, self.client = h, panel, token, client
+
+    def badge(self) -> str | None:
+        """The percent on the clients list's badge on the client's row, or None."""
+        page = html.unescape(self.panel.get(f"/?q={self.client.email}").get_data(True))
+        assert f">{self.client.name}</a>" in page
+        found = re.search(r'class="pill risk"[^>]*>at risk · (\d+)%</a>', page)
+        return found.group(1) if found else None
+
+    def filtered(self) -> bool:
+        """Whether the "at risk" filter lists the client."""
+        return f">{self.client.name}</a>" in self.panel.get("/?risk=1").get_data(True)
+
+    def page(self) -> str:
+        return html.unescape(self.panel.get(f"/clients/{self.client.id}").get_data(True))
+
+    def card(self) -> tuple[float, bool, str, str]:
+        """The journey page's card: its probability, at risk or not, the percent it says and
+        when it was scored."""
+        found = re.search(
+            r'class="card risk-card ?(at-risk)?" data-risk="([0-9.]+)">\s*<strong>'
+            r"(At risk|Not at risk)</strong>: (\d+)% likely.*?"
+            r'Scored <time datetime="([^"]+)"',
+            self.page(),
+            re.S,
+        )
+        assert found, "no risk card"
+        at_risk = found.group(3) == "At risk"
+        assert (found.group(1) is not None) is at_risk
+        return float(found.group(2)), at_risk, found.group(4), found.group(5)
+
+    def foretold(self) -> str:
+        """What the journey page says will happen to the M5 check-in."""
+        found = re.search(r"check-in to client \(M5\).*?</td><td>(.*?)</td>", self.page(), re.S)
+        assert found, "no check-in in the next 30 days"
+        return found.group(1)
+
+    def api(self) -> dict:
+        answer = self.h.app.test_client().get(
+            f"/api/clients/{self.client.id}/journey/timeline",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        assert answer.status_code == 200
+        body = answer.get_json()
+        contract().validator("/components/schemas/Timeline").validate(body)  # as documented
+        return body
+
+    def cli(self, *args: str) -> str:
+        out = self.h.app.test_cli_runner().invoke(cli, list(args))
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    def agree(self) -> dict:
+        """The badge, the filter, the card, the API, `journey risk show` and `journey timeline`
+        state one score: the same probability, at risk or not, scored at the same moment.
+        Returns the API's."""
+        probability, at_risk, said, scored = self.card()
+        score = self.api()["risk"]
+        assert (score["probability"], score["at_risk"]) == (probability, at_risk)
+        assert score["scored_at"] == scored
+        assert said == str(rules.percent(probability))
+        assert self.badge() == (said if at_risk else None)
+        assert self.filtered() is at_risk
+        line = f"M5  {said}%{' at risk' if at_risk else ''}  (at risk from 35%; scored "
+        line += f"{datetime.fromisoformat(scored):%Y-%m-%d %H:%M} UTC)"
+        listed = self.cli("risk", "show")
+        assert (f"{self.client.name} <{self.client.email}>  {line}" in listed) is at_risk
+        assert f"risk score: {line}" in self.cli("timeline", self.client.email)
+        return score
+
+
+def test_every_surface_shows_the_kept_score_and_the_checkin_refreshes_it_as_it_decides(
+    mailed_world,
+):
+    h, inbox = mailed_world
+    draft_checkins(h.ctx, 4)  # M5's check-ins on 4 January
+    h.do(programs.publish, "coach@example.com", replan.NEW_ONLY)
+    clients, _ = four_months_of_history(h)
+    # A client who kept pace but has not opened M4 (delivered on 10 December) when the model
+    # is trained; they open it an hour later: their facts change after the scoring.
+    client = clients[1]
+    m4 = db.session.scalar(
+        select(Deliverable).where(Deliverable.client_id == client.id, Deliverable.month == 4)
+    )
+    m4.opened_at = None
+    db.session.commit()
+    h.do(risk.train, actor="coach@example.com")
+    h.clock.set(at(2026, 1, 3, 13))
+    h.do(review.open_deliverable, client, 4)
+    set_password()
+    web = browser(h.app)
+    assert log_in(web).status_code == 302
+    _, token = issue(db.session, db.session.scalar(select(Admin)), "risk", h.clock.now())
+    db.session.commit()
+    s = RiskSurfaces(h, Panel(web), token, client)
+    # Before the check-in: every surface shows the kept score, and the page and the API foretell
+    # the check-in on it, in the words the log would keep.
+    before = s.agree()
+    assert (before["probability"], before["scored_at"]) == (0.0262, "2026-01-03T12:00:00+00:00")
+    assert not before["at_risk"]
+    [expected] = [e for e in s.api()["expected"] if e["name"] == "At-risk check-in to client (M5)"]
+    assert s.foretold() == expected["text"]
+    assert expected["text"] == (
+        "on the latest risk score, will be skipped because the client is not at risk: "
+        "2% likely to run more than 7 days late (at risk from 35%)"
+    )
+    # Its moment: the check-in scores the client again (M4 opened yesterday, at last: this
+    # account's model learned that the clients who run late visited the portal lately), decides
+    # on that score (at risk now: sent), and every surface shows the very score that decided,
+    # scored then.
+    h.run_until(at(2026, 1, 4, 9))
+    after = s.agree()
+    assert after["scored_at"] == "2026-01-04T09:00:00+00:00" and after["at_risk"]
+    said = rules.percent(after["probability"])
+    [log] = db.session.scalars(
+        select(AutomationLog).where(
+            AutomationLog.client_id == client.id,
+            AutomationLog.template == CHECKIN.value,
+            AutomationLog.month == 5,
+        )
+    )
+    assert (log.status, log.detail) == (
+        "COMPLETED",
+        f"the client is at risk: {said}% likely to run more than 7 days late (at risk from 35%; "
+        f"why: {', '.join(after['reasons'])})",
+    )
+    assert client.email in {m["To"] for m in inbox.messages}
+    assert "At-risk check-in to client (M5)" not in [e["name"] for e in s.api()["expected"]]

@@ -19,10 +19,9 @@ from scheduler import lookups
 from scheduler.clock import ManualClock
 from scheduler.models import Admin, Client
 from scheduler.vocab import STATUS_LABELS, ClientStatus
-from tests.harness import Harness, ScriptedGenerator, Transport
-from tests.panel_helpers import LONG_SESSIONS, Panel, browser, log_in, set_password
-from tests.test_mail import Inbox, free_port
-from web import create_app
+from tests.harness import Harness
+from tests.mailbox import Inbox, mailed
+from tests.panel_helpers import Panel, browser, log_in, set_password
 from web.api.tokens import issue
 from web.extensions import db
 
@@ -31,17 +30,6 @@ GRACE = timedelta(minutes=2)
 
 def at(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
 
 
 class Surfaces:
@@ -124,30 +112,9 @@ class Surfaces:
 def surfaces(database_url, smtp) -> Any:
     port, inbox = smtp
     clock = ManualClock(at(2026, 1, 1))
-    transport = Transport()
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": None,
-            "SEND_HOUR": 9,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": port,
-            "MAIL_SUPPRESS_SEND": False,
-            "MAIL_DEFAULT_SENDER": "Journey <journey@coach.example>",
-            "MAIL_TIMEOUT_SECONDS": 5,
-            "ACTION_EMAIL_GRACE_SECONDS": int(GRACE.total_seconds()),
-            **LONG_SESSIONS,
-        },
-        clock=clock,
-        dispatcher=transport,
-        generator=ScriptedGenerator(),
-    )
-    app.extensions["journey"].horizon = timedelta(days=3650)
-    with app.app_context():
-        if database_url.startswith("sqlite"):
-            db.create_all()
-        h = Harness(app, clock, transport, None, app.extensions["journey"].generator)  # type: ignore[arg-type]
-        h.add_admin("coach@example.com")
+    grace = {"ACTION_EMAIL_GRACE_SECONDS": int(GRACE.total_seconds())}
+    with mailed(database_url, port, clock, **grace) as h:
+        app = h.app
         set_password()
         web = browser(app)
         assert log_in(web).status_code == 302
@@ -156,8 +123,6 @@ def surfaces(database_url, smtp) -> Any:
         db.session.commit()
         client = h.enroll(date(2026, 1, 5), "America/New_York")
         yield Surfaces(h, inbox, Panel(web), token, client)
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_a_hold_with_an_end_date_and_an_approval_during_it(surfaces):

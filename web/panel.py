@@ -32,6 +32,7 @@ from scheduler import (
     emails,
     enrollment,
     errors,
+    funnel,
     imports,
     inputs,
     lookups,
@@ -42,8 +43,10 @@ from scheduler import (
     progress,
     review,
     risk,
+    rules,
     timeline,
 )
+from scheduler import dashboard as dashboard_counts
 from scheduler.engine import Context
 from scheduler.models import Admin, Automation, Client, fits_id
 from scheduler.vocab import (
@@ -105,6 +108,13 @@ def when(instant: datetime | None, zone: str | ZoneInfo, style: str = "%a %d %b 
     )
 
 
+@bp.app_template_filter("percent")
+def percent(share: float) -> int:
+    """A probability as the engine words it (`rules.percent`: never rounded up across the
+    at-risk threshold), so that the panel says what the log says."""
+    return rules.percent(share)
+
+
 @bp.app_context_processor
 def vocabulary() -> dict[str, Any]:
     """The words people read, the same on every page (codes stay in URLs and the API)."""
@@ -159,7 +169,7 @@ def clients() -> Any:
         **cursor(request.args),
     )
     context = {
-        "risks": risk.risks_of(ctx, [row.id for row in page.rows]),
+        "risks": risk.kept_scores(ctx, [row.id for row in page.rows]),
         "at_risk": at_risk,
         "page": page,
         "q": q,
@@ -299,7 +309,7 @@ def journey_view(client: Client, **extra: Any) -> dict[str, Any]:
         "types": [t for t in AutomationType if t is not AutomationType.UPDATE_STATUS],
         "coach": db.session.get(Admin, client.coach_id) if client.coach_id else None,
         "today": today,
-        "risk": risk.risk_of(ctx, client.id),
+        "risk": line.risk,
         "coaches": coaches(),
         "changes": audit.changes(ctx, client, 50),
         "shown": audit.shown,
@@ -906,11 +916,11 @@ def decide(client_id: int, month: int, verb: str) -> Any:
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
-    board = overview.kept_dashboard(journey_context(), admin_zone())
+    board = dashboard_counts.kept(journey_context(), admin_zone())
     db.session.commit()  # numbers counted here are kept for the next pages
     top = max([n for _, n, _ in board.daily] + [1])
     return render_template(
-        "panel/dashboard.html", board=board, top=top, every=overview.DASHBOARD_SECONDS
+        "panel/dashboard.html", board=board, top=top, every=dashboard_counts.SECONDS
     )
 
 
@@ -992,7 +1002,7 @@ def metrics_page() -> Any:
     ctx = journey_context()
     where = metrics_scope()
     measures = metrics.measure_all(ctx, where)
-    db.session.commit()  # the whole days counted for the first time are kept
+    db.session.commit()  # what was counted here (spans of the log, states) is kept
     groups: dict[str, list[metrics.Measure]] = {}
     for measure in measures:  # in the specification's order
         groups.setdefault(measure.metric.group, []).append(measure)
@@ -1014,9 +1024,12 @@ def metrics_funnel() -> Any:
     """Each month's funnel: generated, approved, delivered, opened, with the median times."""
     ctx = journey_context()
     where = metrics_scope()
+    found = funnel.funnel(ctx, where)
+    db.session.commit()  # a funnel counted here is kept for the next pages
     return render_template(
         "panel/metrics_funnel.html",
-        funnel=metrics.funnel(ctx, where),
+        funnel=found,
+        snapshot_seconds=metrics.SNAPSHOT_SECONDS,
         where=where,
         coaches=metrics.coach_names(ctx),
         windows=metrics.WINDOWS,
@@ -1033,6 +1046,7 @@ def metric_rows(code: str) -> Any:
     chosen = metrics.BY_CODE[code]
     where = metrics_scope()
     page = metrics.rows(ctx, chosen, where, parse_int(request.args.get("page"), "page") or 1)
+    db.session.commit()  # what was counted here is kept
     return render_template(
         "panel/metric_rows.html",
         metric=chosen,

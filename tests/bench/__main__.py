@@ -1,6 +1,7 @@
 """`make bench`: Journey Engine against real PostgreSQL and Redis, printed as a table.
 
-    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages,program] [--clients 100000]
+    python -m tests.bench [--steps ceilings,enroll,sweep,engine,pages,program,metrics,risk]
+        [--clients 100000]
 
 Steps:
 - ceilings: what this machine allows, measured now: Dramatiq moving no-op messages with the
@@ -12,7 +13,10 @@ Steps:
   throughput on a 10,000-automation wave (with its ratio to the no-op ceiling);
 - pages: the admin panel's pages with 100,000 clients;
 - program: the impact preview of a program edit with 10,000 clients in flight, and its publish;
-- metrics: the success metrics' pages with 100,000 clients and a year of history.
+- metrics: the success metrics with 100,000 clients and a year of history: the worker's counting
+  ahead, and every variant of their pages;
+- risk: the daily refresh of every client's risk score with 10,000 clients with history, and
+  the refresh an at-risk check-in batch makes.
 Needs PostgreSQL at BENCH_POSTGRES_URL (default 127.0.0.1:5432, database `test`) and a
 `redis-server` binary.
 """
@@ -48,7 +52,7 @@ from tests.bench.common import (
 from web import journey_context
 from web.extensions import db
 
-STEPS = ("ceilings", "enroll", "sweep", "engine", "pages", "program", "metrics")
+STEPS = ("ceilings", "enroll", "sweep", "engine", "pages", "program", "metrics", "risk")
 PROCESSES, THREADS = 2, 4
 
 
@@ -234,14 +238,15 @@ def bench_program(clients: int) -> None:
 def bench_metrics(clients: int) -> None:
     from tests.bench.metrics import bench_metrics as measured
 
-    for name, p50, p95 in measured(clients):
-        first = name.startswith("first request")
-        row(
-            f"{name}, {clients:,} clients, a year of history",
-            f"{p50:.0f} ms" if first else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
-            "" if first else "< 300 ms",
-            "once per window: later requests read the kept days" if first else "logged in",
-        )
+    for cells in measured(clients):
+        row(*cells)
+
+
+def bench_risk(clients: int) -> None:
+    from tests.bench.risk import bench_risk as measured
+
+    for cells in measured(clients):
+        row(*cells)
 
 
 def main() -> int:
@@ -273,6 +278,8 @@ def main() -> int:
         bench_program(args.small)
     if "metrics" in steps:
         bench_metrics(args.clients)
+    if "risk" in steps:
+        bench_risk(args.small)
     print("\n" + table())
     return 0
 

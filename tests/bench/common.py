@@ -128,12 +128,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def time_page(web: Any, path: str, runs: int) -> tuple[float, float]:
+def time_page(
+    web: Any, path: str, runs: int, headers: dict[str, str] | None = None
+) -> tuple[float, float]:
     """p50 and p95 in milliseconds of `runs` GETs of `path` (after two that warm the caches)."""
     times = []
     for _ in range(runs + 2):
         started = time.perf_counter()
-        answer = web.get(path)
+        answer = web.get(path, headers=headers or {})
         times.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200, (path, answer.status_code)
     times = sorted(times[2:])

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response
 
-from scheduler import metrics
+from scheduler import funnel, metrics
 from web.api import bp, ctx, inputs, reply
 from web.api import serialize as out
 from web.api.errors import ApiError
@@ -68,8 +68,8 @@ def measured(found: metrics.Measure) -> dict[str, Any]:
 def all_metrics() -> Response:
     where = scope(inputs.query())
     found = metrics.measure_all(ctx(), where)
-    funnel = metrics.funnel(ctx(), where)
-    db.session.commit()  # the whole days counted for the first time are kept
+    months = funnel.funnel(ctx(), where)
+    db.session.commit()  # what was counted here (spans of the log, states) is kept
     return reply(
         {
             "scope": where.link(),
@@ -87,8 +87,9 @@ def all_metrics() -> Response:
                         "to_opened": f.opened.median_hours,
                     },
                 }
-                for f in funnel
+                for f in months.months
             ],
+            "funnel_counted_at": out.instant(months.counted_at),
         }
     )
 
@@ -100,6 +101,7 @@ def metric_rows(code: str) -> Response:
         raise ApiError(404, f"no metric {code!r}")
     m = metrics.BY_CODE[code]
     page = metrics.rows(ctx(), m, scope(args), limit=args["limit"], offset=args["offset"])
+    db.session.commit()  # what was counted here is kept
     items = [
         {
             "id": r.id,

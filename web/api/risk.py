@@ -40,14 +40,7 @@ def described() -> dict[str, Any]:
             ],
         },
         "at_risk": [
-            {
-                "client_id": c.id,
-                "name": c.name,
-                "month": r.month,
-                "probability": r.probability,
-                "reasons": list(r.reasons),
-            }
-            for r, c in risk.at_risk(ctx())
+            {"client_id": c.id, "name": c.name} | out.risk(r) for r, c in risk.at_risk(ctx())
         ],
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from scheduler import abtests, timeline
+from scheduler import abtests, rules, timeline
 from scheduler.communications import Communication
 from scheduler.models import Automation, AutomationLog, Client, Deliverable, Hold
 from scheduler.outcomes import Expected
@@ -156,6 +156,18 @@ def expected(e: Expected) -> dict[str, Any]:
     }
 
 
+def risk(r: rules.Risk) -> dict[str, Any]:
+    """A client's kept risk score (`scheduler.risk.kept_scores`)."""
+    return {
+        "probability": r.probability,
+        "at_risk": r.at_risk,
+        "threshold": r.threshold,
+        "month": r.month,
+        "reasons": list(r.reasons),
+        "scored_at": instant(r.scored_at),
+    }
+
+
 def timeline_json(
     t: timeline.Timeline,
     progress: dict[int, Generation],
@@ -186,6 +198,7 @@ def timeline_json(
         "expected": [expected(e) for e in expectations],
         "holds": [hold(h) for h in t.holds],
         "history": [log_entry(e) for e in t.history],
+        "risk": risk(t.risk) if t.risk is not None else None,
     }
 
 

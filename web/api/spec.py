@@ -96,6 +96,16 @@ def listing(item: str) -> dict[str, Any]:
 
 def schemas(program: Program) -> dict[str, Any]:
     month = {"type": "integer", "minimum": 1, "maximum": program.length}
+    # A client's kept risk score (`scheduler.risk.kept_scores`), as `serialize.risk` writes it.
+    share = {"type": "number", "minimum": 0, "maximum": 1}
+    score = {
+        "probability": share,
+        "at_risk": {"type": "boolean"},
+        "threshold": share,
+        "month": month,
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "scored_at": INSTANT,
+    }
     templates = [t.value for t in Template]
     onboarding = {
         "type": "object",
@@ -467,7 +477,16 @@ def schemas(program: Program) -> dict[str, Any]:
                 },
                 "holds": {"type": "array", "items": ref("Hold")},
                 "history": {"type": "array", "items": ref("LogEntry")},
+                "risk": nullable(ref("RiskScore")),
             }
+        ),
+        "RiskScore": obj(
+            score,
+            description="The client's kept risk score: how likely the latest risk model found "
+            "them, when `scored_at`, to be more than 7 days late at the milestone of `month`; "
+            "at risk from `threshold` on. Refreshed for every client daily, after each "
+            "training, and for a client when their at-risk check-in runs (which decides on "
+            "it). Null: not scored (no model yet, or not an active client with a month ahead).",
         ),
         "Counts": obj(
             {
@@ -492,6 +511,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 ),
                 "metrics": {"type": "array", "items": ref("Metric")},
                 "funnel": {"type": "array", "items": ref("FunnelMonth")},
+                "funnel_counted_at": INSTANT,
             }
         ),
         "Metric": obj(
@@ -609,15 +629,7 @@ def schemas(program: Program) -> dict[str, Any]:
                 ),
                 "at_risk": {
                     "type": "array",
-                    "items": obj(
-                        {
-                            "client_id": ID,
-                            "name": {"type": "string"},
-                            "month": month,
-                            "probability": {"type": "number", "minimum": 0, "maximum": 1},
-                            "reasons": {"type": "array", "items": {"type": "string"}},
-                        }
-                    ),
+                    "items": obj({"client_id": ID, "name": {"type": "string"}, **score}),
                 },
             }
         ),
@@ -1488,7 +1500,8 @@ def paths(program: Program) -> dict[str, Any]:
                 params=metric_scope,
                 description="Each success metric of the specification with its definition, "
                 "target, value, trend, and values per coach and per program month; and the "
-                "funnel of each month. Window: the last 7, 30 or 90 UTC days (default 30), "
+                "funnel of each month (a state counted at most 5 minutes before: "
+                "`funnel_counted_at`). Window: the last 7, 30 or 90 UTC days (default 30), "
                 "or a cohort: clients who started in one month.",
             ),
         },
@@ -1519,9 +1532,10 @@ def paths(program: Program) -> dict[str, Any]:
                 "Admin",
                 responses("200", "Risk"),
                 description="The clients-at-risk model (a logistic regression fitted on the "
-                "account's history: each feature with its weight) and the active clients it "
-                "found at risk of being more than 7 days late at their next milestone, with "
-                "their reasons. `model` is null until it has been trained.",
+                "account's history: each feature with its weight) and the active clients whose "
+                "kept score (see `RiskScore`) finds them at risk of being more than 7 days late "
+                "at their next milestone, with their reasons and when they were scored. `model` "
+                "is null until it has been trained.",
             ),
         },
         "/api/admin/risk/train": {

@@ -27,7 +27,7 @@ from scheduler.progress import generation_progress
 from scheduler.vocab import AutomationStatus, ClientStatus, status_label
 from web import journey_context
 from web.api import serialize
-from web.cli.common import DATE, commit, describe, friendly
+from web.cli.common import DATE, commit, describe, friendly, risk_words
 from web.extensions import db
 
 
@@ -233,6 +233,8 @@ def timeline_cmd(client: str, as_json: bool) -> None:
         f"current month M{t.current}  ·  {t.done}/{len(t.months)} months done ({t.percent}%)"
         f"  ·  {c.held_days} day(s) on hold so far"
     )
+    if t.risk is not None:
+        click.echo(f"risk score: {risk_words(t.risk)}")
     click.echo("")
     for m in t.months:
         opened = "  (opened)" if m.opened else ""

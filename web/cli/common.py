@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from scheduler import errors, inputs
+from scheduler import errors, inputs, rules
 from scheduler.models import Automation
 from web import journey_context
 from web.extensions import db
@@ -76,3 +76,15 @@ def describe(a: Automation) -> str:
     month = f" M{a.month}" if a.month else ""
     template = f" {a.template}" if a.template else ""
     return f"{a.type}{month}{template}"
+
+
+def risk_words(r: rules.Risk) -> str:
+    """A kept risk score on one line: the month, the probability as the engine words it, the
+    threshold, when it was scored, and why."""
+    assert r.probability is not None and r.scored_at is not None
+    reasons = f"  {'; '.join(r.reasons)}" if r.reasons else ""
+    return (
+        f"M{r.month}  {rules.percent(r.probability)}%{' at risk' if r.at_risk else ''}"
+        f"  (at risk from {rules.percent(r.threshold)}%; scored {r.scored_at:%Y-%m-%d %H:%M} UTC)"
+        f"{reasons}"
+    )

@@ -8,9 +8,9 @@ import json
 import click
 from flask.cli import with_appcontext
 
-from scheduler import metrics
+from scheduler import metrics, precount
 from web import journey_context
-from web.cli.common import friendly
+from web.cli.common import friendly, risk_words
 from web.extensions import db
 
 
@@ -21,11 +21,27 @@ from web.extensions import db
 @click.option("--month", default="", help="Only this month of the program.")
 @click.option("--rows", "code", default="", help="List the rows behind this metric (its code).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Instead: count ahead now what the workers count every minute (the log's past days "
+    "and hours, the clients' states, the funnels), however long the history takes.",
+)
 @with_appcontext
 @friendly
-def metrics_cmd(window: str, cohort: str, coach: str, month: str, code: str, as_json: bool) -> None:
+def metrics_cmd(
+    window: str, cohort: str, coach: str, month: str, code: str, as_json: bool, keep: bool
+) -> None:
     """The success metrics of the specification: value, target and definition of each."""
     ctx = journey_context()
+    if keep:
+        kept = precount.keep(ctx, budget=float("inf"))
+        click.echo(
+            f"{kept.spans} spans of the log counted ({kept.rechecked} again), "
+            f"{kept.states} states, in {kept.seconds:.1f} s"
+            + ("" if not kept.busy else "; another process is counting: try again later")
+        )
+        return
     where = metrics.scope(
         window=window if not cohort else "",
         cohort=cohort,
@@ -43,7 +59,7 @@ def metrics_cmd(window: str, cohort: str, coach: str, month: str, code: str, as_
             click.echo(f"  {when}  {r.client}  M{r.month or '-'}  {r.status}  {mark}")
         return
     found = metrics.measure_all(ctx, where)
-    db.session.commit()  # the whole days counted for the first time are kept
+    db.session.commit()  # what was counted here (spans of the log, states) is kept
     if as_json:
         click.echo(
             json.dumps(
@@ -106,8 +122,22 @@ def risk_print(kept: object) -> None:
     at = risk.at_risk(journey_context())
     click.echo(f"{len(at)} clients at risk")
     for r, c in at:
-        reasons = "; ".join(r.reasons)
-        click.echo(f"  {c.name} <{c.email}>  M{r.month}  {r.probability:.0%}  {reasons}")
+        click.echo(f"  {c.name} <{c.email}>  {risk_words(r)}")
+
+
+@risk_group.command("refresh")
+@with_appcontext
+@friendly
+def risk_refresh() -> None:
+    """Score every active client again with the latest model (what the daily job does)."""
+    from scheduler import risk
+
+    ctx = journey_context()
+    scored = risk.refresh(ctx)
+    ctx.commit()
+    click.echo(
+        f"{scored} clients scored" if risk.latest(ctx) else "no model yet: journey risk train"
+    )
 
 
 @risk_group.command("show")

@@ -73,7 +73,7 @@ def serve_cmd(host: str, port: int | None) -> None:
         embedded = Embedded(float(app.config["SWEEP_INTERVAL_SECONDS"]))
         embedded.start()
     else:
-        click.echo("REDIS_URL is set: run `dramatiq web.worker` and `periodiq web.worker` too")
+        click.echo("REDIS_URL is set: run `dramatiq web.worker` and `periodiq web.periodic` too")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:

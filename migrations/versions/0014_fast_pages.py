@@ -3,11 +3,11 @@ rule finds the overdue clients through it), the overdue clients, the clients on 
 clients list's order indexed, the log's indexes in its order and its rows by a person indexed,
 the due index carrying what pending automations are counted by, the dashboard's numbers kept
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-30 09:00:00
 
-Expand only: a new table; a column with a server default (the previous release's inserts leave
+Expand only: a column with a server default (the previous release's inserts leave
 it out; a month its processes approve during the deploy is not marked done, which only makes
 that client a candidate the status rule checks against the deliverables); indexes, those of the
 big tables built without blocking their writes: the log's two in time order gain the id (ties
@@ -18,10 +18,9 @@ the clients' rows in automations and the log, ten times larger.
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -41,7 +40,6 @@ OVERDUE_FROM = (
     "(start_date + held_days + 30 * (current_month + current_month_done::integer - 1) + 8)"
 )
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 LOG_INDEXES = [
     ("ix_automation_logs_at_id", ["at", "id"], None),
     ("ix_automation_logs_status_at_id", ["status", "at", "id"], None),
@@ -50,14 +48,6 @@ LOG_INDEXES = [
 
 
 def upgrade():
-    op.create_table(
-        "dashboard_counts",
-        sa.Column("zone", sa.String(length=64), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("numbers", JSON, nullable=False),
-        sa.PrimaryKeyConstraint("zone", name="pk_dashboard_counts"),
-    )
     with op.batch_alter_table("clients") as batch:
         batch.add_column(
             sa.Column("current_month_done", sa.Boolean(), server_default="0", nullable=False)
@@ -131,4 +121,3 @@ def downgrade():
         op.drop_index("ix_clients_name", "clients")
     with op.batch_alter_table("clients") as batch:
         batch.drop_column("current_month_done")
-    op.drop_table("dashboard_counts")
