@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request, stream_with_context, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from scheduler import (
     communications,
@@ -42,12 +42,11 @@ def list_clients() -> Response:
     query = select(Client)
     wanted = args.get("status")
     if wanted:
-        context = ctx()
-        state = overview.status_sql(db.session.get_bind().dialect.name, context.now().date())
-        if wanted == "active":
-            query = query.where(state.in_([ClientStatus.ON_TRACK, ClientStatus.OVERDUE]))
-        else:
-            query = query.where(state == wanted)
+        dialect, today = db.session.get_bind().dialect.name, ctx().now().date()
+        kinds = [ClientStatus.ON_TRACK, ClientStatus.OVERDUE] if wanted == "active" else [wanted]
+        query = query.where(
+            or_(*(overview.status_is(dialect, today, ClientStatus(k)) for k in kinds))
+        )
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.session.scalars(
         query.order_by(Client.id).limit(args["limit"]).offset(args["offset"])
